@@ -1,0 +1,132 @@
+"""`create_app(settings)` builds the whole application; tests call it directly.
+
+Every shared object is a typed AppKey (web/appkeys.py) and every resource opens and closes in
+a cleanup context, in dependency order: Redis pool, event log, bus, hub, presence.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core.broadcasts import BroadcastService
+from core.events import EventLog
+from web import api_auth, api_broadcasts, pages
+from web.appkeys import (
+    BROADCASTS,
+    BUS,
+    EVENT_LOG,
+    HUB,
+    METRICS,
+    PRESENCE,
+    REDIS,
+    SESSIONS,
+    SETTINGS,
+    SIGNER,
+    SNAPSHOT_PARTS,
+    WS_ACTIONS,
+    WS_IP_COUNTS,
+)
+from web.auth import Sessions, Signer
+from web.bus import Bus
+from web.errors import error_middleware
+from web.hub import Hub
+from web.metrics import Metrics
+from web.presence import Presence
+from web.security import headers_middleware, origin_middleware, viewer_cookie_middleware
+from web.settings import Settings
+from web.snapshot import make_snapshot
+from web.ws import host_socket, viewer_socket
+
+
+def redis_client(url: str) -> Redis:
+    """A pooled client that fails fast (so requests get 503 quickly) and retries briefly."""
+    return Redis.from_url(
+        url,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=0,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionRefusedError],
+        max_connections=200,
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    if not settings.redis_url:
+        raise ValueError("create_app needs settings.redis_url (the CLI starts one if absent)")
+    app = web.Application(
+        middlewares=[
+            headers_middleware,
+            error_middleware,
+            origin_middleware,
+            viewer_cookie_middleware,
+        ],
+        client_max_size=settings.max_upload_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[SIGNER] = Signer(_secret(settings))
+    app[SNAPSHOT_PARTS] = []
+    app[WS_ACTIONS] = {}
+    app[WS_IP_COUNTS] = {}
+    app[pages.JINJA] = pages.make_env()
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_bus_ctx)
+
+    app.router.add_routes(api_auth.routes)
+    app.router.add_routes(api_broadcasts.routes)
+    app.router.add_routes(pages.routes)
+    app.router.add_get("/ws/b/{bid}", viewer_socket)
+    app.router.add_get("/ws/host/b/{bid}", host_socket)
+    app.router.add_static("/static/", pages.STATIC, append_version=True)
+    return app
+
+
+def _secret(settings: Settings) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    from web.embedded_redis import ensure_secret
+
+    return ensure_secret(settings.data_path).encode()
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = redis_client(settings.redis_url)
+    app[REDIS] = redis
+    log = EventLog(redis, maxlen=settings.event_history)
+    app[EVENT_LOG] = log
+    app[BROADCASTS] = BroadcastService(redis, log)
+    app[SESSIONS] = Sessions(redis, app[SIGNER], settings)
+    yield
+    await redis.aclose()
+
+
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    process = settings.process_name or f"{socket.gethostname()}:{os.getpid()}:{id(app):x}"
+    hub = Hub(app[EVENT_LOG], metrics, snapshot=None)  # type: ignore[arg-type]
+    bus = Bus(settings.redis_url, hub.deliver, metrics, on_resubscribed=hub.resync_all)
+    hub.bus = bus
+    presence = Presence(app[REDIS], hub, process, settings.presence_interval)
+    hub.snapshot = make_snapshot(app, presence)
+    app[HUB] = hub
+    app[BUS] = bus
+    app[PRESENCE] = presence
+    metrics.attach_event_log(app[EVENT_LOG])
+    await bus.start()
+    await presence.start()
+    yield
+    await hub.close_all()
+    await presence.close()
+    await bus.close()

@@ -1,0 +1,39 @@
+"""Every object the app shares, as a typed `web.AppKey`, declared here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from core.broadcasts import BroadcastService
+from core.events import EventLog
+from web.auth import Sessions, Signer
+from web.bus import Bus
+from web.hub import Hub
+from web.metrics import Metrics
+from web.settings import Settings
+
+# A snapshot part: (broadcast id, is_host) -> dict merged into the snapshot's data.
+SnapshotPart = Callable[[str, bool], Awaitable[dict[str, Any]]]
+# A WebSocket action handler: (context, data) -> reply data or None.
+WsAction = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+EVENT_LOG = web.AppKey("event_log", EventLog)
+BUS = web.AppKey("bus", Bus)
+HUB = web.AppKey("hub", Hub)
+METRICS = web.AppKey("metrics", Metrics)
+SIGNER = web.AppKey("signer", Signer)
+SESSIONS = web.AppKey("sessions", Sessions)
+BROADCASTS = web.AppKey("broadcasts", BroadcastService)
+SNAPSHOT_PARTS = web.AppKey("snapshot_parts", list[SnapshotPart])
+WS_ACTIONS = web.AppKey("ws_actions", dict[str, WsAction])
+
+from web.presence import Presence  # noqa: E402
+
+PRESENCE = web.AppKey("presence", Presence)
+WS_IP_COUNTS = web.AppKey("ws_ip_counts", dict[str, int])

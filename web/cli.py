@@ -1,0 +1,264 @@
+"""The `jobcast` command: serve, add-host, and the maintenance commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from aiohttp import web
+
+from web import logs
+from web.settings import Settings
+
+log = logging.getLogger("jobcast")
+CHILD_ENV = "JOBCAST_WORKER_SETTINGS"
+
+# Other packages add sub-commands here: name -> (help, add_arguments, run(settings, args)).
+EXTRA_COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
+] = {}
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+async def _run_worker(
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    on_ready: Callable[[web.Application], object] | None = None,
+) -> None:
+    from web.app import create_app
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if on_ready is not None:
+        res = on_ready(app)
+        if asyncio.iscoroutine(res):
+            await res
+    log.info("worker ready", extra={"pid": os.getpid(), "port": settings.port})
+    await stop.wait()
+    await runner.cleanup()
+
+
+def _worker_main() -> int:
+    settings = Settings(**json.loads(os.environ[CHILD_ENV]))
+    logs.setup(settings.log_level, settings.log_json)
+    _install_uvloop()
+    asyncio.run(_run_worker(settings, reuse_port=True))
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    from web.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
+
+    logs.setup(settings.log_level, settings.log_json)
+    data = settings.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(data, settings.redis_server)
+        try:
+            url = embedded.start()
+        except EmbeddedRedisError as e:
+            print(f"jobcast: {e}", file=sys.stderr)
+            return 2
+        settings = settings.with_(redis_url=url)
+        log.info("embedded redis started", extra={"url": url})
+    if not settings.secret_key:
+        settings = settings.with_(secret_key=ensure_secret(data))
+    try:
+        if settings.demo:
+            asyncio.run(_seed_demo(settings))
+        if settings.workers <= 1:
+            _install_uvloop()
+            asyncio.run(_run_worker(settings, reuse_port=False))
+        else:
+            _supervise(settings)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _supervise(settings: Settings) -> None:
+    """Run N workers on one port; restart any that dies; stop them all on a signal."""
+    env = dict(os.environ)
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def spawn(i: int) -> None:
+        s = settings.with_(process_name=f"{os.uname().nodename}:w{i}:{os.getpid()}")
+        env[CHILD_ENV] = json.dumps(asdict(s))
+        procs[i] = subprocess.Popen([sys.executable, "-m", "web.cli", "_worker"], env=env)
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for i in range(settings.workers):
+        spawn(i)
+    log.info("workers started", extra={"workers": settings.workers, "port": settings.port})
+    while not stopping:
+        time.sleep(0.2)
+        for i, p in list(procs.items()):
+            if p.poll() is not None and not stopping:
+                log.warning("worker exited; restarting", extra={"worker": i, "code": p.returncode})
+                time.sleep(0.5)
+                spawn(i)
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs.values():
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+async def _seed_demo(settings: Settings) -> None:
+    from web.demo import seed
+
+    info = await seed(settings)
+    base = settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+    print("", file=sys.stderr)
+    print("Jobcast demo is ready:", file=sys.stderr)
+    print(f"  viewer page:  {base}/b/{info['broadcast_id']}", file=sys.stderr)
+    print(f"  host console: {base}/host/", file=sys.stderr)
+    print(f"  host login:   {info['username']} / {info['password']}", file=sys.stderr)
+    print("", file=sys.stderr)
+    sys.stderr.flush()
+
+
+# -- add-host ----------------------------------------------------------------------------------
+
+
+def add_host(settings: Settings, username: str, role: str, password_stdin: bool) -> int:
+    from web.auth import add_user
+    from web.embedded_redis import EmbeddedRedis
+
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("jobcast: passwords differ", file=sys.stderr)
+            return 2
+    return _with_redis(
+        settings,
+        lambda r: add_user(r, username, password, role),  # type: ignore[arg-type]
+        EmbeddedRedis,
+        done=f"{role} {username!r} saved",
+    )
+
+
+def _with_redis(settings: Settings, fn, embedded_cls, done: str) -> int:
+    """Run `fn(redis)` against the configured Redis, starting the embedded one if needed."""
+    from core.errors import JobcastError
+    from web.app import redis_client
+
+    embedded = None
+    url = settings.redis_url
+    if not url:
+        embedded = embedded_cls(settings.data_path, settings.redis_server)
+        url = embedded.start()
+
+    async def run() -> object:
+        r = redis_client(url)
+        try:
+            return await fn(r)
+        finally:
+            await r.aclose()
+
+    try:
+        result = asyncio.run(run())
+    except JobcastError as e:
+        print(f"jobcast: {e.message} {e.fields or ''}".strip(), file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(done if result is None else f"{done}: {result}")
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jobcast", description="Jobcast livestream recruitment")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the service")
+    Settings.add_arguments(s)
+    a = sub.add_parser("add-host", help="create or reset a host or moderator account")
+    a.add_argument("username")
+    a.add_argument("--role", choices=["host", "moderator"], default="host")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
+    a.add_argument("--redis-url", default=None, help="Redis URL")
+    for name, (help_, add_args, _run) in EXTRA_COMMANDS.items():
+        e = sub.add_parser(name, help=help_)
+        e.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
+        e.add_argument("--redis-url", default=None, help="Redis URL")
+        add_args(e)
+    sub.add_parser("_worker", help=argparse.SUPPRESS)
+    return p
+
+
+def _load_extensions() -> None:
+    """Packages that add commands register them on import."""
+    for mod in ("openings.commands",):
+        try:
+            __import__(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_extensions()
+    args = build_parser().parse_args(argv)
+    if args.command == "_worker":
+        return _worker_main()
+    overrides = {
+        k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__ and v is not None
+    }
+    settings = Settings.from_env(**overrides)
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "add-host":
+        return add_host(settings, args.username, args.role, args.password_stdin)
+    _help, _add, run = EXTRA_COMMANDS[args.command]
+    logs.setup(settings.log_level, settings.log_json)
+    return run(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

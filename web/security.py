@@ -1,0 +1,70 @@
+"""Middlewares that apply to every request: Origin checks, the viewer cookie, security headers."""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+
+from web import auth
+from web.appkeys import SETTINGS, SIGNER
+from web.errors import error_response
+from web.requests import UNSAFE, mark_new_viewer
+
+# WHIP/WHEP are called cross-origin by design (OBS, other pages) and authenticate with a
+# bearer stream key or not at all, so no cookie can be abused there.
+CORS_OPEN_PREFIXES = ("/whip/", "/whep/")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@web.middleware
+async def origin_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Refuse cross-site writes and cross-site WebSocket handshakes (CSWSH)."""
+    is_ws = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+    if (request.method in UNSAFE or is_ws) and not request.path.startswith(CORS_OPEN_PREFIXES):
+        if not auth.origin_allowed(request, request.app[SETTINGS]):
+            return error_response(403, "bad_origin", "cross-site request refused")
+    return await handler(request)
+
+
+@web.middleware
+async def viewer_cookie_middleware(
+    request: web.Request, handler: web.Handler
+) -> web.StreamResponse:
+    """Give every browser a signed viewer id on its first page or API visit."""
+    signer = request.app[SIGNER]
+    minted = None
+    if auth.viewer_id(request, signer) is None and not request.path.startswith(
+        ("/static/", "/metrics", "/healthz", "/whip/")
+    ):
+        minted = auth.new_viewer_id()
+        mark_new_viewer(request, minted)
+    response = await handler(request)
+    if minted is not None and not response.prepared:
+        auth.set_viewer_cookie(request, response, signer, minted, request.app[SETTINGS])
+    return response
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        response = e
+    if not response.prepared:
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault(
+            "Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)"
+        )
+        if request.path.startswith("/api/"):
+            h.setdefault("Cache-Control", "no-store")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response

@@ -1,0 +1,137 @@
+"""Settings: one frozen dataclass. Each field reads `JOBCAST_<NAME>` from the environment and
+`--name` from the command line (the flag wins); its metadata carries the help line that both
+`jobcast serve --help` and docs/configuration.md show."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _opt(default: Any, help: str, *, cli: bool = True) -> Any:
+    return field(default=default, metadata={"help": help, "cli": cli})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(8080, "TCP port to listen on")
+    data_dir: str = _opt("./data", "directory for the embedded Redis, secrets and recordings")
+    redis_url: str = _opt(
+        "", "Redis URL (redis://, rediss:// or unix://); empty starts an embedded redis-server"
+    )
+    redis_server: str = _opt("redis-server", "redis-server binary for the embedded Redis")
+    workers: int = _opt(1, "worker processes sharing the port (SO_REUSEPORT)")
+    demo: bool = _opt(False, "seed a demo broadcast with sample openings and a demo host")
+    secret_key: str = _opt(
+        "", "key that signs cookies; empty reads or creates DATA_DIR/secret.key", cli=False
+    )
+    allowed_origins: str = _opt(
+        "", "extra origins (comma-separated) allowed for cookie-authenticated requests"
+    )
+    public_url: str = _opt("", "the public base URL (for links and QR codes); empty: from Host")
+    cookie_secure: str = _opt(
+        "auto", "Secure cookies: auto (when the request came over TLS), always, never"
+    )
+    trust_proxy: bool = _opt(
+        False, "trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy"
+    )
+    max_body_bytes: int = _opt(64 * 1024, "largest JSON request body in bytes")
+    max_upload_bytes: int = _opt(2 * 1024 * 1024, "largest CSV upload in bytes")
+    ws_max_frame_bytes: int = _opt(8 * 1024, "largest WebSocket frame a client may send")
+    ws_queue_events: int = _opt(
+        512, "events queued for one viewer before it is dropped as too slow"
+    )
+    ws_messages_per_second: float = _opt(
+        5.0, "sustained WebSocket frames per second a client may send"
+    )
+    ws_burst: int = _opt(20, "WebSocket frames a client may send in a burst")
+    ws_connections_per_ip: int = _opt(
+        500, "WebSocket connections one IP may hold on one process (halls share one IP)"
+    )
+    ws_heartbeat: float = _opt(30.0, "seconds between WebSocket pings")
+    event_history: int = _opt(2000, "events kept per broadcast for reconnect replay")
+    presence_interval: float = _opt(2.0, "seconds between viewer-count updates")
+    session_ttl: int = _opt(12 * 3600, "seconds a host login lasts")
+    log_level: str = _opt("info", "log level: debug, info, warning, error")
+    log_json: bool = _opt(True, "log one JSON object per line")
+    process_name: str = _opt("", "name of this process in presence and metrics", cli=False)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = "JOBCAST_" + f.name.upper()
+            if name in environ:
+                values[f.name] = _convert(f.type, environ[name], name)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for f in fields(cls):
+            if not f.metadata.get("cli", True):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if f.type in ("bool", bool):
+                parser.add_argument(
+                    flag,
+                    action=argparse.BooleanOptionalAction,
+                    default=None,
+                    help=f.metadata["help"],
+                )
+            else:
+                parser.add_argument(
+                    flag, default=None, type=_PARSERS[str(f.type)], help=f.metadata["help"]
+                )
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        overrides = {
+            f.name: getattr(args, f.name)
+            for f in fields(cls)
+            if getattr(args, f.name, None) is not None
+        }
+        return cls.from_env(environ, **overrides)
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+_PARSERS = {"str": str, "int": int, "float": float, "bool": _bool}
+
+
+def _convert(type_name: Any, raw: str, env_name: str) -> Any:
+    try:
+        return _PARSERS[str(type_name)](raw)
+    except ValueError as e:
+        raise SystemExit(f"{env_name}: {e}") from None
+
+
+def documented() -> list[tuple[str, str, Any, str]]:
+    """(field, env var, default, help) for every setting, for docs and their test."""
+    return [
+        (f.name, "JOBCAST_" + f.name.upper(), f.default, f.metadata["help"])
+        for f in fields(Settings)
+    ]

@@ -1,0 +1,290 @@
+"""The viewer socket `/ws/b/{id}` and the host console socket `/ws/host/b/{id}`.
+
+Protocol (docs/protocol.md): the server sends text frames, each a JSON array of events; the
+client sends one JSON object per frame, `{"type": ..., "id": ..., "data": {...}}`, and gets an
+`ack` or an `error` event carrying the same `id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from core.errors import Invalid, JobcastError, NotFound, RateLimited
+from core.events import parse_seq
+from core.text import clean
+from web import auth
+from web.appkeys import (
+    BROADCASTS,
+    HUB,
+    METRICS,
+    SETTINGS,
+    SIGNER,
+    WS_ACTIONS,
+    WS_IP_COUNTS,
+)
+from web.errors import REDIS_DOWN
+from web.hub import CLOSE_TOO_SLOW, Socket
+from web.requests import client_ip, host_user, viewer_id
+
+log = logging.getLogger("jobcast.ws")
+
+NAME_MAX = 24
+CLOSE_FLOOD = 4029
+CLOSE_POLICY = 4003
+
+
+@dataclass
+class WsContext:
+    """Who is on the other end of a socket; passed to every action handler."""
+
+    app: web.Application
+    bid: str
+    viewer_id: str
+    ip: str
+    user: auth.HostUser | None = None
+    name: str = ""
+    socket: Socket | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_host(self) -> bool:
+        return self.user is not None and self.user.is_host
+
+    @property
+    def is_staff(self) -> bool:
+        """Hosts and moderators."""
+        return self.user is not None
+
+
+class TokenBucket:
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """0 if a token was taken, else seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+def error_event(code: str, message: str, id_: Any = None, **extra: Any) -> bytes:
+    data = {"code": code, "message": message, **extra}
+    ev: dict[str, Any] = {"type": "error", "data": data}
+    if id_ is not None:
+        ev["id"] = id_
+    return orjson.dumps(ev)
+
+
+def _parse_since(request: web.Request) -> tuple[int, int] | None:
+    raw = request.query.get("since")
+    if not raw:
+        return None
+    try:
+        return parse_seq(raw)
+    except ValueError:
+        raise Invalid(
+            "since must be a seq like 1700000000000-0", fields={"since": "bad seq"}
+        ) from None
+
+
+async def viewer_socket(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, user=None)
+
+
+async def host_socket(request: web.Request) -> web.StreamResponse:
+    user = auth.require_role(await host_user(request), host_only=False)
+    return await _serve(request, user=user)
+
+
+async def _serve(request: web.Request, user: auth.HostUser | None) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    bid = request.match_info["bid"]
+    if not await app[BROADCASTS].exists(bid):
+        raise NotFound("no such broadcast", code="broadcast_not_found")
+    since = _parse_since(request)
+    ip = client_ip(request)
+    counts: dict[str, int] = app[WS_IP_COUNTS]
+    if counts.get(ip, 0) >= settings.ws_connections_per_ip:
+        raise RateLimited(
+            "too many connections from this address", code="too_many_connections", retry_after=10
+        )
+    vid = viewer_id(request)
+    minted = vid is None
+    if vid is None:
+        vid = auth.new_viewer_id()
+    name = clean(request.query.get("name", ""))[:NAME_MAX]
+
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat,
+        max_msg_size=settings.ws_max_frame_bytes,
+        compress=False,
+        autoping=True,
+    )
+    if minted:
+        auth.set_viewer_cookie(request, ws, app[SIGNER], vid, settings)
+    await ws.prepare(request)
+    counts[ip] = counts.get(ip, 0) + 1
+
+    sock = Socket(ws, bid, host=user is not None, queue_max=settings.ws_queue_events)
+    ctx = WsContext(app=app, bid=bid, viewer_id=vid, ip=ip, user=user, name=name, socket=sock)
+    sock.meta["ctx"] = ctx
+    hub = app[HUB]
+    gauge = metrics.host_sockets if user is not None else metrics.viewers
+    gauge.inc()
+    writer = asyncio.create_task(sock.write_loop(metrics))
+    reader: asyncio.Task[None] | None = None
+    try:
+        hello = {"type": "hello", "data": {"viewer_id": vid, "name": name, "role": _role(user)}}
+        sock.send_now(orjson.dumps(hello))
+        try:
+            await hub.join(sock, since)
+        except (JobcastError, *REDIS_DOWN) as e:
+            code = e.code if isinstance(e, JobcastError) else "unavailable"
+            await ws.send_frame(
+                b"[" + error_event(code, "try again shortly") + b"]", WSMsgType.TEXT
+            )
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
+            return ws
+        reader = asyncio.create_task(_read_loop(ws, ctx, sock))
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if sock.closed and sock.close_reason:
+            metrics.slow_dropped.inc() if sock.close_reason == "too_slow" else None
+            await _close(
+                request,
+                ws,
+                CLOSE_TOO_SLOW if sock.close_reason == "too_slow" else CLOSE_POLICY,
+                sock.close_reason,
+            )
+    finally:
+        sock.closed = True
+        for t in (reader, writer):
+            if t is not None and not t.done():
+                t.cancel()
+        await hub.leave(sock)
+        gauge.dec()
+        counts[ip] -= 1
+        if counts[ip] <= 0:
+            del counts[ip]
+    return ws
+
+
+async def _close(request: web.Request, ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    """Close, but never wait long on a peer that doesn't read."""
+    try:
+        async with asyncio.timeout(2):
+            await ws.close(code=code, message=reason.encode()[:120])
+    except (TimeoutError, ConnectionError, RuntimeError):
+        if request.transport is not None:
+            request.transport.abort()
+
+
+def _role(user: auth.HostUser | None) -> str:
+    return user.role if user is not None else "viewer"
+
+
+async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) -> None:
+    app = ctx.app
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    actions = app[WS_ACTIONS]
+    bucket = TokenBucket(settings.ws_messages_per_second, settings.ws_burst)
+    refused = 0
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
+            wait = bucket.take()
+            if wait:
+                refused += 1
+                metrics.ws_errors.labels("rate_limited").inc()
+                sock.send_now(
+                    b"["
+                    + error_event("rate_limited", "too many messages", retry_after=round(wait, 2))
+                    + b"]"
+                )
+                if refused > 3 * settings.ws_burst:
+                    sock.drop("flood")
+                    return
+                continue
+            refused = 0
+            await _handle(msg.data, ctx, sock, actions, metrics)
+        elif msg.type == WSMsgType.ERROR:
+            return
+    # aiohttp ends the iteration on close frames and on frames over max_msg_size (1009).
+
+
+async def _handle(
+    data: str | bytes, ctx: WsContext, sock: Socket, actions: dict, metrics: Any
+) -> None:
+    id_: Any = None
+    try:
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise Invalid("frame is not JSON", code="bad_frame") from None
+        if not isinstance(frame, dict):
+            raise Invalid("frame must be a JSON object", code="bad_frame")
+        id_ = frame.get("id")
+        if id_ is not None and not (isinstance(id_, (int, str)) and len(str(id_)) <= 64):
+            id_ = None
+            raise Invalid("id must be a short string or number", code="bad_frame")
+        type_ = frame.get("type")
+        payload = frame.get("data", {})
+        if not isinstance(type_, str) or not isinstance(payload, dict):
+            raise Invalid("frame needs a string type and an object data", code="bad_frame")
+        if type_ == "ping":
+            reply: dict[str, Any] | None = {"t": payload.get("t")}
+            out = {"type": "pong", "data": reply}
+        else:
+            handler = _BUILTIN.get(type_) or actions.get(type_)
+            if handler is None:
+                raise Invalid(f"unknown type {type_[:40]!r}", code="unknown_type")
+            reply = await handler(ctx, payload)
+            out = {"type": "ack", "data": reply or {}}
+        if id_ is not None:
+            out["id"] = id_
+        sock.send_now(b"[" + orjson.dumps(out) + b"]")
+    except JobcastError as e:
+        metrics.ws_errors.labels(e.code).inc()
+        body = e.to_dict()
+        ev: dict[str, Any] = {"type": "error", "data": body}
+        if id_ is not None:
+            ev["id"] = id_
+        sock.send_now(b"[" + orjson.dumps(ev) + b"]")
+    except REDIS_DOWN:
+        metrics.ws_errors.labels("unavailable").inc()
+        sock.send_now(b"[" + error_event("unavailable", "storage unavailable, retry", id_) + b"]")
+    except Exception:
+        log.exception("ws action failed")
+        metrics.ws_errors.labels("internal").inc()
+        sock.send_now(b"[" + error_event("internal", "internal error", id_) + b"]")
+
+
+async def _set_name(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
+    raw = data.get("name")
+    if not isinstance(raw, str):
+        raise Invalid("name must be a string", fields={"name": "must be a string"})
+    name = clean(raw)
+    if not name or len(name) > NAME_MAX:
+        raise Invalid("bad name", fields={"name": f"1 to {NAME_MAX} characters"})
+    ctx.name = name
+    return {"name": name}
+
+
+_BUILTIN = {"set_name": _set_name}
