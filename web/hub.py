@@ -169,7 +169,7 @@ class Hub:
 
     # -- joining and leaving ----------------------------------------------------------------
 
-    async def join(self, sock: Socket, since: Seq | None) -> None:
+    async def join(self, sock: Socket, since: Seq | None) -> str:
         """Subscribe (first), then fill the socket from replay or snapshot, then go live."""
         assert self.bus is not None
         sock.begin_sync()
@@ -179,9 +179,13 @@ class Hub:
         self.sockets.setdefault(sock.bid, set()).add(sock)
         try:
             await self.bus.acquire(*chans)
-            await self.sync(sock, since)
         except BaseException:
             await self.leave(sock, release=False)
+            raise
+        try:
+            return await self.sync(sock, since)
+        except BaseException:
+            await self.leave(sock)
             raise
 
     async def leave(self, sock: Socket, *, release: bool = True) -> None:
@@ -202,8 +206,8 @@ class Hub:
         if release and removed and self.bus is not None:
             await self.bus.release(*chans)
 
-    async def sync(self, sock: Socket, since: Seq | None, cache: dict | None = None) -> None:
-        """Bring a (syncing) socket up to date from `since`."""
+    async def sync(self, sock: Socket, since: Seq | None, cache: dict | None = None) -> str:
+        """Bring a (syncing) socket up to date from `since`: 'replay' or 'snapshot'."""
         events: list[bytes] | None = None
         if since is not None:
             key = (sock.bid, since, sock.host)
@@ -217,7 +221,7 @@ class Hub:
             self.metrics.replays.inc()
             last = seq_of(events[-1]) if events else since
             sock.finish_sync(events, last)
-            return
+            return "replay"
         skey = ("snap", sock.bid, sock.host)
         if cache is not None and skey in cache:
             seq, frame = cache[skey]
@@ -237,6 +241,7 @@ class Hub:
         # when that is lower than what it had (Redis lost its tail).
         sock.last_seq = (0, 0)
         sock.finish_sync([frame], seq or (0, 0))
+        return "snapshot"
 
     async def resync_all(self) -> None:
         """After the bus reconnected: every socket replays from its own last seq."""

@@ -12,8 +12,8 @@ from web import auth
 from web.appkeys import SESSIONS, SETTINGS, SIGNER
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_USER = "jobcast.user"
-_VIEWER = "jobcast.viewer"
+_USER = web.RequestKey("jobcast.user", object)
+_VIEWER = web.RequestKey("jobcast.viewer", str)
 
 
 class UnsupportedMediaType(JobcastError):

@@ -134,7 +134,9 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
 
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat,
-        max_msg_size=settings.ws_max_frame_bytes,
+        # aiohttp closes the socket (1009) above this hard cap; between the setting and the cap
+        # a frame gets a `too_large` error event and the connection lives on.
+        max_msg_size=max(settings.ws_max_frame_bytes * 8, 64 * 1024),
         compress=False,
         autoping=True,
     )
@@ -155,7 +157,7 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
         hello = {"type": "hello", "data": {"viewer_id": vid, "name": name, "role": _role(user)}}
         sock.send_now(orjson.dumps(hello))
         try:
-            await hub.join(sock, since)
+            mode = await hub.join(sock, since)
         except (JobcastError, *REDIS_DOWN) as e:
             code = e.code if isinstance(e, JobcastError) else "unavailable"
             await ws.send_frame(
@@ -163,6 +165,7 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
             )
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
             return ws
+        sock.send_now(orjson.dumps({"type": "synced", "data": {"mode": mode}}))
         reader = asyncio.create_task(_read_loop(ws, ctx, sock))
         await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if sock.closed and sock.close_reason:
@@ -213,16 +216,18 @@ async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) ->
             if wait:
                 refused += 1
                 metrics.ws_errors.labels("rate_limited").inc()
-                sock.send_now(
-                    b"["
-                    + error_event("rate_limited", "too many messages", retry_after=round(wait, 2))
-                    + b"]"
-                )
+                sock.send_now(error_event("rate_limited", "too many messages", retry_after=round(wait, 2)))
                 if refused > 3 * settings.ws_burst:
                     sock.drop("flood")
                     return
                 continue
             refused = 0
+            if len(msg.data) > settings.ws_max_frame_bytes:
+                metrics.ws_errors.labels("too_large").inc()
+                sock.send_now(
+                    error_event("too_large", f"frame over {settings.ws_max_frame_bytes} bytes")
+                )
+                continue
             await _handle(msg.data, ctx, sock, actions, metrics)
         elif msg.type == WSMsgType.ERROR:
             return
@@ -259,21 +264,21 @@ async def _handle(
             out = {"type": "ack", "data": reply or {}}
         if id_ is not None:
             out["id"] = id_
-        sock.send_now(b"[" + orjson.dumps(out) + b"]")
+        sock.send_now(orjson.dumps(out))
     except JobcastError as e:
         metrics.ws_errors.labels(e.code).inc()
         body = e.to_dict()
         ev: dict[str, Any] = {"type": "error", "data": body}
         if id_ is not None:
             ev["id"] = id_
-        sock.send_now(b"[" + orjson.dumps(ev) + b"]")
+        sock.send_now(orjson.dumps(ev))
     except REDIS_DOWN:
         metrics.ws_errors.labels("unavailable").inc()
-        sock.send_now(b"[" + error_event("unavailable", "storage unavailable, retry", id_) + b"]")
+        sock.send_now(error_event("unavailable", "storage unavailable, retry", id_))
     except Exception:
         log.exception("ws action failed")
         metrics.ws_errors.labels("internal").inc()
-        sock.send_now(b"[" + error_event("internal", "internal error", id_) + b"]")
+        sock.send_now(error_event("internal", "internal error", id_))
 
 
 async def _set_name(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
