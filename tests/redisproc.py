@@ -38,12 +38,28 @@ class RedisProcess:
     def start(self, timeout: float = 10.0) -> None:
         self.proc = subprocess.Popen(
             [
-                self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--appendonly", "yes",
-                "--appendfsync", self.fsync, "--save", "", "--daemonize", "no",
-                "--logfile", str(self.dir / "redis.log"), "--maxclients", "20000",
+                self.exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.fsync,
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.dir / "redis.log"),
+                "--maxclients",
+                "20000",
             ],
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

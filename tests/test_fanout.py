@@ -151,7 +151,14 @@ async def test_bad_frames_get_error_events_and_the_socket_survives(app_factory, 
     await v.ws.send_bytes(b"\xff\xfe")
     errors = await v.wait_count("error", 6)
     codes = [e["data"]["code"] for e in errors]
-    assert codes == ["bad_frame", "bad_frame", "bad_frame", "unknown_type", "too_large", "bad_frame"]
+    assert codes == [
+        "bad_frame",
+        "bad_frame",
+        "bad_frame",
+        "unknown_type",
+        "too_large",
+        "bad_frame",
+    ]
     assert errors[3]["id"] == "q1"
     await v.send("ping", {"t": 1}, id_=7)
     pong = await v.wait_for("pong")
@@ -183,7 +190,8 @@ async def test_foreign_origin_is_refused(client):
     ws = await client.ws_connect(f"/ws/b/{bid}", headers={"Origin": own})
     await ws.close()
     r = await client.post(
-        "/api/broadcasts", json={"title": "x"},
+        "/api/broadcasts",
+        json={"title": "x"},
         headers={"Origin": "https://evil.example", "X-CSRF-Token": host.csrf},
     )
     assert r.status == 403

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -45,6 +45,11 @@ from web.security import headers_middleware, origin_middleware, viewer_cookie_mi
 from web.settings import Settings
 from web.snapshot import make_snapshot
 from web.ws import host_socket, viewer_socket
+
+# Feature wiring: each entry adds its routes, snapshot parts (SNAPSHOT_PARTS), socket actions
+# (WS_ACTIONS) and cleanup contexts to the app. Runs after the core contexts are registered,
+# so a feature's cleanup context can use REDIS, EVENT_LOG and HUB.
+FEATURES: list[Callable[[web.Application], None]] = []
 
 
 def redis_client(url: str) -> Redis:
@@ -87,6 +92,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(pages.routes)
     app.router.add_get("/ws/b/{bid}", viewer_socket)
     app.router.add_get("/ws/host/b/{bid}", host_socket)
+    for feature in FEATURES:
+        feature(app)
     app.router.add_static("/static/", pages.STATIC, append_version=True)
     return app
 

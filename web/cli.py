@@ -23,11 +23,6 @@ from web.settings import Settings
 log = logging.getLogger("jobcast")
 CHILD_ENV = "JOBCAST_WORKER_SETTINGS"
 
-# Other packages add sub-commands here: name -> (help, add_arguments, run(settings, args)).
-EXTRA_COMMANDS: dict[
-    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
-] = {}
-
 
 def _install_uvloop() -> None:
     try:
@@ -223,27 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     a.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
     a.add_argument("--redis-url", default=None, help="Redis URL")
-    for name, (help_, add_args, _run) in EXTRA_COMMANDS.items():
-        e = sub.add_parser(name, help=help_)
-        e.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
-        e.add_argument("--redis-url", default=None, help="Redis URL")
-        add_args(e)
     sub.add_parser("_worker", help=argparse.SUPPRESS)
     return p
 
 
-def _load_extensions() -> None:
-    """Packages that add commands register them on import."""
-    for mod in ("openings.commands",):
-        try:
-            __import__(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_extensions()
     args = build_parser().parse_args(argv)
     if args.command == "_worker":
         return _worker_main()
@@ -255,9 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "add-host":
         return add_host(settings, args.username, args.role, args.password_stdin)
-    _help, _add, run = EXTRA_COMMANDS[args.command]
-    logs.setup(settings.log_level, settings.log_json)
-    return run(settings, args)
+    raise SystemExit(f"unknown command {args.command}")
 
 
 if __name__ == "__main__":

@@ -216,7 +216,9 @@ async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) ->
             if wait:
                 refused += 1
                 metrics.ws_errors.labels("rate_limited").inc()
-                sock.send_now(error_event("rate_limited", "too many messages", retry_after=round(wait, 2)))
+                sock.send_now(
+                    error_event("rate_limited", "too many messages", retry_after=round(wait, 2))
+                )
                 if refused > 3 * settings.ws_burst:
                     sock.drop("flood")
                     return
