@@ -78,3 +78,9 @@ class Unavailable(JobcastError):
     """A dependency (Redis) is down; the client should retry."""
 
     code = "unavailable"
+
+
+class UnsupportedMediaType(JobcastError):
+    """The body is not in a format this endpoint reads."""
+
+    code = "unsupported_media_type"

@@ -18,6 +18,7 @@ from core.errors import (
     TooLarge,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
 )
 from web.appkeys import METRICS
 from web.jsonutil import json_response
@@ -33,6 +34,7 @@ STATUS: dict[type[JobcastError], int] = {
     RateLimited: 429,
     TooLarge: 413,
     Unavailable: 503,
+    UnsupportedMediaType: 415,
 }
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)

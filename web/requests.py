@@ -7,17 +7,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from core.errors import Invalid, JobcastError, TooLarge
+from core.errors import Invalid, TooLarge, UnsupportedMediaType
 from web import auth
 from web.appkeys import SESSIONS, SETTINGS, SIGNER
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _USER = web.RequestKey("jobcast.user", object)
 _VIEWER = web.RequestKey("jobcast.viewer", str)
-
-
-class UnsupportedMediaType(JobcastError):
-    code = "unsupported_media_type"
 
 
 async def read_json(request: web.Request, *, limit: int | None = None) -> Any:
