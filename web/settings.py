@@ -129,9 +129,15 @@ def _convert(type_name: Any, raw: str, env_name: str) -> Any:
         raise SystemExit(f"{env_name}: {e}") from None
 
 
-def documented() -> list[tuple[str, str, Any, str]]:
-    """(field, env var, default, help) for every setting, for docs and their test."""
+def documented() -> list[tuple[str, str, Any, str, bool]]:
+    """(field, env var, default, help, has a flag) for every setting, for docs and their test."""
     return [
-        (f.name, "JOBCAST_" + f.name.upper(), f.default, f.metadata["help"])
+        (
+            f.name,
+            "JOBCAST_" + f.name.upper(),
+            f.default,
+            f.metadata["help"],
+            f.metadata.get("cli", True),
+        )
         for f in fields(Settings)
     ]

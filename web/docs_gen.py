@@ -1,0 +1,38 @@
+"""Writes docs/configuration.md from the Settings dataclass: `python -m web.docs_gen`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from web.settings import documented
+
+HEADER = """# Configuration
+
+Every setting can be given as an environment variable or as a flag of `jobcast serve`
+(the flag wins). This page is generated from `web/settings.py` by `python -m web.docs_gen`;
+a test fails when the two disagree.
+
+| setting | environment | flag | default | what it does |
+|---|---|---|---|---|
+"""
+
+
+def render() -> str:
+    rows = []
+    for name, env, default, help_, cli in documented():
+        flag = "`--" + name.replace("_", "-") + "`" if cli else "—"
+        shown = "(empty)" if default == "" else f"`{default}`"
+        rows.append(f"| `{name}` | `{env}` | {flag} | {shown} | {help_} |")
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def main() -> int:
+    out = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    out.write_text(render(), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
