@@ -31,7 +31,7 @@ def _event_types() -> set[str]:
 def test_configuration_doc_matches_settings():
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert doc == render(), "run: python -m web.docs_gen"
-    for name, env, *_ in documented():
+    for _name, env, *_ in documented():
         assert f"`{env}`" in doc
 
 
