@@ -202,3 +202,20 @@ async def test_unknown_broadcast_socket_is_404(client):
     r = await client.get("/ws/b/nosuchid")
     assert r.status == 404
     assert (await r.json())["error"]["code"] == "broadcast_not_found"
+
+
+async def test_socket_sets_the_viewer_cookie_once(client):
+    host = await login(client)
+    bid = await host.create_broadcast()
+    from aiohttp import ClientSession, CookieJar
+
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as s:  # unsafe: IP host
+        ws = await s.ws_connect(f"http://127.0.0.1:{client.server.port}/ws/b/{bid}")
+        first = orjson.loads((await ws.receive()).data)[0]
+        await ws.close()
+        assert "jc_vid" in {c.key for c in s.cookie_jar}
+        ws = await s.ws_connect(f"http://127.0.0.1:{client.server.port}/ws/b/{bid}")
+        second = orjson.loads((await ws.receive()).data)[0]
+        await ws.close()
+    assert first["type"] == "hello"
+    assert first["data"]["viewer_id"] == second["data"]["viewer_id"]

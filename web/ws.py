@@ -126,10 +126,10 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
         raise RateLimited(
             "too many connections from this address", code="too_many_connections", retry_after=10
         )
-    vid = viewer_id(request)
-    minted = vid is None
-    if vid is None:
-        vid = auth.new_viewer_id()
+    # The viewer middleware may have minted an id for this request already; either way, a
+    # browser without the cookie gets it on the 101 response so the id survives a reload.
+    minted = auth.viewer_id(request, app[SIGNER]) is None
+    vid = viewer_id(request) or auth.new_viewer_id()
     name = clean(request.query.get("name", ""))[:NAME_MAX]
 
     ws = web.WebSocketResponse(
