@@ -109,3 +109,124 @@ def idempotency(bid: str, vid: str, key: str) -> str:
 def apply_rate(bid: str, who: str, window: int) -> str:
     """Counter of application attempts by `who` ('v:ID' or 'ip:ADDR') in one time window."""
     return f"{PREFIX}:{{b:{bid}}}:rl:{who}:{window}"
+
+
+# -- chat, questions and moderation (chat/) --------------------------------------------------
+
+
+def chat_seq(bid: str) -> str:
+    """Counter: the last chat message id (ids are small integers, in posting order)."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:seq"
+
+
+def chat_messages(bid: str) -> str:
+    """Hash: message id -> message JSON, for the last `chat.KEEP` approved messages."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:msgs"
+
+
+def chat_ids(bid: str) -> str:
+    """List of approved message ids, oldest first, capped; what falls off leaves chat_messages."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:ids"
+
+
+def chat_recent(bid: str) -> str:
+    """List of visible (approved, not hidden) message ids, oldest first, capped."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:recent"
+
+
+def chat_hidden(bid: str) -> str:
+    """Hash: hidden message id -> who hid it."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:hidden"
+
+
+def review(bid: str) -> str:
+    """Zset: held item ('m:ID' message or 'q:ID' question) -> held at unix ms."""
+    return f"{PREFIX}:{{b:{bid}}}:review"
+
+
+def review_item(bid: str, member: str) -> str:
+    """String: the held item's JSON, author included (WATCHed while it is decided)."""
+    return f"{PREFIX}:{{b:{bid}}}:review:{member}"
+
+
+def question_seq(bid: str) -> str:
+    return f"{PREFIX}:{{b:{bid}}}:qa:seq"
+
+
+def question(bid: str, qid: str) -> str:
+    """Hash with one question's fields (status held/open/answered, answer, hidden...)."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:q:{qid}"
+
+
+def question_voters(bid: str, qid: str) -> str:
+    """Set of viewer ids that upvoted the question."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:q:{qid}:voters"
+
+
+def question_votes(bid: str) -> str:
+    """Zset: approved question id -> vote count."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:votes"
+
+
+def question_hidden(bid: str) -> str:
+    """Set of hidden question ids."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:hidden"
+
+
+def question_dirty(bid: str) -> str:
+    """Set of question ids whose vote count changed since the last `question.votes`."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:dirty"
+
+
+def question_tick(bid: str) -> str:
+    """Short-lived lock: one process publishes `question.votes` per interval."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:tick"
+
+
+def question_highlight(bid: str) -> str:
+    """String: the highlighted question id."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:highlight"
+
+
+def mod_bans(bid: str) -> str:
+    """Hash: banned viewer id -> JSON {ip, at, by}."""
+    return f"{PREFIX}:{{b:{bid}}}:mod:bans"
+
+
+def mod_ban_ips(bid: str) -> str:
+    """Hash: banned IP -> the viewer id whose ban covers it."""
+    return f"{PREFIX}:{{b:{bid}}}:mod:banips"
+
+
+def mod_mutes(bid: str) -> str:
+    """Hash: timed-out viewer id -> until unix ms (expired fields are pruned lazily)."""
+    return f"{PREFIX}:{{b:{bid}}}:mod:mutes"
+
+
+def mod_words(bid: str) -> str:
+    """Set of blocked words, normalised (NFKC, casefolded, no spaces)."""
+    return f"{PREFIX}:{{b:{bid}}}:mod:words"
+
+
+def mod_slow(bid: str) -> str:
+    """String: slow mode interval in seconds (absent: off)."""
+    return f"{PREFIX}:{{b:{bid}}}:mod:slow"
+
+
+def mod_slow_viewer(bid: str, vid: str) -> str:
+    """Expiring marker: this viewer posted within the slow-mode interval."""
+    return f"{PREFIX}:{{b:{bid}}}:mod:slow:{vid}"
+
+
+def chat_bucket(bid: str, who: str) -> str:
+    """Hash {t: tokens, s: stamp ms}: the chat token bucket of 'v:ID' or 'ip:ADDR'."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:tb:{who}"
+
+
+def viewer_ips(bid: str) -> str:
+    """Hash: viewer id -> the IP it last posted from (so a ban can cover the address)."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:ips"
+
+
+# Pub/sub channel every process listens on: {"bid", "viewer_id"} -> close that viewer's sockets.
+CHAT_KICK = f"{PREFIX}:chat:kick"
