@@ -61,11 +61,6 @@ def openings(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:openings"
 
 
-def open_openings(bid: str) -> str:
-    """Hash: id of each published opening -> its application deadline (unix ms, 0: none)."""
-    return f"{PREFIX}:{{b:{bid}}}:open"
-
-
 def lineup(bid: str) -> str:
     """List: the broadcast's opening ids in presentation order."""
     return f"{PREFIX}:{{b:{bid}}}:lineup"
@@ -107,7 +102,8 @@ def idempotency(bid: str, vid: str, key: str) -> str:
 
 
 def apply_rate(bid: str, who: str, window: int) -> str:
-    """Counter of application attempts by `who` ('v:ID' or 'ip:ADDR') in one time window."""
+    """Counter of application attempts by `who` ('v:ID' or 'ip:ADDR'); it expires `window`
+    seconds after the first attempt (a fixed window per applicant)."""
     return f"{PREFIX}:{{b:{bid}}}:rl:{who}:{window}"
 
 
