@@ -37,3 +37,9 @@ from web.presence import Presence  # noqa: E402
 
 PRESENCE = web.AppKey("presence", Presence)
 WS_IP_COUNTS = web.AppKey("ws_ip_counts", dict[str, int])
+
+from openings.applications import ApplicationService  # noqa: E402
+from openings.service import OpeningService  # noqa: E402
+
+OPENINGS = web.AppKey("openings", OpeningService)
+APPLICATIONS = web.AppKey("applications", ApplicationService)

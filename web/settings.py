@@ -61,6 +61,16 @@ class Settings:
     log_level: str = _opt("info", "log level: debug, info, warning, error")
     log_json: bool = _opt(True, "log one JSON object per line")
     process_name: str = _opt("", "name of this process in presence and metrics", cli=False)
+    apply_per_viewer: int = _opt(
+        20, "applications one viewer may submit to one broadcast per apply_window"
+    )
+    apply_per_ip: int = _opt(
+        600, "applications one IP may submit to one broadcast per apply_window (halls share IPs)"
+    )
+    apply_window: int = _opt(600, "seconds of the application rate-limit window")
+    application_retention_days: int = _opt(
+        180, "days applications are kept; `jobcast purge` deletes older ones"
+    )
 
     @property
     def data_path(self) -> Path:
