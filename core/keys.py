@@ -33,7 +33,23 @@ def presence(bid: str) -> str:
 
 
 def stream_key(bid: str) -> str:
+    """Hash {hash: sha256 of the WHIP stream key, created_at: unix ms}."""
     return f"{PREFIX}:{{b:{bid}}}:streamkey"
+
+
+def ingest(bid: str) -> str:
+    """Hash describing the live WHIP session (session, process, state, codecs...); expires
+    unless the owning process keeps refreshing it, so a dead process frees the broadcast."""
+    return f"{PREFIX}:{{b:{bid}}}:ingest"
+
+
+def media_session(sid: str) -> str:
+    """String: the process that holds WHIP/WHEP session `sid` (for DELETE on another worker)."""
+    return f"{PREFIX}:media:session:{sid}"
+
+
+# Pub/sub channel every process with media listens on: {"op", "sid", ...} control messages.
+MEDIA_CONTROL = f"{PREFIX}:media:control"
 
 
 def user(username: str) -> str:
