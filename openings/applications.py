@@ -1,0 +1,434 @@
+"""Applications: written durably and exactly once, readable by hosts only.
+
+One Lua script does all of an application's checks and writes, so they are atomic and cost one
+round trip: the idempotency key (same key and body: the first result; another body: refused),
+whether the opening is published and before its deadline, the per-viewer and per-IP rate
+limits, the one-application-per-phone-and-opening rule, the writes, and the host-only
+`application.received` event carrying ids and counts. Fifty concurrent submits with one key
+therefore store one application, and nothing is half-written.
+
+Durability: the caller answers only after the script returned, and Redis answers only after it
+appended the write to its AOF (see docs/protocol.md, "What durable means").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from core import keys
+from core.errors import Conflict, Invalid, NotFound, RateLimited
+from core.events import HOST, EventLog
+from core.ids import is_valid_id, new_id
+from openings.applicant import validate_application
+from openings.models import EDUCATION
+from openings.service import OpeningService
+
+STATUSES = ("new", "contacted", "interview", "hired", "rejected")
+IDEMPOTENCY_KEY_MAX = 100
+_IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
+
+# KEYS: 1 idempotency, 2 openings hash, 3 viewer rate, 4 ip rate, 5 phones, 6 new application,
+#       7 broadcast applications, 8 opening applications, 9 viewer applied, 10 events, 11 host ch
+# ARGV: 1 fingerprint, 2 application id, 3 opening id, 4 now ms, 5 phone, 6 idempotency ttl,
+#       7 viewer limit, 8 ip limit, 9 rate window, 10 stream maxlen, 11 key prefix of an
+#       application (for EXISTS on an earlier id), 12.. field/value pairs of the application
+_APPLY_LUA = """
+local prev = redis.call('GET', KEYS[1])
+if prev then
+  local fp, aid, dup = string.match(prev, '^(%S+) (%S+) (%S+)$')
+  if fp ~= ARGV[1] then return {'mismatch'} end
+  if redis.call('EXISTS', ARGV[11] .. aid) == 0 then return {'gone', aid} end
+  return {'replay', aid, dup}
+end
+local raw = redis.call('HGET', KEYS[2], ARGV[3])
+if not raw then return {'missing'} end
+local op = cjson.decode(raw)
+if op['status'] ~= 'published' then return {'closed'} end
+local deadline = tonumber(op['deadline_ms']) or 0
+if deadline > 0 and tonumber(ARGV[4]) > deadline then return {'expired'} end
+local nv = redis.call('INCR', KEYS[3])
+if nv == 1 then redis.call('EXPIRE', KEYS[3], ARGV[9]) end
+if nv > tonumber(ARGV[7]) then return {'rate', 'viewer', '', redis.call('TTL', KEYS[3])} end
+local ni = redis.call('INCR', KEYS[4])
+if ni == 1 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
+if ni > tonumber(ARGV[8]) then return {'rate', 'ip', '', redis.call('TTL', KEYS[4])} end
+local existing = redis.call('HGET', KEYS[5], ARGV[5])
+if existing and redis.call('EXISTS', ARGV[11] .. existing) == 1 then
+  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. existing .. ' 1', 'EX', ARGV[6])
+  redis.call('HSET', KEYS[9], ARGV[3], existing)
+  return {'dup', existing}
+end
+redis.call('HSET', KEYS[6], 'opening_title', op['title'], 'employer', op['employer']['name'],
+  unpack(ARGV, 12))
+redis.call('HSET', KEYS[5], ARGV[5], ARGV[2])
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[8], ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[9], ARGV[3], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2] .. ' 0', 'EX', ARGV[6])
+local count = redis.call('ZCARD', KEYS[8])
+local total = redis.call('ZCARD', KEYS[7])
+local body = '"type":"application.received","data":{"opening_id":"' .. ARGV[3] ..
+  '","application_id":"' .. ARGV[2] .. '","count":' .. count .. ',"total":' .. total ..
+  '},"ts":' .. ARGV[4] .. '}'
+local id = redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[10], '*', 'a', 'h', 'b', body)
+redis.call('PUBLISH', KEYS[11], '{"seq":"' .. id .. '",' .. body)
+return {'new', ARGV[2], '0', count}
+"""
+
+# KEYS: 1 application, 2 broadcast applications, 3 opening applications, 4 phones,
+#       5 viewer applied, 6 events, 7 host channel
+# ARGV: 1 application id, 2 opening id, 3 phone, 4 stream maxlen, 5 now ms
+_DELETE_LUA = """
+if redis.call('HGET', KEYS[1], 'opening_id') ~= ARGV[2] then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
+if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[5], ARGV[2]) end
+local count = redis.call('ZCARD', KEYS[3])
+local total = redis.call('ZCARD', KEYS[2])
+local body = '"type":"application.deleted","data":{"opening_id":"' .. ARGV[2] ..
+  '","application_id":"' .. ARGV[1] .. '","count":' .. count .. ',"total":' .. total ..
+  '},"ts":' .. ARGV[5] .. '}'
+local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'a', 'h', 'b', body)
+redis.call('PUBLISH', KEYS[7], '{"seq":"' .. id .. '",' .. body)
+return count
+"""
+
+
+@dataclass(frozen=True)
+class ApplyLimits:
+    per_viewer: int = 20
+    per_ip: int = 600
+    window: int = 600  # seconds
+    idempotency_ttl: int = 24 * 3600
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    application_id: str
+    opening_id: str
+    duplicate: bool  # this phone had already applied to this opening
+    replayed: bool  # the same Idempotency-Key was seen before
+    new: bool  # this request stored the application
+
+    def public(self) -> dict[str, Any]:
+        """What the applicant gets back: ids and flags, none of the personal data."""
+        return {
+            "application_id": self.application_id,
+            "opening_id": self.opening_id,
+            "duplicate": self.duplicate,
+            "applied": True,
+        }
+
+
+def fingerprint(oid: str, body: Any) -> str:
+    """Of the request as sent (keys sorted), so a retry with one changed field is told apart."""
+    raw = orjson.dumps({"o": oid, "b": body}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def check_idempotency_key(key: str | None) -> str:
+    if not key:
+        raise Invalid(
+            "send an Idempotency-Key header (a fresh random value per application)",
+            code="idempotency_key_required",
+            fields={"Idempotency-Key": "required"},
+        )
+    if len(key) > IDEMPOTENCY_KEY_MAX or not set(key) <= _IDEM_OK:
+        raise Invalid(
+            "bad Idempotency-Key",
+            fields={"Idempotency-Key": f"1 to {IDEMPOTENCY_KEY_MAX} of A-Z a-z 0-9 - _ . :"},
+        )
+    return key
+
+
+class ApplicationService:
+    def __init__(
+        self,
+        redis: Redis,
+        log: EventLog,
+        openings: OpeningService,
+        limits: ApplyLimits | None = None,
+    ) -> None:
+        self.redis = redis
+        self.log = log
+        self.openings = openings
+        self.limits = limits or ApplyLimits()
+        self._apply = redis.register_script(_APPLY_LUA)
+        self._delete = redis.register_script(_DELETE_LUA)
+        self.stored = 0  # applications this process stored (for metrics: a count, nothing else)
+
+    # -- applying ---------------------------------------------------------------------------
+
+    async def apply(
+        self, oid: str, *, viewer_id: str, ip: str, idempotency_key: str | None, body: Any
+    ) -> ApplyResult:
+        key = check_idempotency_key(idempotency_key)
+        fields = validate_application(body)
+        bid = await self.openings.owner(oid)
+        return await self._store(bid, oid, viewer_id, ip, key, fingerprint(oid, body), fields)
+
+    async def _store(
+        self,
+        bid: str,
+        oid: str,
+        vid: str,
+        ip: str,
+        key: str,
+        fp: str,
+        fields: dict[str, Any],
+    ) -> ApplyResult:
+        lim = self.limits
+        now = int(time.time() * 1000)
+        aid = new_id(10)
+        record = {
+            "id": aid,
+            "opening_id": oid,
+            "broadcast_id": bid,
+            "viewer_id": vid,
+            "status": "new",
+            "created_at": now,
+            "updated_at": now,
+            "consented_at": now,
+            **fields,
+        }
+        flat: list[Any] = []
+        for k, v in record.items():
+            flat.extend((k, v))
+        res = await self._apply(
+            keys=[
+                keys.idempotency(bid, vid, key),
+                keys.openings(bid),
+                keys.apply_rate(bid, "v:" + vid, lim.window),
+                keys.apply_rate(bid, "ip:" + ip, lim.window),
+                keys.opening_phones(bid, oid),
+                keys.application(bid, aid),
+                keys.applications(bid),
+                keys.opening_applications(bid, oid),
+                keys.viewer_applied(bid, vid),
+                keys.events(bid),
+                keys.channel(bid, HOST),
+            ],
+            args=[
+                fp,
+                aid,
+                oid,
+                now,
+                fields["phone"],
+                lim.idempotency_ttl,
+                lim.per_viewer,
+                lim.per_ip,
+                lim.window,
+                self.log.maxlen,
+                keys.application(bid, ""),
+                *flat,
+            ],
+        )
+        kind = res[0].decode()
+        if kind == "new":
+            self.stored += 1
+            self.log.published += 1
+            return ApplyResult(aid, oid, duplicate=False, replayed=False, new=True)
+        if kind == "replay":  # this Idempotency-Key was seen: the first result again
+            return ApplyResult(
+                res[1].decode(), oid, duplicate=res[2] == b"1", replayed=True, new=False
+            )
+        if kind == "dup":  # this phone already applied to this opening
+            return ApplyResult(res[1].decode(), oid, duplicate=True, replayed=False, new=False)
+        if kind == "mismatch":
+            raise Invalid(
+                "this Idempotency-Key was used with a different application",
+                code="idempotency_key_reused",
+                fields={"Idempotency-Key": "already used with another body"},
+            )
+        if kind == "gone":
+            raise Conflict("this application was deleted", code="application_deleted")
+        if kind == "missing":
+            raise NotFound("no such opening", code="opening_not_found")
+        if kind == "closed":
+            raise Conflict("this opening is not taking applications", code="opening_closed")
+        if kind == "expired":
+            raise Conflict("the application deadline has passed", code="deadline_passed")
+        if kind == "rate":
+            who = res[1].decode()
+            raise RateLimited(
+                "too many applications, try again later",
+                code="rate_limited",
+                retry_after=max(1, int(res[3])),
+                extra={"limit": who},
+            )
+        raise RuntimeError(f"unexpected apply result {kind}")
+
+    async def applied(self, bid: str, vid: str) -> dict[str, str]:
+        """Opening id -> application id for what this viewer applied to in the broadcast."""
+        raw = await self.redis.hgetall(keys.viewer_applied(bid, vid))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    # -- hosts ------------------------------------------------------------------------------
+
+    async def counts(self, bid: str) -> dict[str, int]:
+        oids = [k.decode() for k in await self.redis.hkeys(keys.openings(bid))]
+        async with self.redis.pipeline(transaction=False) as p:
+            for oid in oids:
+                p.zcard(keys.opening_applications(bid, oid))
+            ns = await p.execute()
+        return {oid: int(n) for oid, n in zip(oids, ns, strict=True)}
+
+    async def snapshot(self, bid: str, is_host: bool) -> dict[str, Any]:
+        """Snapshot part: counts for hosts; nothing for viewers."""
+        if not is_host:
+            return {}
+        counts = await self.counts(bid)
+        total = await self.redis.zcard(keys.applications(bid))
+        return {"application_counts": counts, "applications_total": int(total)}
+
+    async def get(self, bid: str, aid: str) -> dict[str, Any]:
+        h = await self.redis.hgetall(keys.application(bid, aid)) if is_valid_id(aid) else {}
+        if not h:
+            raise NotFound("no such application", code="application_not_found")
+        return _public(h)
+
+    async def list(
+        self,
+        bid: str,
+        *,
+        opening_id: str = "",
+        status: str = "",
+        employer: str = "",
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(total before paging, one page newest first), filtered."""
+        if status and status not in STATUSES:
+            raise Invalid("bad status", fields={"status": "one of " + ", ".join(STATUSES)})
+        items = [a async for a in self.iter(bid, opening_id=opening_id)]
+        if status:
+            items = [a for a in items if a["status"] == status]
+        if employer:
+            items = [a for a in items if a["employer"] == employer]
+        return len(items), items[offset : offset + limit]
+
+    async def iter(
+        self, bid: str, *, opening_id: str = "", chunk: int = 500
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every application (newest first), read in chunks."""
+        index = keys.opening_applications(bid, opening_id) if opening_id else keys.applications(bid)
+        start = 0
+        while True:
+            ids = await self.redis.zrevrange(index, start, start + chunk - 1)
+            if not ids:
+                return
+            async with self.redis.pipeline(transaction=False) as p:
+                for aid in ids:
+                    p.hgetall(keys.application(bid, aid.decode()))
+                rows = await p.execute()
+            for h in rows:
+                if h:
+                    yield _public(h)
+            start += chunk
+
+    async def set_status(self, bid: str, aid: str, status: Any) -> dict[str, Any]:
+        if status not in STATUSES:
+            raise Invalid("bad status", fields={"status": "one of " + ", ".join(STATUSES)})
+        key = keys.application(bid, aid)
+        if not is_valid_id(aid):
+            raise NotFound("no such application", code="application_not_found")
+        async with self.redis.pipeline(transaction=True) as p:
+            for _ in range(10):
+                try:
+                    await p.watch(key)
+                    oid = await p.hget(key, "opening_id")
+                    if oid is None:
+                        raise NotFound("no such application", code="application_not_found")
+                    p.multi()
+                    p.hset(key, mapping={"status": status, "updated_at": int(time.time() * 1000)})
+                    data = {"application_id": aid, "opening_id": oid.decode(), "status": status}
+                    self.log.add_to(p, bid, "application.status", data, audience=HOST)
+                    await p.execute()
+                    break
+                except WatchError:
+                    await p.reset()
+            else:
+                raise Conflict("busy, try again", code="busy")
+        return await self.get(bid, aid)
+
+    async def delete(self, bid: str, aid: str) -> int:
+        """Delete one application (on the applicant's request); returns the opening's count."""
+        if not is_valid_id(aid):
+            raise NotFound("no such application", code="application_not_found")
+        h = await self.redis.hmget(keys.application(bid, aid), "opening_id", "phone", "viewer_id")
+        if h[0] is None:
+            raise NotFound("no such application", code="application_not_found")
+        oid, phone, vid = (x.decode() if x else "" for x in h)
+        count = await self._delete(
+            keys=[
+                keys.application(bid, aid),
+                keys.applications(bid),
+                keys.opening_applications(bid, oid),
+                keys.opening_phones(bid, oid),
+                keys.viewer_applied(bid, vid),
+                keys.events(bid),
+                keys.channel(bid, HOST),
+            ],
+            args=[aid, oid, phone, self.log.maxlen, int(time.time() * 1000)],
+        )
+        if count is None:
+            raise NotFound("no such application", code="application_not_found")
+        self.log.published += 1
+        return int(count)
+
+    async def purge(self, older_than_days: float, *, now_ms: int | None = None) -> int:
+        """Delete every application older than the retention period; returns how many."""
+        cutoff = (now_ms or int(time.time() * 1000)) - int(older_than_days * 86_400_000)
+        n = 0
+        for raw in await self.redis.zrange(keys.BROADCAST_INDEX, 0, -1):
+            bid = raw.decode()
+            while True:
+                old = await self.redis.zrangebyscore(
+                    keys.applications(bid), "-inf", cutoff, start=0, num=500
+                )
+                if not old:
+                    break
+                for aid in old:
+                    try:
+                        await self.delete(bid, aid.decode())
+                    except NotFound:
+                        # Index entry without a record: drop it so the loop ends.
+                        await self.redis.zrem(keys.applications(bid), aid)
+                        continue
+                    n += 1
+        return n
+
+
+def _public(h: dict[bytes, bytes]) -> dict[str, Any]:
+    d = {k.decode(): v.decode() for k, v in h.items()}
+    degree = d.get("degree", "")
+    return {
+        "id": d["id"],
+        "opening_id": d.get("opening_id", ""),
+        "opening_title": d.get("opening_title", ""),
+        "employer": d.get("employer", ""),
+        "name": d.get("name", ""),
+        "phone": d.get("phone", ""),
+        "email": d.get("email", ""),
+        "school": d.get("school", ""),
+        "major": d.get("major", ""),
+        "degree": degree,
+        "degree_label": EDUCATION[degree][1] if degree in EDUCATION else "",
+        "graduation_year": int(d.get("graduation_year") or 0) or None,
+        "note": d.get("note", ""),
+        "status": d.get("status", "new"),
+        "created_at": int(d.get("created_at") or 0),
+        "updated_at": int(d.get("updated_at") or 0),
+        "consent_version": d.get("consent_version", ""),
+        "consented_at": int(d.get("consented_at") or 0),
+    }

@@ -1,0 +1,344 @@
+"""CSV import and export as employment centers keep their lists in Excel.
+
+Import reads UTF-8 (with or without BOM), GBK/GB18030 (what Excel writes on Chinese Windows)
+and UTF-16 ("Unicode text"), comma, tab or semicolon separated, with Chinese or English
+headers. Every row is validated like an API request; the caller stores all rows or none.
+
+Export writes UTF-8 with a BOM (so Excel shows Chinese intact) and defuses cells that Excel
+would run as formulas (a leading = + - @ gets a ' in front; import takes it off again).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.errors import Invalid, TooLarge
+from openings.models import CST, EDUCATION, Opening, validate_opening
+
+MAX_ROWS = 2000
+BOM = "\ufeff"
+
+# Canonical field -> header spellings (compared after `_norm_header`).
+HEADERS: dict[str, tuple[str, ...]] = {
+    "title": ("岗位名称", "职位名称", "岗位", "职位", "招聘岗位", "title", "jobtitle", "position"),
+    "employer": (
+        "单位名称",
+        "企业名称",
+        "用人单位",
+        "公司名称",
+        "招聘单位",
+        "单位",
+        "employer",
+        "company",
+        "employername",
+    ),
+    "employer_verified": ("已认证", "认证", "单位认证", "verified", "employerverified"),
+    "city": ("工作地点", "工作城市", "城市", "所在城市", "工作地区", "city", "location"),
+    "address": ("工作地址", "详细地址", "地址", "address", "workaddress"),
+    "salary_min": ("薪资下限", "最低薪资", "月薪下限", "工资下限", "salarymin", "minsalary"),
+    "salary_max": ("薪资上限", "最高薪资", "月薪上限", "工资上限", "salarymax", "maxsalary"),
+    "salary": ("薪资", "薪资范围", "月薪", "薪资待遇", "工资", "salary", "salaryrange"),
+    "headcount": ("招聘人数", "人数", "需求人数", "headcount", "openings", "vacancies"),
+    "education": ("学历要求", "学历", "最低学历", "education"),
+    "majors": ("专业要求", "专业", "majors", "major"),
+    "experience": ("工作经验", "经验要求", "经验", "experience"),
+    "description": (
+        "岗位职责",
+        "岗位描述",
+        "职位描述",
+        "岗位要求",
+        "任职要求",
+        "岗位介绍",
+        "description",
+    ),
+    "benefits": ("福利待遇", "福利", "benefits"),
+    "deadline": ("截止日期", "报名截止", "截止时间", "报名截止日期", "deadline"),
+    "tags": ("标签", "tags"),
+    "status": ("状态", "status"),
+    "id": ("岗位编号", "编号", "序号", "id", "no"),  # read and ignored
+}
+_BY_HEADER = {alias: name for name, aliases in HEADERS.items() for alias in aliases}
+REQUIRED_COLUMNS = ("title", "employer", "city")
+_STATUS_WORDS = {
+    "草稿": "draft",
+    "未发布": "draft",
+    "发布": "published",
+    "已发布": "published",
+    "招聘中": "published",
+    "关闭": "closed",
+    "已关闭": "closed",
+    "停止招聘": "closed",
+    "已结束": "closed",
+}
+STATUS_LABELS = {"draft": "草稿", "published": "已发布", "closed": "已关闭"}
+
+# Export columns, in order: (header, field). Headers are ones the importer reads back.
+EXPORT_COLUMNS = (
+    ("岗位编号", "id"),
+    ("岗位名称", "title"),
+    ("单位名称", "employer"),
+    ("已认证", "employer_verified"),
+    ("工作地点", "city"),
+    ("工作地址", "address"),
+    ("薪资下限", "salary_min"),
+    ("薪资上限", "salary_max"),
+    ("招聘人数", "headcount"),
+    ("学历要求", "education"),
+    ("专业要求", "majors"),
+    ("工作经验", "experience"),
+    ("岗位职责", "description"),
+    ("福利待遇", "benefits"),
+    ("截止日期", "deadline"),
+    ("标签", "tags"),
+    ("状态", "status"),
+)
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class ImportReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per data row
+    valid: list[dict[str, Any]] = field(default_factory=list)  # validated openings
+    ignored_columns: list[str] = field(default_factory=list)
+    encoding: str = ""
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for r in self.rows if not r["ok"])
+
+    def public(self, *, dry_run: bool, created: list[Opening] | None = None) -> dict[str, Any]:
+        return {
+            "dry_run": dry_run,
+            "ok": self.errors == 0,
+            "encoding": self.encoding,
+            "total": len(self.rows),
+            "valid": len(self.rows) - self.errors,
+            "invalid": self.errors,
+            "ignored_columns": self.ignored_columns,
+            "rows": self.rows,
+            "created": [o.id for o in created] if created is not None else [],
+        }
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """(text, encoding name) for UTF-8 with or without BOM, UTF-16 with BOM, or GB18030."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        # GB18030 is a superset of GBK and GB2312, which Excel uses for "CSV" on Chinese Windows.
+        return data.decode("gb18030"), "gbk"
+    except UnicodeDecodeError:
+        raise Invalid(
+            "the file is neither UTF-8 nor GBK text", fields={"file": "unknown encoding"}
+        ) from None
+
+
+def _norm_header(h: str) -> str:
+    h = h.replace(BOM, "").strip().lower()
+    h = re.sub(r"[（(【\[].*?[)）】\]]", "", h)  # "薪资下限（元/月）" -> "薪资下限"
+    return re.sub(r"[\s_*:：\-]", "", h)
+
+
+def _cell(value: str) -> str:
+    v = value.strip()
+    if len(v) > 1 and v[0] == "'" and v[1] in _FORMULA_START:
+        return v[1:]
+    return v
+
+
+def _split_salary(value: str) -> tuple[str, str] | None:
+    """'4000-6000', '4000～6000元/月', '4k-6k' -> ('4000', '6000')."""
+    s = value.replace(",", "").replace("，", "").replace(" ", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kK千])?[-~～至到—]+(\d+(?:\.\d+)?)([kK千])?(元.*)?", s)
+    if not m:
+        return None
+
+    def amount(n: str, k: str | None) -> str:
+        v = float(n) * (1000 if k else 1)
+        return str(int(v)) if v.is_integer() else n
+
+    return amount(m.group(1), m.group(2) or m.group(4)), amount(m.group(3), m.group(4))
+
+
+def _row_to_input(row: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in (
+        "title",
+        "city",
+        "address",
+        "salary_min",
+        "salary_max",
+        "headcount",
+        "education",
+        "majors",
+        "experience",
+        "description",
+        "benefits",
+        "deadline",
+        "tags",
+    ):
+        if name in row:
+            data[name] = row[name]
+    if "salary" in row and not row.get("salary_min") and not row.get("salary_max"):
+        parts = _split_salary(row["salary"])
+        if parts is not None:
+            data["salary_min"], data["salary_max"] = parts
+        elif row["salary"]:
+            data["salary_min"] = data["salary_max"] = row["salary"]
+    data["employer"] = {
+        "name": row.get("employer", ""),
+        "verified": row.get("employer_verified", "") or False,
+    }
+    status = row.get("status", "")
+    if status:
+        data["status"] = _STATUS_WORDS.get(status, status.lower())
+    return data
+
+
+def parse_openings(
+    data: bytes, *, default_status: str = "published", max_bytes: int | None = None
+) -> ImportReport:
+    """Decode, read and validate every row. Raises Invalid for an unreadable file."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TooLarge(f"file larger than {max_bytes} bytes", extra={"limit": max_bytes})
+    text, encoding = decode(data)
+    report = ImportReport(encoding=encoding)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", "\t", ";"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise Invalid("the file is empty", fields={"file": "no header row"}) from None
+    except csv.Error as e:
+        raise Invalid(f"not a CSV file: {e}", fields={"file": "unreadable"}) from None
+    columns: list[str | None] = []
+    for h in header:
+        name = _BY_HEADER.get(_norm_header(h))
+        if name is None and h.strip():
+            report.ignored_columns.append(h.strip())
+        columns.append(name if name not in columns else None)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if not ({"salary_min", "salary_max"} <= set(columns) or "salary" in columns):
+        missing.append("salary_min/salary_max")
+    if missing:
+        raise Invalid(
+            "the file lacks required columns",
+            fields={"columns": "missing: " + ", ".join(missing)},
+            extra={"ignored_columns": report.ignored_columns},
+        )
+    line = 1
+    try:
+        for cells in reader:
+            line += 1
+            if not any(c.strip() for c in cells):
+                continue
+            if len(report.rows) >= MAX_ROWS:
+                raise Invalid(
+                    f"at most {MAX_ROWS} rows per import", fields={"file": "too many rows"}
+                )
+            row = {col: _cell(v) for col, v in zip(columns, cells, strict=False) if col is not None}
+            entry: dict[str, Any] = {"row": line, "title": row.get("title", "")[:60]}
+            try:
+                inp = _row_to_input(row)
+                inp.setdefault("status", default_status)
+                valid = validate_opening(inp)
+            except Invalid as e:
+                entry.update(ok=False, errors=e.fields)
+            else:
+                entry["ok"] = True
+                report.valid.append(valid)
+            if any(c.strip() for c in cells[len(columns) :]):
+                if entry["ok"]:
+                    report.valid.pop()
+                entry.update(ok=False, errors={**entry.get("errors", {}), "row": "extra cells"})
+            report.rows.append(entry)
+    except csv.Error as e:
+        raise Invalid(f"line {line}: {e}", fields={"file": f"unreadable at line {line}"}) from None
+    if not report.rows:
+        raise Invalid("the file has no data rows", fields={"file": "no rows"})
+    return report
+
+
+def _safe(value: Any) -> str:
+    s = "" if value is None else str(value)
+    return "'" + s if s.startswith(_FORMULA_START) else s
+
+
+def _writer() -> tuple[io.StringIO, Any]:
+    buf = io.StringIO()
+    buf.write(BOM)
+    return buf, csv.writer(buf, lineterminator="\r\n")
+
+
+def export_openings(items: Iterable[Opening]) -> bytes:
+    buf, w = _writer()
+    w.writerow([h for h, _ in EXPORT_COLUMNS])
+    for o in items:
+        values = {
+            **o.public(),
+            "employer": o.employer["name"],
+            "employer_verified": "是" if o.employer.get("verified") else "否",
+            "education": EDUCATION[o.education][1],
+            "majors": "、".join(o.majors),
+            "benefits": "、".join(o.benefits),
+            "tags": "、".join(o.tags),
+            "status": STATUS_LABELS[o.status],
+        }
+        w.writerow([_safe(values[f]) for _, f in EXPORT_COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
+APPLICATION_COLUMNS = (
+    ("申请编号", "id"),
+    ("岗位编号", "opening_id"),
+    ("岗位名称", "opening_title"),
+    ("单位名称", "employer"),
+    ("姓名", "name"),
+    ("手机号", "phone"),
+    ("邮箱", "email"),
+    ("学校", "school"),
+    ("专业", "major"),
+    ("学历", "degree_label"),
+    ("毕业年份", "graduation_year"),
+    ("留言", "note"),
+    ("状态", "status"),
+    ("申请时间", "created_at"),
+    ("同意书版本", "consent_version"),
+    ("同意时间", "consented_at"),
+)
+
+
+def _cst(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, CST).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+
+def export_applications(items: Iterable[dict[str, Any]]) -> bytes:
+    buf, w = _writer()
+    w.writerow([h for h, _ in APPLICATION_COLUMNS])
+    for a in items:
+        phone = a["phone"]
+        values = {
+            **a,
+            # Mainland numbers as the 11 digits people dial; others keep their +country.
+            "phone": phone[3:] if phone.startswith("+86") else phone,
+            "graduation_year": a["graduation_year"] or "",
+            "created_at": _cst(a["created_at"]),
+            "consented_at": _cst(a["consented_at"]),
+        }
+        w.writerow([_safe(values[f]) for _, f in APPLICATION_COLUMNS])
+    return buf.getvalue().encode("utf-8")
