@@ -1,0 +1,143 @@
+"""Chat messages: post (through the gate, maybe into the review queue), hide, recent list.
+
+Approved messages live in a hash by id, with two capped id lists: every approved id (so that
+hiding and moderating by message id work for the last `keep`), and the visible ones (what
+the snapshot shows). Ids are small integers from a per-broadcast counter.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from chat.actor import Actor
+from chat.config import ChatConfig
+from chat.errors import Held
+from chat.filters import hold_reason
+from chat.gate import Gate
+from chat.review import ReviewQueue
+from core import keys
+from core.errors import Invalid, NotFound
+from core.events import EventLog
+from core.text import clean
+
+# Append one approved message; forget the ones that fall off the kept list.
+APPEND_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+local over = redis.call('LLEN', KEYS[2]) - tonumber(ARGV[3])
+if over > 0 then
+  local old = redis.call('LPOP', KEYS[2], over)
+  redis.call('HDEL', KEYS[1], unpack(old))
+  redis.call('HDEL', KEYS[4], unpack(old))
+end
+redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
+return 1
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def message_text(data: dict[str, Any], max_chars: int) -> str:
+    """The cleaned text, or Invalid `too_long` / `invalid` (length in characters)."""
+    raw = data.get("text")
+    if not isinstance(raw, str):
+        raise Invalid("text must be a string", fields={"text": "required"})
+    text = clean(raw)
+    if not text:
+        raise Invalid("empty message", fields={"text": "required"})
+    if len(text) > max_chars:
+        raise Invalid(
+            f"at most {max_chars} characters",
+            code="too_long",
+            fields={"text": f"at most {max_chars} characters"},
+            extra={"max": max_chars},
+        )
+    return text
+
+
+def public_message(m: dict[str, Any]) -> dict[str, Any]:
+    """What the room sees of a message: never the viewer id."""
+    return {"id": m["id"], "name": m["name"], "role": m["role"], "text": m["text"], "ts": m["ts"]}
+
+
+def append_message(pipe: Pipeline, bid: str, m: dict[str, Any], config: ChatConfig) -> None:
+    pipe.eval(
+        APPEND_LUA,
+        4,
+        keys.chat_messages(bid),
+        keys.chat_ids(bid),
+        keys.chat_recent(bid),
+        keys.chat_hidden(bid),
+        m["id"],
+        orjson.dumps(m),
+        config.keep,
+        config.recent,
+    )
+
+
+class ChatService:
+    def __init__(
+        self, redis: Redis, log: EventLog, config: ChatConfig, gate: Gate, review: ReviewQueue
+    ) -> None:
+        self.redis = redis
+        self.log = log
+        self.config = config
+        self.gate = gate
+        self.review = review
+
+    async def post(self, bid: str, actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+        """Post a message; returns its public form. Raises Held when it waits for review."""
+        text = message_text(data, self.config.max_chars)
+        mid = await self.gate.admit(bid, actor, text, counter=keys.chat_seq(bid), slow=True)
+        m = {
+            "id": mid,
+            "vid": actor.viewer_id,
+            "name": actor.display_name,
+            "role": actor.role,
+            "text": text,
+            "ts": now_ms(),
+        }
+        reason = None if actor.is_staff or not self.config.review_contacts else hold_reason(text)
+        if reason is not None:
+            await self.review.hold(bid, "message", m, reason)
+            raise Held(
+                "pending review: a moderator will check it before others see it",
+                extra={"message_id": mid, "reason": reason},
+            )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            append_message(pipe, bid, m, self.config)
+            self.log.add_to(pipe, bid, "chat.message", public_message(m))
+            await pipe.execute()
+        return public_message(m)
+
+    async def get(self, bid: str, mid: str) -> dict[str, Any]:
+        raw = await self.redis.hget(keys.chat_messages(bid), mid) if mid.isdigit() else None
+        if raw is None:
+            raise NotFound("no such message", code="message_not_found")
+        return orjson.loads(raw)
+
+    async def hide(self, bid: str, mid: Any, by: Actor) -> dict[str, Any]:
+        mid = str(mid)
+        await self.get(bid, mid)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(keys.chat_recent(bid), 0, mid)
+            pipe.hset(keys.chat_hidden(bid), mid, by.by)
+            self.log.add_to(pipe, bid, "chat.hidden", {"id": mid})
+            await pipe.execute()
+        return {"id": mid, "hidden": True}
+
+    async def recent(self, bid: str) -> list[dict[str, Any]]:
+        """The visible messages, oldest first, public form."""
+        ids = await self.redis.lrange(keys.chat_recent(bid), 0, -1)
+        if not ids:
+            return []
+        rows = await self.redis.hmget(keys.chat_messages(bid), ids)
+        return [public_message(orjson.loads(r)) for r in rows if r is not None]

@@ -1,0 +1,82 @@
+"""One object that holds the chat services of an app, built from a Redis client, the event
+log and a ChatConfig, and the review decisions that span messages and questions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from chat.actor import Actor
+from chat.config import ChatConfig
+from chat.gate import Gate
+from chat.messages import ChatService, append_message, public_message
+from chat.moderation import ModerationService
+from chat.questions import OpeningLookup, QuestionService
+from chat.review import ReviewQueue
+from chat.votes import VoteCoalescer
+from core.errors import Invalid
+from core.events import EventLog
+
+
+class ChatRoom:
+    def __init__(
+        self,
+        redis: Redis,
+        log: EventLog,
+        config: ChatConfig,
+        opening_lookup: OpeningLookup | None = None,
+    ) -> None:
+        self.redis = redis
+        self.log = log
+        self.config = config
+        self.gate = Gate(redis, config)
+        self.review = ReviewQueue(redis, log, config.review_max)
+        self.votes = VoteCoalescer(redis, log, config.votes_interval)
+        self.messages = ChatService(redis, log, config, self.gate, self.review)
+        self.questions = QuestionService(
+            redis, log, config, self.gate, self.review, self.votes, opening_lookup
+        )
+        self.moderation = ModerationService(redis, log)
+
+    async def decide(self, bid: str, data: dict[str, Any], by: Actor) -> dict[str, Any]:
+        """Approve or reject a held message or question: `kind`, `id`, `approve` (bool)."""
+        kind = data.get("kind")
+        approve = data.get("approve")
+        if not isinstance(approve, bool):
+            raise Invalid("approve must be true or false", fields={"approve": "a boolean"})
+        if kind == "message":
+            config = self.config
+
+            def effects(pipe: Any, m: dict[str, Any]) -> None:
+                if approve:
+                    append_message(pipe, bid, m, config)
+                    self.log.add_to(pipe, bid, "chat.message", public_message(m))
+
+        elif kind == "question":
+            effects = (
+                self.questions.approve_effects(bid)
+                if approve
+                else self.questions.reject_effects(bid)
+            )
+        else:
+            raise Invalid(
+                "kind must be message or question", fields={"kind": "message or question"}
+            )
+        item = await self.review.decide(
+            bid, kind, data.get("id"), approve=approve, by=by.by, effects=effects
+        )
+        return {"kind": kind, "id": item["id"], "approved": approve}
+
+    async def snapshot(self, bid: str, host: bool) -> dict[str, Any]:
+        """The chat part of a snapshot: recent messages, questions, room settings; for hosts
+        also the review queue and moderation state."""
+        part: dict[str, Any] = {
+            "chat": await self.messages.recent(bid),
+            "chat_settings": await self.moderation.settings(bid),
+        }
+        part.update(await self.questions.listing(bid, host=host))
+        if host:
+            part["review"] = await self.review.items(bid)
+            part["moderation"] = await self.moderation.state(bid)
+        return part

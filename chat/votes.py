@@ -1,0 +1,97 @@
+"""Vote counts reach viewers coalesced: each vote is written at once (one per viewer, in a
+script), marks its question dirty, and a `question.votes` event with the current counts of
+the dirty questions goes out at most once per interval per broadcast.
+
+Every process ticks twice per interval for the broadcasts it has taken votes for; a lock
+key that lives one interval lets only one of them publish per interval. Reading the counts,
+clearing the dirty set and publishing happen in one script, so no stale count can overtake a
+newer one. If the process that took a vote dies before publishing, the next vote on that
+broadcast (on any process) flushes it; the snapshot always has the exact counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+
+from core import keys
+from core.events import EventLog, encode_body
+
+log = logging.getLogger("jobcast.chat.votes")
+
+# The event body is made by core.events.encode_body with a placeholder where the counts go,
+# so the wire format stays defined in one place; the script only fills in the counts.
+_FLUSH_LUA = """
+if redis.call('SCARD', KEYS[1]) == 0 then return 0 end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return -1 end
+local ids = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+local t = {}
+for _, id in ipairs(ids) do t[id] = tonumber(redis.call('ZSCORE', KEYS[3], id) or '0') end
+local body = ARGV[3] .. cjson.encode(t) .. ARGV[4]
+local seq = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'a', 'p', 'b', body)
+redis.call('PUBLISH', KEYS[5], '{"seq":"' .. seq .. '",' .. body)
+return #ids
+"""
+
+
+class VoteCoalescer:
+    def __init__(self, redis: Redis, log_: EventLog, interval: float) -> None:
+        self.redis = redis
+        self.log = log_
+        self.interval = interval
+        self._bids: dict[str, int] = {}  # broadcast id -> touches (a flush that saw nothing
+        # dirty forgets the broadcast only if no vote touched it meanwhile)
+        self._script = redis.register_script(_FLUSH_LUA)
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def touch(self, bid: str) -> None:
+        """A vote (or a question update) on `bid` happened here: keep flushing it."""
+        self._bids[bid] = self._bids.get(bid, 0) + 1
+
+    async def flush(self, bid: str) -> int:
+        """Publish the dirty counts if this process holds this interval's turn.
+
+        Returns the number of questions published, 0 when nothing was dirty, -1 when another
+        process published within the interval.
+        """
+        prefix, _, suffix = encode_body("question.votes", {"votes": None}).partition(b"null")
+        n = await self._script(
+            keys=[
+                keys.question_dirty(bid),
+                keys.question_tick(bid),
+                keys.question_votes(bid),
+                keys.events(bid),
+                keys.channel(bid, "p"),
+            ],
+            args=[max(1, int(self.interval * 1000)), self.log.maxlen, prefix, suffix],
+        )
+        if n > 0:
+            self.published += 1
+        return int(n)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval / 2)
+            for bid, touches in list(self._bids.items()):
+                try:
+                    if await self.flush(bid) == 0 and self._bids.get(bid) == touches:
+                        del self._bids[bid]
+                except Exception as e:  # Redis down: keep the broadcast, try next tick
+                    log.warning("vote flush failed", extra={"bid": bid, "error": str(e)})
+
+    def start(self) -> None:
+        if self.interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="jobcast-votes")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
