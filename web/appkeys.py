@@ -43,3 +43,7 @@ from openings.service import OpeningService  # noqa: E402
 
 OPENINGS = web.AppKey("openings", OpeningService)
 APPLICATIONS = web.AppKey("applications", ApplicationService)
+
+from chat.service import ChatRoom  # noqa: E402
+
+CHAT = web.AppKey("chat", ChatRoom)

@@ -58,6 +58,21 @@ class Settings:
     event_history: int = _opt(2000, "events kept per broadcast for reconnect replay")
     presence_interval: float = _opt(2.0, "seconds between viewer-count updates")
     session_ttl: int = _opt(12 * 3600, "seconds a host login lasts")
+    chat_max_chars: int = _opt(300, "longest chat message or question, in characters")
+    chat_recent: int = _opt(200, "chat messages in the snapshot and on the viewer page")
+    chat_rate: float = _opt(1.0, "chat messages and questions per second one viewer may send")
+    chat_burst: int = _opt(10, "chat messages and questions one viewer may send in a burst")
+    chat_ip_rate: float = _opt(
+        20.0, "chat messages and questions per second from one IP (halls share one address)"
+    )
+    chat_ip_burst: int = _opt(60, "chat messages and questions from one IP in a burst")
+    chat_review_questions: bool = _opt(True, "questions wait for a moderator's approval")
+    chat_review_contacts: bool = _opt(
+        True, "chat messages with a phone number, WeChat/QQ id or link wait for approval"
+    )
+    qa_votes_interval: float = _opt(
+        0.5, "seconds between vote-count updates to viewers; 0 sends one event per vote"
+    )
     log_level: str = _opt("info", "log level: debug, info, warning, error")
     log_json: bool = _opt(True, "log one JSON object per line")
     process_name: str = _opt("", "name of this process in presence and metrics", cli=False)
