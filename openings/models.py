@@ -264,7 +264,11 @@ def _employer(data: dict, errors: dict[str, str], current: dict | None) -> dict[
         errors["employer.name"] = errors.pop("name")
     verified = raw.get("verified", (current or {}).get("verified", False))
     if isinstance(verified, str):
-        verified = verified.strip().lower() in ("1", "true", "yes", "y", "是", "已认证")
+        word = verified.strip().lower()
+        if word in ("1", "true", "yes", "y", "是", "已认证"):
+            verified = True
+        elif word in ("", "0", "false", "no", "n", "否", "未认证"):
+            verified = False
     if not isinstance(verified, bool):
         errors["employer.verified"] = "must be true or false"
         verified = False

@@ -1,0 +1,433 @@
+"""HTTP API and socket actions for openings, the lineup, the pinned card and applications.
+
+Viewers read published openings and apply; hosts write openings, run the lineup and read
+applications (personal data goes to hosts only: `require_host(host_only=True)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from prometheus_client import Counter
+
+from core.errors import Forbidden, Invalid, TooLarge
+from openings import csvio
+from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION, DEGREES
+from openings.applications import STATUSES as APPLICATION_STATUSES
+from openings.applications import ApplicationService, ApplyLimits
+from openings.models import EDUCATION
+from openings.service import OpeningService
+from web.appkeys import (
+    APPLICATIONS,
+    BROADCASTS,
+    EVENT_LOG,
+    METRICS,
+    OPENINGS,
+    REDIS,
+    SETTINGS,
+    SNAPSHOT_PARTS,
+    WS_ACTIONS,
+)
+from web.jsonutil import json_response
+from web.requests import client_ip, host_user, read_json, require_host, require_viewer
+
+routes = web.RouteTableDef()
+APPLY_RESULTS = web.AppKey("apply_results", Counter)
+CSV_TYPE = "text/csv"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+async def _broadcast(request: web.Request) -> str:
+    bid = request.match_info["bid"]
+    await request.app[BROADCASTS].get(bid)  # 404 for an unknown broadcast
+    return bid
+
+
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise Invalid(f"bad {name}", fields={name: f"a whole number from {lo} to {hi}"})
+    return int(raw)
+
+
+def _csv_response(body: bytes, filename: str) -> web.Response:
+    return web.Response(
+        body=body,
+        content_type=CSV_TYPE,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _read_upload(request: web.Request) -> bytes:
+    """The CSV file: a multipart form's `file` field, or the raw request body."""
+    limit = request.app[SETTINGS].max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise TooLarge(f"upload larger than {limit} bytes", extra={"limit": limit})
+    buf = bytearray()
+
+    def add(chunk: bytes) -> None:
+        buf.extend(chunk)
+        if len(buf) > limit:
+            raise TooLarge(f"upload larger than {limit} bytes", extra={"limit": limit})
+
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                while chunk := await part.read_chunk(65536):
+                    add(chunk)
+                break
+        else:
+            raise Invalid("no file in the form", fields={"file": "required"})
+    else:
+        async for chunk in request.content.iter_chunked(65536):
+            add(chunk)
+    if not buf:
+        raise Invalid("empty file", fields={"file": "required"})
+    return bytes(buf)
+
+
+# -- openings --------------------------------------------------------------------------------
+
+
+@routes.get("/api/broadcasts/{bid}/openings")
+async def list_openings(request: web.Request) -> web.Response:
+    """Published openings in lineup order (hosts and moderators also see drafts and closed)."""
+    bid = await _broadcast(request)
+    staff = await host_user(request) is not None
+    q = request.query
+    items = await request.app[OPENINGS].list(
+        bid,
+        include_hidden=staff,
+        city=q.get("city", "")[:40],
+        education=q.get("education", "")[:20],
+        major=q.get("major", "")[:60],
+        status=q.get("status", "") if staff else "",
+    )
+    cities = sorted({o.city for o in items})
+    return json_response({"openings": [o.public() for o in items], "cities": cities})
+
+
+@routes.post("/api/broadcasts/{bid}/openings")
+async def create_opening(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    o = await request.app[OPENINGS].create(bid, await read_json(request))
+    return json_response(
+        o.public(), status=201, headers={"Location": f"/api/broadcasts/{bid}/openings/{o.id}"}
+    )
+
+
+@routes.get("/api/broadcasts/{bid}/openings.csv")
+async def export_openings(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    items = await request.app[OPENINGS].list(
+        bid, include_hidden=True, status=request.query.get("status", "")
+    )
+    return _csv_response(csvio.export_openings(items), f"openings-{bid}.csv")
+
+
+@routes.post("/api/broadcasts/{bid}/openings/import")
+async def import_openings(request: web.Request) -> web.Response:
+    """CSV import; `?dry_run=1` only reports. Without it, all rows are stored or none."""
+    await require_host(request)
+    bid = await _broadcast(request)
+    dry_run = request.query.get("dry_run", "") in ("1", "true", "yes")
+    status = request.query.get("status", "published")
+    if status not in ("draft", "published", "closed"):
+        raise Invalid("bad status", fields={"status": "draft, published or closed"})
+    data = await _read_upload(request)
+    report = csvio.parse_openings(
+        data, default_status=status, max_bytes=request.app[SETTINGS].max_upload_bytes
+    )
+    if dry_run:
+        return json_response(report.public(dry_run=True))
+    if report.errors:
+        raise Invalid(
+            f"{report.errors} of {len(report.rows)} rows have errors; nothing was imported",
+            code="import_invalid",
+            fields={"file": f"{report.errors} rows have errors"},
+            extra={"report": report.public(dry_run=False)},
+        )
+    created = await request.app[OPENINGS].create_many(bid, report.valid)
+    return json_response(report.public(dry_run=False, created=created), status=201)
+
+
+@routes.get("/api/broadcasts/{bid}/openings/{oid}")
+async def get_opening(request: web.Request) -> web.Response:
+    staff = await host_user(request) is not None
+    o = await request.app[OPENINGS].get(
+        request.match_info["bid"], request.match_info["oid"], include_hidden=staff
+    )
+    return json_response(o.public())
+
+
+@routes.patch("/api/broadcasts/{bid}/openings/{oid}")
+async def update_opening(request: web.Request) -> web.Response:
+    await require_host(request)
+    o = await request.app[OPENINGS].update(
+        request.match_info["bid"], request.match_info["oid"], await read_json(request)
+    )
+    return json_response(o.public())
+
+
+@routes.delete("/api/broadcasts/{bid}/openings/{oid}")
+async def delete_opening(request: web.Request) -> web.Response:
+    await require_host(request)
+    await request.app[OPENINGS].delete(request.match_info["bid"], request.match_info["oid"])
+    return json_response({"deleted": request.match_info["oid"]})
+
+
+# -- lineup and pinned card -----------------------------------------------------------------
+
+
+@routes.get("/api/broadcasts/{bid}/lineup")
+async def get_lineup(request: web.Request) -> web.Response:
+    bid = await _broadcast(request)
+    staff = await host_user(request) is not None
+    st = await request.app[OPENINGS].state(bid)
+    order = [o.id for o in st.ordered()] if staff else st.visible_order()
+    return json_response({"order": order, "pinned": st.pinned if staff else None})
+
+
+@routes.put("/api/broadcasts/{bid}/lineup")
+async def put_lineup(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    data = await read_json(request)
+    order = data.get("order") if isinstance(data, dict) else None
+    return json_response({"order": await request.app[OPENINGS].set_lineup(bid, order)})
+
+
+@routes.get("/api/broadcasts/{bid}/pin")
+async def get_pin(request: web.Request) -> web.Response:
+    bid = await _broadcast(request)
+    return json_response({"pinned": await request.app[OPENINGS].pinned(bid)})
+
+
+@routes.post("/api/broadcasts/{bid}/pin")
+async def pin(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    data = await read_json(request)
+    oid = data.get("opening_id") if isinstance(data, dict) else None
+    if not isinstance(oid, str) or not oid:
+        raise Invalid("opening_id is required", fields={"opening_id": "required"})
+    return json_response({"pinned": await request.app[OPENINGS].pin(bid, oid)})
+
+
+@routes.post("/api/broadcasts/{bid}/pin/next")
+async def pin_next(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    return json_response({"pinned": await request.app[OPENINGS].pin_next(bid)})
+
+
+@routes.delete("/api/broadcasts/{bid}/pin")
+async def unpin(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    return json_response({"unpinned": await request.app[OPENINGS].unpin(bid), "pinned": None})
+
+
+# -- applying (viewers) ---------------------------------------------------------------------
+
+
+@routes.get("/api/consent")
+async def consent(request: web.Request) -> web.Response:
+    """The consent text an application form shows, with the version to send back."""
+    return json_response(
+        {
+            "version": CONSENT_VERSION,
+            "text": CONSENT_TEXTS[CONSENT_VERSION],
+            "degrees": [{"code": c, "zh": EDUCATION[c][1], "en": EDUCATION[c][2]} for c in DEGREES],
+            "education": [{"code": c, "zh": v[1], "en": v[2]} for c, v in EDUCATION.items()],
+        }
+    )
+
+
+@routes.post("/api/openings/{oid}/applications")
+async def apply(request: web.Request) -> web.Response:
+    """Answers only after the application is written to Redis (and so to its AOF)."""
+    vid = require_viewer(request)
+    body = await read_json(request)
+    res = await request.app[APPLICATIONS].apply(
+        request.match_info["oid"],
+        viewer_id=vid,
+        ip=client_ip(request),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        body=body,
+    )
+    outcome = "new" if res.new else "replayed" if res.replayed else "duplicate"
+    request.app[APPLY_RESULTS].labels(outcome).inc()
+    status = 201 if res.new or (res.replayed and not res.duplicate) else 200
+    headers = {"Idempotent-Replayed": "true"} if res.replayed else None
+    return json_response(res.public(), status=status, headers=headers)
+
+
+@routes.get("/api/broadcasts/{bid}/applied")
+async def applied(request: web.Request) -> web.Response:
+    """The opening ids this viewer (signed cookie) applied to in the broadcast."""
+    vid = require_viewer(request)
+    bid = request.match_info["bid"]
+    got = await request.app[APPLICATIONS].applied(bid, vid)
+    return json_response({"opening_ids": sorted(got), "applications": got})
+
+
+# -- applications (hosts only) --------------------------------------------------------------
+
+
+def _filters(request: web.Request) -> dict[str, str]:
+    q = request.query
+    return {
+        "opening_id": q.get("opening_id", "")[:32],
+        "status": q.get("status", ""),
+        "employer": q.get("employer", "")[:100],
+    }
+
+
+@routes.get("/api/broadcasts/{bid}/applications")
+async def list_applications(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    total, items = await request.app[APPLICATIONS].list(
+        bid,
+        **_filters(request),
+        offset=_int_query(request, "offset", 0, 0, 10**7),
+        limit=_int_query(request, "limit", 100, 1, 1000),
+    )
+    return json_response({"total": total, "applications": items})
+
+
+@routes.get("/api/broadcasts/{bid}/applications.csv")
+async def export_applications(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    _, items = await request.app[APPLICATIONS].list(bid, **_filters(request), offset=0, limit=10**7)
+    f = _filters(request)
+    suffix = f"-{f['opening_id']}" if f["opening_id"] else ""
+    return _csv_response(csvio.export_applications(items), f"applications-{bid}{suffix}.csv")
+
+
+@routes.get("/api/broadcasts/{bid}/applications/counts")
+async def application_counts(request: web.Request) -> web.Response:
+    await require_host(request)
+    bid = await _broadcast(request)
+    return json_response(await request.app[APPLICATIONS].snapshot(bid, True))
+
+
+@routes.get("/api/openings/{oid}/applications")
+async def opening_applications(request: web.Request) -> web.Response:
+    await require_host(request)
+    oid = request.match_info["oid"]
+    bid = await request.app[OPENINGS].owner(oid)
+    total, items = await request.app[APPLICATIONS].list(
+        bid,
+        opening_id=oid,
+        status=request.query.get("status", ""),
+        offset=_int_query(request, "offset", 0, 0, 10**7),
+        limit=_int_query(request, "limit", 100, 1, 1000),
+    )
+    return json_response({"total": total, "applications": items})
+
+
+@routes.get("/api/broadcasts/{bid}/applications/{aid}")
+async def get_application(request: web.Request) -> web.Response:
+    await require_host(request)
+    a = await request.app[APPLICATIONS].get(request.match_info["bid"], request.match_info["aid"])
+    return json_response(a)
+
+
+@routes.patch("/api/broadcasts/{bid}/applications/{aid}")
+async def patch_application(request: web.Request) -> web.Response:
+    await require_host(request)
+    data = await read_json(request)
+    if not isinstance(data, dict) or set(data) - {"status"}:
+        raise Invalid(
+            "only status can change", fields={"status": "one of " + ", ".join(APPLICATION_STATUSES)}
+        )
+    a = await request.app[APPLICATIONS].set_status(
+        request.match_info["bid"], request.match_info["aid"], data.get("status")
+    )
+    return json_response(a)
+
+
+@routes.delete("/api/broadcasts/{bid}/applications/{aid}")
+async def delete_application(request: web.Request) -> web.Response:
+    await require_host(request)
+    count = await request.app[APPLICATIONS].delete(
+        request.match_info["bid"], request.match_info["aid"]
+    )
+    return json_response({"deleted": request.match_info["aid"], "count": count})
+
+
+# -- socket actions (host console) ----------------------------------------------------------
+
+
+def _host_only(ctx: Any) -> None:
+    if not ctx.is_host:
+        raise Forbidden("only hosts may do this", code="host_only")
+
+
+async def _ws_pin(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+    _host_only(ctx)
+    oid = data.get("opening_id")
+    if not isinstance(oid, str) or not oid:
+        raise Invalid("opening_id is required", fields={"opening_id": "required"})
+    return {"pinned": await ctx.app[OPENINGS].pin(ctx.bid, oid)}
+
+
+async def _ws_pin_next(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+    _host_only(ctx)
+    return {"pinned": await ctx.app[OPENINGS].pin_next(ctx.bid)}
+
+
+async def _ws_unpin(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
+    _host_only(ctx)
+    return {"unpinned": await ctx.app[OPENINGS].unpin(ctx.bid)}
+
+
+# -- wiring ---------------------------------------------------------------------------------
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    openings = OpeningService(app[REDIS], app[EVENT_LOG])
+    app[OPENINGS] = openings
+    app[APPLICATIONS] = ApplicationService(
+        app[REDIS],
+        app[EVENT_LOG],
+        openings,
+        ApplyLimits(per_viewer=s.apply_per_viewer, per_ip=s.apply_per_ip, window=s.apply_window),
+    )
+    yield
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(routes)
+    app.cleanup_ctx.append(_services_ctx)
+    app[APPLY_RESULTS] = Counter(
+        "jobcast_applications",
+        "Application submissions answered, by outcome (new, duplicate, replayed)",
+        ["outcome"],
+        registry=app[METRICS].registry,
+    )
+
+    async def openings_part(bid: str, is_host: bool) -> dict[str, Any]:
+        return await app[OPENINGS].snapshot(bid, is_host)
+
+    async def counts_part(bid: str, is_host: bool) -> dict[str, Any]:
+        return await app[APPLICATIONS].snapshot(bid, is_host)
+
+    app[SNAPSHOT_PARTS].extend([openings_part, counts_part])
+    app[WS_ACTIONS]["card.pin"] = _ws_pin
+    app[WS_ACTIONS]["card.pin_next"] = _ws_pin_next
+    app[WS_ACTIONS]["card.unpin"] = _ws_unpin
