@@ -169,13 +169,11 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
         reader = asyncio.create_task(_read_loop(ws, ctx, sock))
         await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
         if sock.closed and sock.close_reason:
-            metrics.slow_dropped.inc() if sock.close_reason == "too_slow" else None
-            await _close(
-                request,
-                ws,
-                CLOSE_TOO_SLOW if sock.close_reason == "too_slow" else CLOSE_POLICY,
-                sock.close_reason,
-            )
+            too_slow = sock.close_reason == "too_slow"
+            if too_slow:
+                metrics.slow_dropped.inc()
+            code = CLOSE_TOO_SLOW if too_slow else CLOSE_POLICY
+            await _close(request, ws, code, sock.close_reason)
     finally:
         sock.closed = True
         for t in (reader, writer):
