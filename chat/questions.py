@@ -233,7 +233,12 @@ class QuestionService:
         return decode(h)
 
     async def _update(
-        self, bid: str, qid: Any, change: Callable[[dict[str, Any]], dict[str, str]]
+        self,
+        bid: str,
+        qid: Any,
+        change: Callable[[dict[str, Any]], dict[str, str]],
+        *,
+        unhide: bool = False,
     ) -> dict[str, Any]:
         """Read-check-write one approved question under WATCH; publish its new public form."""
         qid = _qid(qid)
@@ -247,13 +252,18 @@ class QuestionService:
                         raise NotFound("no such question", code="question_not_found")
                     q = decode(h)
                     fields = change(q)
-                    hidden = bool(await pipe.sismember(keys.question_hidden(bid), qid))
+                    hidden = not unhide and bool(
+                        await pipe.sismember(keys.question_hidden(bid), qid)
+                    )
                     votes = int(await pipe.zscore(keys.question_votes(bid), qid) or 0)
                     q.update({k: v for k, v in fields.items() if k in q})
                     if "answered_at" in fields:
                         q["answered_at"] = int(fields["answered_at"])
                     pipe.multi()
-                    pipe.hset(key, mapping=fields)
+                    if fields:
+                        pipe.hset(key, mapping=fields)
+                    if unhide:
+                        pipe.srem(keys.question_hidden(bid), qid)
                     # The count read here may be overtaken by a vote; the next votes event
                     # carries this question again with the current count.
                     pipe.sadd(keys.question_dirty(bid), qid)
@@ -296,10 +306,7 @@ class QuestionService:
         return view
 
     async def restore(self, bid: str, qid: Any, by: Actor) -> dict[str, Any]:
-        qid = _qid(qid)
-        await self.get(bid, qid)
-        await self.redis.srem(keys.question_hidden(bid), qid)
-        return await self._update(bid, qid, lambda q: {})
+        return await self._update(bid, qid, lambda q: {}, unhide=True)
 
     async def hide(self, bid: str, qid: Any, by: Actor) -> dict[str, Any]:
         q = await self.get(bid, qid)
