@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from html.parser import HTMLParser
+from pathlib import Path
 
 import orjson
 import pytest
+from markupsafe import escape
 
 from chat.reducer import chat_state, reduce
 from core import keys
@@ -397,3 +400,61 @@ async def test_snapshot_after_reconnect_equals_live_state(app_factory, redis_url
     assert qs[q1]["votes"] == 1 and qs[q1]["hidden"] is False
     assert [m["text"] for m in snap["chat"]] == ["before", "hello", "www.example.com 招人"]
     assert snap["chat_settings"] == {"slow_mode": 5}
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.in_chat = 0
+        self.chat_tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+        if self.in_chat:
+            self.chat_tags.append((tag, attrs))
+            if tag == "ol":
+                self.in_chat += 1
+        elif tag == "ol" and ("id", "chat") in attrs:
+            self.in_chat = 1
+
+    def handle_endtag(self, tag):
+        if self.in_chat and tag == "ol":
+            self.in_chat -= 1
+
+
+async def test_xss_corpus_stored_verbatim_and_rendered_inert(app_factory, redis_url, viewers):
+    payloads = [
+        line
+        for line in (Path(__file__).parent / "data" / "xss.txt").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(payloads) >= 20
+    a = await app_factory(redis_url, chat_review_contacts=False, chat_burst=100, ws_burst=100)
+    bid = await (await login(a)).create_broadcast()
+    evil = await viewers.open(a, bid, name="<svg onload=alert(1)>")
+    watcher = await viewers.open(a, bid)
+    for p in payloads:
+        await ok(evil, "chat.send", {"text": p})
+    got = await watcher.wait_count("chat.message", len(payloads))
+    assert [e["data"]["text"] for e in got] == payloads  # stored and sent as typed
+    assert {e["data"]["name"] for e in got} == {"<svg onload=alert(1)>"}
+
+    r = await a.get(f"/b/{bid}")
+    assert r.status == 200
+    html = await r.text()
+    parser = _Tags()
+    parser.feed(html)
+    # Inside the chat list only the list's own markup, with no handlers or script URLs.
+    assert {t for t, _ in parser.chat_tags} == {"li", "span"}
+    for _tag, attrs in parser.chat_tags:
+        assert {k for k, _ in attrs} <= {"class", "data-id"}
+    assert len([t for t, _ in parser.chat_tags if t == "li"]) == len(payloads)
+    # Nowhere on the page: an inline script, an event handler attribute, a javascript: URL.
+    for tag, attrs in parser.tags:
+        assert not any(k.startswith("on") for k, _ in attrs), (tag, attrs)
+        assert not any(v and "javascript:" in v.lower() for _, v in attrs), (tag, attrs)
+        if tag == "script":
+            assert dict(attrs).get("src", "").startswith("/static/")
+    for p in payloads:
+        assert str(escape(p)) in html
