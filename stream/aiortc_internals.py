@@ -1,0 +1,290 @@
+"""Every use of aiortc's and aioice's private internals, in this one module.
+
+The relay forwards the publisher's encoded frames without decoding or encoding them. aiortc has
+no public API for that, so this module adds four small hooks, each pinned to the aiortc version
+below and covered by tests/test_media_internals.py:
+
+1. Receiver side, `tap_encoded_frames`: `RTCRtpReceiver` depacketises RTP through its jitter
+   buffer and puts `(codec, JitterFrame)` on a `queue.Queue` that its decoder thread reads. We
+   swap that queue for a tap that hands each complete encoded frame to the relay instead; the
+   decoder thread stays idle and still ends when the receiver stops.
+2. Receiver side, `request_keyframe`: sends RTCP PLI (or FIR) for the publisher's media SSRC.
+3. Sender side, `send_packetized` and `on_keyframe_request`: `RTCRtpSender` calls its encoder's
+   `pack()` for anything its track yields that is not an `av.Frame`. We give it an encoder whose
+   `pack()` returns RTP payloads already cut once per frame for every viewer, and route the
+   viewer's PLI/FIR to the relay instead of a (missing) encoder.
+4. ICE, `restrict_gathering`: aioice gathers host candidates on every non-loopback address
+   with an ephemeral port. We gather on the configured addresses only (127.0.0.1 included, for
+   tests), optionally inside a UDP port range, and announce NAT 1:1 public addresses instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import queue
+import random
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioice
+import aiortc
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.ice import Connection, StunProtocol, get_host_addresses
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.base import Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+
+PINNED_AIORTC = "1.16.0"
+PINNED_AIOICE = "0.13."
+
+EncodedSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+def check_versions() -> None:
+    """Refuse to run against an aiortc/aioice whose internals were not checked."""
+    if aiortc.__version__ != PINNED_AIORTC:
+        raise RuntimeError(
+            f"Jobcast's media relay needs aiortc {PINNED_AIORTC} (found {aiortc.__version__})"
+        )
+    if not aioice.__version__.startswith(PINNED_AIOICE):
+        raise RuntimeError(
+            f"Jobcast's media relay needs aioice {PINNED_AIOICE}x (found {aioice.__version__})"
+        )
+
+
+# -- receiver: encoded frames before decoding ------------------------------------------------
+
+
+class _DecoderQueueTap:
+    """Stands in for `RTCRtpReceiver.__decoder_queue`.
+
+    `put((codec, frame))` comes from `_handle_rtp_packet` on the event loop for every complete
+    frame: it goes to the sink and is never decoded. `put(None)` (receiver stopping) and `get()`
+    (the decoder thread) go to the original queue, so the idle thread still ends cleanly whether
+    it was started before or after the tap went in.
+    """
+
+    def __init__(self, original: queue.Queue, sink: EncodedSink) -> None:
+        self._original = original
+        self._sink = sink
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            self._original.put(None)
+            return
+        codec, frame = item
+        self._sink(codec, frame)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._original.get(block, timeout)
+
+
+def tap_encoded_frames(receiver: RTCRtpReceiver, sink: EncodedSink) -> None:
+    """Hand every depacketised frame of `receiver` to `sink(codec, JitterFrame)`, undecoded.
+
+    The frame's `timestamp` is already mapped to start at 0 (aiortc's TimestampMapper); `data`
+    is Annex B for H264, the raw VP8 frame, or one Opus packet.
+    """
+    attr = "_RTCRtpReceiver__decoder_queue"
+    current = getattr(receiver, attr)
+    if isinstance(current, _DecoderQueueTap):
+        current._sink = sink
+        return
+    setattr(receiver, attr, _DecoderQueueTap(current, sink))
+
+
+def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
+    """The publisher's media SSRCs seen recently (retransmission SSRCs left out)."""
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc
+    seen = [s.source for s in receiver.getSynchronizationSources()]
+    return [s for s in seen if s not in rtx]
+
+
+def request_keyframe(
+    receiver: RTCRtpReceiver, *, full: bool = False, seq: int = 0
+) -> list[asyncio.Future[None]]:
+    """Ask the publisher for a keyframe: PLI, or FIR (RFC 5104) when `full`.
+
+    Returns the sends under way (keep them referenced), empty when nothing can be sent yet
+    (no media SSRC seen, or RTCP not set up).
+    """
+    rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+    ssrcs = media_ssrcs(receiver)
+    if rtcp_ssrc is None or not ssrcs:
+        return []
+    sends = []
+    for ssrc in ssrcs:
+        if full:
+            packet = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_FIR,
+                ssrc=rtcp_ssrc,
+                media_ssrc=0,
+                fci=struct.pack("!LBxxx", ssrc, seq & 0xFF),
+            )
+        else:
+            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=ssrc)
+        sends.append(asyncio.ensure_future(receiver._send_rtcp(packet)))
+    return sends
+
+
+# -- sender: packets cut once, sent to many --------------------------------------------------
+
+
+class Packetized:
+    """One encoded frame as RTP payloads, shared (read-only) by every viewer's sender."""
+
+    __slots__ = ("keyframe", "payloads", "timestamp")
+
+    def __init__(self, payloads: list[bytes], timestamp: int, keyframe: bool) -> None:
+        self.payloads = payloads
+        self.timestamp = timestamp
+        self.keyframe = keyframe
+
+
+class PassThroughEncoder(Encoder):
+    """The sender's encoder for a relayed track: `pack()` returns the ready payloads."""
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        raise TypeError("a relayed track yields encoded frames, never raw ones")
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        return packet.payloads, packet.timestamp
+
+
+def send_packetized(sender: RTCRtpSender) -> None:
+    """Make `sender` send `Packetized` frames from its track as they are (no encoding).
+
+    Must be called before the sender starts; aiortc only creates an encoder when it has none.
+    """
+    sender._RTCRtpSender__encoder = PassThroughEncoder()
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` when the viewer sends PLI or FIR for this sender's stream."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+# -- ICE: which addresses and ports host candidates use --------------------------------------
+
+
+@dataclass(frozen=True)
+class IcePolicy:
+    """Where host candidates are gathered and what they announce.
+
+    `addresses`: local addresses to bind (empty: aioice's choice, every non-loopback address).
+    `ports`: inclusive UDP port range to bind in, or None for ephemeral ports.
+    `announce`: local address (or "*") -> public address written into the candidates (NAT 1:1).
+    """
+
+    addresses: tuple[str, ...] = ()
+    ports: tuple[int, int] | None = None
+    announce: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_default(self) -> bool:
+        return not self.addresses and self.ports is None and not self.announce
+
+
+def ice_gatherers(pc: RTCPeerConnection) -> list[Any]:
+    """The distinct ICE gatherers of `pc` (one per transport; one in total with BUNDLE)."""
+    out: list[Any] = []
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in transports:
+        gatherer = dtls.transport.iceGatherer
+        if all(g is not gatherer for g in out):
+            out.append(gatherer)
+    return out
+
+
+def restrict_gathering(pc: RTCPeerConnection, policy: IcePolicy) -> None:
+    """Gather `pc`'s host candidates according to `policy`.
+
+    Call after the transceivers exist (offerer: after addTransceiver; answerer: after
+    setRemoteDescription, which drops the bundled transports) and before setLocalDescription.
+    """
+    if policy.is_default:
+        return
+    for gatherer in ice_gatherers(pc):
+        conn: Connection = gatherer._connection
+        if conn._local_candidates_start:
+            continue
+
+        async def gather(conn: Connection = conn) -> None:
+            await _gather(conn, policy)
+
+        conn.gather_candidates = gather  # type: ignore[method-assign]
+
+
+async def _gather(conn: Connection, policy: IcePolicy) -> None:
+    if conn._local_candidates_start:
+        return
+    conn._local_candidates_start = True
+    addresses: Sequence[str] = policy.addresses or get_host_addresses(
+        use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6
+    )
+    loop = asyncio.get_running_loop()
+    for component in sorted(conn._components):
+        for address in addresses:
+            try:
+                _, protocol = await _bind(loop, conn, address, policy.ports)
+            except OSError:
+                continue
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = _host_candidate(component, host, port)
+            conn._protocols.append(protocol)
+            public = policy.announce.get(host) or policy.announce.get("*")
+            if public and _same_family(public, host):
+                conn._local_candidates.append(_host_candidate(component, public, port))
+            else:
+                conn._local_candidates.append(protocol.local_candidate)
+    conn._local_candidates_end = True
+
+
+def _host_candidate(component: int, host: str, port: int) -> Candidate:
+    return Candidate(
+        foundation=candidate_foundation("host", "udp", host),
+        component=component,
+        transport="udp",
+        priority=candidate_priority(component, "host"),
+        host=host,
+        port=port,
+        type="host",
+    )
+
+
+def _same_family(a: str, b: str) -> bool:
+    return ipaddress.ip_address(a).version == ipaddress.ip_address(b).version
+
+
+async def _bind(
+    loop: asyncio.AbstractEventLoop,
+    conn: Connection,
+    address: str,
+    ports: tuple[int, int] | None,
+) -> tuple[asyncio.DatagramTransport, StunProtocol]:
+    candidates: Iterable[int] = [0] if ports is None else _port_order(ports)
+    last: OSError | None = None
+    for port in candidates:
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: StunProtocol(conn), local_addr=(address, port)
+            )
+        except OSError as e:
+            last = e
+            continue
+        return transport, protocol  # type: ignore[return-value]
+    raise last or OSError(f"no free UDP port on {address}")
+
+
+def _port_order(ports: tuple[int, int]) -> list[int]:
+    """Every port of the range once, from a random start (spreads binds, few collisions)."""
+    lo, hi = ports
+    start = random.randint(lo, hi)
+    return list(range(start, hi + 1)) + list(range(lo, start))
