@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.broadcasts import BroadcastService
 from core.events import EventLog
-from web import api_auth, api_broadcasts, chat_api, openings_api, pages
+from web import api_auth, api_broadcasts, chat_api, media_api, openings_api, pages
 from web.appkeys import (
     BROADCASTS,
     BUS,
@@ -49,7 +49,11 @@ from web.ws import host_socket, viewer_socket
 # Feature wiring: each entry adds its routes, snapshot parts (SNAPSHOT_PARTS), socket actions
 # (WS_ACTIONS) and cleanup contexts to the app. Runs after the core contexts are registered,
 # so a feature's cleanup context can use REDIS, EVENT_LOG and HUB.
-FEATURES: list[Callable[[web.Application], None]] = [openings_api.setup, chat_api.setup]
+FEATURES: list[Callable[[web.Application], None]] = [
+    openings_api.setup,
+    chat_api.setup,
+    media_api.setup,
+]
 
 
 def redis_client(url: str) -> Redis:

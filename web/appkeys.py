@@ -47,3 +47,7 @@ APPLICATIONS = web.AppKey("applications", ApplicationService)
 from chat.service import ChatRoom  # noqa: E402
 
 CHAT = web.AppKey("chat", ChatRoom)
+
+from stream.service import MediaService  # noqa: E402
+
+MEDIA = web.AppKey("media", MediaService)

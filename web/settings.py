@@ -86,6 +86,43 @@ class Settings:
     application_retention_days: int = _opt(
         180, "days applications are kept; `jobcast purge` deletes older ones"
     )
+    media_ice_addresses: str = _opt(
+        "", "local addresses for WebRTC ICE candidates, comma-separated; empty: all but loopback"
+    )
+    media_announce_addresses: str = _opt(
+        "", "public address announced in ICE candidates (NAT 1:1): IP, or LOCAL=PUBLIC pairs"
+    )
+    media_udp_ports: str = _opt("", "UDP port range for WebRTC media, MIN-MAX; empty: any port")
+    media_stun_urls: str = _opt(
+        "", "STUN URLs handed to WHIP/WHEP clients in Link headers, comma-separated"
+    )
+    media_turn_urls: str = _opt(
+        "", "TURN URLs handed to WHIP/WHEP clients in Link headers, comma-separated"
+    )
+    media_turn_username: str = _opt("", "static TURN username (without media_turn_secret)")
+    media_turn_password: str = _opt("", "static TURN password", cli=False)
+    media_turn_secret: str = _opt(
+        "", "TURN REST shared secret (coturn use-auth-secret): short-lived credentials", cli=False
+    )
+    media_video_codecs: str = _opt(
+        "H264,VP8", "video codecs accepted from publishers, in order of preference"
+    )
+    media_max_viewers: int = _opt(
+        150, "WHEP viewers this process serves (its egress processes included); then 503"
+    )
+    media_egress_processes: int = _opt(
+        0, "separate processes that send media to viewers (0: this process does)"
+    )
+    media_publisher_grace: float = _opt(
+        10.0, "seconds a publisher may be gone before its stream ends"
+    )
+    media_keyframe_interval: float = _opt(
+        1.0, "least seconds between keyframe requests to the publisher"
+    )
+    media_viewer_queue: int = _opt(
+        15, "video frames queued for one viewer before it skips to the next keyframe"
+    )
+    media_record: bool = _opt(False, "record each stream to DATA_DIR/recordings (no re-encoding)")
 
     @property
     def data_path(self) -> Path:
