@@ -1,37 +1,104 @@
-"""Server-rendered pages (jinja2, autoescape on), health and metrics."""
+"""Server-rendered pages (jinja2, autoescape on), the language switch, QR codes, health, metrics.
+
+The viewer page is rendered from the same snapshot a socket gets (every feature's part), so
+the pinned card, the openings and the recent chat are in the HTML before any script runs;
+its script then connects and keeps them current.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import jinja2
+import segno
 from aiohttp import web
 
 from core.errors import NotFound
-from web.appkeys import BROADCASTS, METRICS, PRESENCE, REDIS, SIGNER
-from web.auth import viewer_csrf
+from web import auth, i18n
+from web.appkeys import BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
 from web.jsonutil import json_response
 from web.metrics import CONTENT_TYPE
-from web.requests import viewer_id
+from web.requests import host_user, viewer_id
 
+log = logging.getLogger("jobcast.pages")
 routes = web.RouteTableDef()
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 JINJA = web.AppKey("jinja", jinja2.Environment)
+_VERSIONS: dict[str, tuple[float, str]] = {}
+
+
+def static_url(name: str) -> str:
+    """`/static/NAME?v=HASH`: the hash changes when the file does, so caches never go stale."""
+    path = STATIC / name
+    mtime = path.stat().st_mtime
+    cached = _VERSIONS.get(name)
+    if cached is None or cached[0] != mtime:
+        cached = (mtime, hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+        _VERSIONS[name] = cached
+    return f"/static/{quote(name)}?v={cached[1]}"
 
 
 def make_env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,  # every template, whatever its extension
         undefined=jinja2.StrictUndefined,
         enable_async=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    i18n.install(env)
+    env.globals["static"] = static_url
+    env.filters["salary"] = salary
+    return env
+
+
+def salary(o: dict[str, Any]) -> str:
+    """'8000–12000' (yuan per month), as the centers print it."""
+    lo, hi = o.get("salary_min") or 0, o.get("salary_max") or 0
+    if not lo and not hi:
+        return ""
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def page_lang(request: web.Request) -> str:
+    return i18n.negotiate(
+        request.headers.get("Accept-Language"), request.cookies.get(i18n.LANG_COOKIE)
     )
 
 
-def render(request: web.Request, name: str, status: int = 200, **ctx: object) -> web.Response:
-    html = request.app[JINJA].get_template(name).render(**ctx)
-    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+def base_url(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return auth.own_origin(request, settings)
+
+
+def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> web.Response:
+    lang = page_lang(request)
+    html = (
+        request.app[JINJA]
+        .get_template(name)
+        .render(
+            lang=lang,
+            langs=i18n.LANGS,
+            lang_names=i18n.LANG_NAMES,
+            js_i18n=i18n.js_dictionary(lang),
+            here=request.path_qs,
+            **ctx,
+        )
+    )
+    resp = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    resp.headers["Content-Language"] = lang
+    resp.headers["Vary"] = "Accept-Language, Cookie"
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
 
 
 @routes.get("/")
@@ -40,19 +107,102 @@ async def index(request: web.Request) -> web.Response:
     return render(request, "index.html", broadcasts=items)
 
 
+async def _snapshot(request: web.Request, bid: str, host: bool) -> dict[str, Any]:
+    """The socket snapshot for the first paint; without Redis parts, what the page can show."""
+    _seq, data = await request.app[HUB].snapshot(bid, host)
+    return data
+
+
 @routes.get("/b/{bid}")
 async def viewer_page(request: web.Request) -> web.Response:
+    bid = request.match_info["bid"]
     try:
-        b = await request.app[BROADCASTS].get(request.match_info["bid"])
+        snap = await _snapshot(request, bid, False)
     except NotFound:
         return render(request, "not_found.html", status=404)
     vid = viewer_id(request)
     return render(
         request,
         "viewer.html",
-        broadcast=b,
-        viewers=await request.app[PRESENCE].total(b.id),
-        csrf=viewer_csrf(request.app[SIGNER], vid) if vid else "",
+        broadcast=snap["broadcast"],
+        snap=snap,
+        viewers=snap.get("viewers", 0),
+        csrf=auth.viewer_csrf(request.app[SIGNER], vid) if vid else "",
+        viewer_url=f"{base_url(request)}/b/{bid}",
+    )
+
+
+@routes.get("/b/{bid}/qr.svg")
+async def viewer_qr(request: web.Request) -> web.Response:
+    """The viewer link as a QR code (SVG), for the screen behind the host and for posters."""
+    b = await request.app[BROADCASTS].get(request.match_info["bid"])
+    qr = segno.make(f"{base_url(request)}/b/{b.id}", error="m")
+    out = io.BytesIO()
+    qr.save(out, kind="svg", xmldecl=False, scale=8, border=2, dark="#000", light="#fff")
+    return web.Response(
+        body=out.getvalue(),
+        content_type="image/svg+xml",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@routes.get("/b/{bid}/screen")
+async def viewer_screen(request: web.Request) -> web.Response:
+    """A full-screen QR and title for the screen behind the host, and for printing posters."""
+    try:
+        b = await request.app[BROADCASTS].get(request.match_info["bid"])
+    except NotFound:
+        return render(request, "not_found.html", status=404)
+    return render(
+        request, "screen.html", broadcast=b.public(), viewer_url=f"{base_url(request)}/b/{b.id}"
+    )
+
+
+@routes.get("/lang/{code}")
+async def switch_lang(request: web.Request) -> web.Response:
+    """Remember the chosen language in a cookie and go back where the switch was."""
+    code = request.match_info["code"]
+    nxt = request.query.get("next", "/")
+    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
+        nxt = "/"
+    resp = web.HTTPSeeOther(nxt)
+    if code in i18n.LANGS:
+        resp.set_cookie(
+            i18n.LANG_COOKIE,
+            code,
+            max_age=400 * 24 * 3600,
+            samesite="Lax",
+            secure=auth.is_secure(request, request.app[SETTINGS]),
+            path="/",
+        )
+    raise resp
+
+
+@routes.get("/host")
+async def host_home(request: web.Request) -> web.Response:
+    user = await host_user(request)
+    if user is None:
+        return render(request, "host_login.html", user=None)
+    return render(request, "host_index.html", user=user)
+
+
+@routes.get("/host/b/{bid}")
+async def host_console(request: web.Request) -> web.Response:
+    user = await host_user(request)
+    if user is None:
+        return render(request, "host_login.html", user=None)
+    try:
+        b = await request.app[BROADCASTS].get(request.match_info["bid"])
+    except NotFound:
+        return render(request, "not_found.html", status=404)
+    return render(
+        request,
+        "host_console.html",
+        user=user,
+        broadcast=b.public(),
+        viewer_url=f"{base_url(request)}/b/{b.id}",
+        whip_url=f"{base_url(request)}/whip/{b.id}",
     )
 
 
