@@ -1,0 +1,85 @@
+"""Applications acknowledged while redis-server is SIGKILLed and restarted are all there
+afterwards; requests made while it is down get 503 (never 500); a client that retries a 503
+with the same Idempotency-Key ends with exactly one application."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+
+from core import keys
+from tests.helpers import login
+from tests.openings_helpers import applicant, application_body, make_opening
+
+
+async def test_acknowledged_applications_survive_sigkill(app_factory, own_redis):
+    limits = {"apply_per_viewer": 100_000, "apply_per_ip": 100_000}
+    app = await app_factory(own_redis.url, **limits)
+    host = await login(app)
+    bid = await host.create_broadcast()
+    o = await make_opening(host, bid)
+    viewers = [await applicant(await app_factory(own_redis.url, **limits)) for _ in range(4)]
+
+    acked: dict[str, str] = {}  # phone -> application id, for every 200/201 answer
+    statuses: list[int] = []
+    stop = asyncio.Event()
+    counter = iter(range(10**6))
+
+    async def submitter(v) -> None:
+        while not stop.is_set():
+            phone = f"139{next(counter):08d}"
+            key = uuid.uuid4().hex
+            body = application_body(phone=phone)
+            while True:  # a real client retries a 503 with the same key and body
+                r = await v.apply(o["id"], body, key)
+                statuses.append(r.status)
+                if r.status in (200, 201):
+                    acked[phone] = (await r.json())["application_id"]
+                    break
+                assert r.status == 503, await r.text()
+                assert r.headers["Retry-After"]
+                await asyncio.sleep(0.05)
+
+    async def wait_acks(n: int) -> None:
+        async with asyncio.timeout(60):
+            while len(acked) < n:
+                for t in tasks:
+                    if t.done():
+                        t.result()  # a submitter that failed shows its error here
+                await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(submitter(v)) for v in viewers]
+    try:
+        await wait_acks(40)
+        own_redis.kill()
+        before_restart = len(acked)
+        async with asyncio.timeout(30):
+            while statuses.count(503) < 4:  # requests made while it is down
+                await asyncio.sleep(0.01)
+        own_redis.start()
+        await wait_acks(before_restart + 40)
+        own_redis.kill()  # and once more, right in the middle of the traffic
+        await asyncio.sleep(0.2)
+        own_redis.start()
+        await wait_acks(len(acked) + 20)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert set(statuses) <= {200, 201, 503}, sorted(set(statuses))
+    assert statuses.count(503) >= 4
+    r = aioredis.Redis.from_url(own_redis.url)
+    try:
+        stored = await r.zrange(keys.applications(bid), 0, -1)
+        stored_ids = {x.decode() for x in stored}
+        missing = {p: a for p, a in acked.items() if a not in stored_ids}
+        assert not missing, f"acknowledged but lost: {missing}"
+        # exactly once: one stored application per phone, no strays from retried requests
+        assert len(stored_ids) == len(acked) == len(set(acked.values()))
+        for phone, aid in list(acked.items())[:: max(1, len(acked) // 20)]:
+            h = await r.hgetall(keys.application(bid, aid))
+            assert h[b"phone"].decode() == "+86" + phone
+    finally:
+        await r.aclose()
