@@ -204,6 +204,32 @@ def _with_redis(settings: Settings, fn, embedded_cls, done: str) -> int:
     return 0
 
 
+# -- purge -------------------------------------------------------------------------------------
+
+
+def purge(settings: Settings, days: int | None) -> int:
+    """Delete applications older than the retention period (settings or --days)."""
+    from web.embedded_redis import EmbeddedRedis
+
+    keep = settings.application_retention_days if days is None else days
+    if keep < 0:
+        print("jobcast: --days must be 0 or more", file=sys.stderr)
+        return 2
+
+    async def run(r: object) -> str:
+        from core.events import EventLog
+        from openings.applications import ApplicationService
+        from openings.service import OpeningService
+
+        log = EventLog(r, maxlen=settings.event_history)  # type: ignore[arg-type]
+        svc = ApplicationService(r, log, OpeningService(r, log))  # type: ignore[arg-type]
+        return f"{await svc.purge(keep)} deleted"
+
+    return _with_redis(
+        settings, run, EmbeddedRedis, done=f"applications older than {keep} days purged"
+    )
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 
@@ -218,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     a.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
     a.add_argument("--redis-url", default=None, help="Redis URL")
+    pg = sub.add_parser("purge", help="delete applications older than the retention period")
+    pg.add_argument(
+        "--days", type=int, default=None, help="keep this many days (default: the setting)"
+    )
+    pg.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
+    pg.add_argument("--redis-url", default=None, help="Redis URL")
     sub.add_parser("_worker", help=argparse.SUPPRESS)
     return p
 
@@ -234,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "add-host":
         return add_host(settings, args.username, args.role, args.password_stdin)
+    if args.command == "purge":
+        return purge(settings, args.days)
     raise SystemExit(f"unknown command {args.command}")
 
 

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from core.broadcasts import BroadcastService
 from core.events import EventLog
+from openings.demo import seed_openings
 from web.auth import add_user
 from web.settings import Settings
 
@@ -17,7 +18,7 @@ DEMO_USER = "demo"
 DEMO_KEY = "jc:demo"
 
 # Packages that have demo content add a seeder: (redis, log, broadcast id) -> None.
-SEEDERS: list[Callable[[Redis, EventLog, str], Awaitable[None]]] = []
+SEEDERS: list[Callable[[Redis, EventLog, str], Awaitable[None]]] = [seed_openings]
 
 
 async def seed(settings: Settings) -> dict[str, Any]:
