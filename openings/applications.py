@@ -39,7 +39,8 @@ _IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 #       7 broadcast applications, 8 opening applications, 9 viewer applied, 10 events, 11 host ch
 # ARGV: 1 fingerprint, 2 application id, 3 opening id, 4 now ms, 5 phone, 6 idempotency ttl,
 #       7 viewer limit, 8 ip limit, 9 rate window, 10 stream maxlen, 11 key prefix of an
-#       application (for EXISTS on an earlier id), 12.. field/value pairs of the application
+#       application (for EXISTS on an earlier id), 12 the application's fields as a JSON object
+#       of strings (one argument instead of forty: packing arguments is the client's main cost)
 _APPLY_LUA = """
 local prev = redis.call('GET', KEYS[1])
 if prev then
@@ -66,8 +67,12 @@ if existing and redis.call('EXISTS', ARGV[11] .. existing) == 1 then
   redis.call('HSET', KEYS[9], ARGV[3], existing)
   return {'dup', existing}
 end
-redis.call('HSET', KEYS[6], 'opening_title', op['title'], 'employer', op['employer']['name'],
-  unpack(ARGV, 12))
+local flat = {'opening_title', op['title'], 'employer', op['employer']['name']}
+for k, v in pairs(cjson.decode(ARGV[12])) do
+  flat[#flat + 1] = k
+  flat[#flat + 1] = v
+end
+redis.call('HSET', KEYS[6], unpack(flat))
 redis.call('HSET', KEYS[5], ARGV[5], ARGV[2])
 redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[8], ARGV[4], ARGV[2])
@@ -201,9 +206,7 @@ class ApplicationService:
             "consented_at": now,
             **fields,
         }
-        flat: list[Any] = []
-        for k, v in record.items():
-            flat.extend((k, v))
+        packed = orjson.dumps({k: str(v) for k, v in record.items()})
         res = await self._apply(
             keys=[
                 keys.idempotency(bid, vid, key),
@@ -230,7 +233,7 @@ class ApplicationService:
                 lim.window,
                 self.log.maxlen,
                 keys.application(bid, ""),
-                *flat,
+                packed,
             ],
         )
         kind = res[0].decode()
