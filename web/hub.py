@@ -1,19 +1,22 @@
 """The per-process hub: which local sockets watch which broadcast, and fan-out to them.
 
-Fan-out never awaits a socket. Each socket has a bounded queue and one writer task that sends
-whatever has queued up as one frame (a JSON array of events). A socket whose queue overflows
-is closed with a reason; its client reconnects with `since` and recovers from the stream.
+Fan-out never awaits a socket. An event is framed once (a JSON array of one event) and that
+frame is written to every socket whose transport is taking data. A socket whose peer isn't
+reading gets a bounded queue instead, sent as one frame when the transport drains; when the
+queue overflows the socket is closed with a reason, and its client reconnects with `since`
+and recovers from the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from core import keys
 from core.events import EventLog, format_seq, seq_of
@@ -26,16 +29,43 @@ Seq = tuple[int, int]
 SnapshotFn = Callable[[str, bool], Awaitable[tuple[Seq | None, dict[str, Any]]]]
 
 CLOSE_TOO_SLOW = 4008
+CLOSE_POLICY = 4003
 CLOSE_SHUTDOWN = 1001
+
+QUEUED = 1
+WRITTEN = 2
+
+_LEN1 = struct.Struct("!BB").pack
+_LEN2 = struct.Struct("!BBH").pack
+_LEN3 = struct.Struct("!BBQ").pack
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An RFC 6455 text frame as a server sends it: final, unmasked, uncompressed."""
+    n = len(payload)
+    if n < 126:
+        return _LEN1(0x81, n) + payload
+    if n < 65536:
+        return _LEN2(0x81, 126, n) + payload
+    return _LEN3(0x81, 127, n) + payload
 
 
 class Socket:
-    """One connected viewer or host console."""
+    """One connected viewer or host console.
+
+    Frames are written straight to the transport while it accepts them; only when the
+    transport has paused writing (the peer isn't reading) do events queue, and a flusher task
+    sends the queue as one frame when it resumes.
+    """
 
     __slots__ = (
+        "_closer",
+        "_flusher",
+        "_metrics",
         "_pending",
+        "_protocol",
         "_queue",
-        "_wake",
+        "_request",
         "bid",
         "close_reason",
         "closed",
@@ -44,56 +74,96 @@ class Socket:
         "meta",
         "queue_max",
         "syncing",
-        "writer",
+        "transport",
         "ws",
     )
 
-    def __init__(self, ws: web.WebSocketResponse, bid: str, *, host: bool, queue_max: int) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        bid: str,
+        *,
+        host: bool,
+        queue_max: int,
+        request: web.BaseRequest,
+        metrics: Metrics,
+    ) -> None:
         self.ws = ws
         self.bid = bid
         self.host = host
         self.queue_max = queue_max
+        self._request = request
+        self.transport = request.transport
+        self._protocol = request.protocol
+        self._metrics = metrics
         self._queue: list[bytes] = []
         self._pending: list[tuple[Seq | None, bytes]] = []
-        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
         self.syncing = True
         self.last_seq: Seq = (0, 0)
         self.closed = False
         self.close_reason = ""
-        self.writer: asyncio.Task[None] | None = None
         self.meta: dict[str, Any] = {}
 
+    def _writable(self) -> bool:
+        t = self.transport
+        return (
+            t is not None
+            and not self._protocol.writing_paused
+            and not t.is_closing()
+            and not self.ws.closed
+        )
+
     # Called from the fan-out loop: must not await.
-    def push(self, seq: Seq | None, raw: bytes) -> bool:
+    def push(self, seq: Seq | None, raw: bytes, frame: bytes | None = None) -> int:
+        """Queue or write one event: 0 not delivered, QUEUED, or WRITTEN (`frame` sent now)."""
         if self.closed:
-            return False
+            return 0
         if self.syncing:
             self._pending.append((seq, raw))
             if len(self._pending) > self.queue_max:
                 self.drop("too_slow")
-            return True
+            return QUEUED
         if seq is not None:
             if seq <= self.last_seq:
-                return False
+                return 0
             self.last_seq = seq
+        if not self._queue and self._writable():
+            self.transport.write(frame or text_frame(b"[" + raw + b"]"))  # type: ignore[union-attr]
+            return WRITTEN
         self._queue.append(raw)
         if len(self._queue) > self.queue_max:
             self.drop("too_slow")
-            return False
-        self._wake.set()
-        return True
+            return 0
+        self._kick()
+        return QUEUED
 
     def send_now(self, raw: bytes) -> None:
-        """Queue a frame that carries no seq (errors, acks, presence)."""
+        """Send a frame that carries no seq (errors, acks, presence)."""
         if not self.closed:
             self._queue.append(raw)
-            self._wake.set()
+            self._kick()
 
     def drop(self, reason: str) -> None:
+        """Close with `reason` once what is queued has been sent (or 2 s have passed)."""
         if not self.closed:
             self.closed = True
             self.close_reason = reason
-            self._wake.set()
+            if reason == "too_slow":
+                self._metrics.slow_dropped.inc()
+            self._closer = asyncio.get_running_loop().create_task(self._close())
+
+    async def wait_closed(self) -> None:
+        """Wait for a close started by `drop` (the handler returns only after it)."""
+        if self._closer is not None:
+            await self._closer
+
+    def stop(self) -> None:
+        """The handler is done: stop flushing."""
+        self.closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
 
     def begin_sync(self) -> None:
         self.syncing = True
@@ -107,28 +177,50 @@ class Socket:
         self.syncing = False
         pending, self._pending = self._pending, []
         for seq, raw in pending:
-            self.push(seq, raw)
+            if self.push(seq, raw) == WRITTEN:
+                self._metrics.frames_sent.inc()
         if len(self._queue) > self.queue_max + len(events):
             self.drop("too_slow")
-        self._wake.set()
+        self._kick()
 
-    async def write_loop(self, metrics: Metrics) -> None:
-        ws = self.ws
-        frames = metrics.frames_sent
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._queue:
-                batch, self._queue = self._queue, []
-                frame = b"[" + b",".join(batch) + b"]"
-                try:
-                    await ws.send_frame(frame, WSMsgType.TEXT)
-                except (ConnectionError, RuntimeError):
-                    self.closed = True
+    def _kick(self) -> None:
+        """Send the queue now if the transport takes it, else make sure a flusher waits."""
+        if self._flusher is not None or not self._queue:
+            return
+        if self._writable():
+            batch, self._queue = self._queue, []
+            self.transport.write(text_frame(b"[" + b",".join(batch) + b"]"))  # type: ignore[union-attr]
+            self._metrics.frames_sent.inc()
+        elif self.transport is not None and not self.transport.is_closing():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                t = self.transport
+                if t is None or t.is_closing() or self.ws.closed:
                     return
-                frames.inc()
-            if self.closed:
-                return
+                if self._protocol.writing_paused:
+                    await self._request.writer.drain()
+                    continue
+                batch, self._queue = self._queue, []
+                t.write(text_frame(b"[" + b",".join(batch) + b"]"))
+                self._metrics.frames_sent.inc()
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        finally:
+            self._flusher = None
+
+    async def _close(self) -> None:
+        code = CLOSE_TOO_SLOW if self.close_reason == "too_slow" else CLOSE_POLICY
+        try:
+            async with asyncio.timeout(2):
+                if self._flusher is not None:
+                    await self._flusher
+                await self.ws.close(code=code, message=self.close_reason.encode()[:120])
+        except (TimeoutError, ConnectionError, RuntimeError):
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class Hub:
@@ -153,11 +245,17 @@ class Hub:
         if not room:
             return
         seq = seq_of(raw)
-        n = 0
+        frame = text_frame(b"[" + raw + b"]")  # one frame for every socket that is keeping up
+        n = written = 0
         for sock in room:
-            if sock.push(seq, raw):
+            r = sock.push(seq, raw, frame)
+            if r:
                 n += 1
+                if r == WRITTEN:
+                    written += 1
         self.metrics.events_delivered.inc(n)
+        if written:
+            self.metrics.frames_sent.inc(written)
 
     def local_broadcast(self, bid: str, raw: bytes) -> None:
         """Send a seq-less event to every local socket of a broadcast (presence)."""

@@ -30,14 +30,13 @@ from web.appkeys import (
     WS_IP_COUNTS,
 )
 from web.errors import REDIS_DOWN
-from web.hub import CLOSE_TOO_SLOW, Socket
+from web.hub import Socket
 from web.requests import client_ip, host_user, viewer_id
 
 log = logging.getLogger("jobcast.ws")
 
 NAME_MAX = 24
 CLOSE_FLOOD = 4029
-CLOSE_POLICY = 4003
 
 
 @dataclass
@@ -145,13 +144,19 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
     await ws.prepare(request)
     counts[ip] = counts.get(ip, 0) + 1
 
-    sock = Socket(ws, bid, host=user is not None, queue_max=settings.ws_queue_events)
+    sock = Socket(
+        ws,
+        bid,
+        host=user is not None,
+        queue_max=settings.ws_queue_events,
+        request=request,
+        metrics=metrics,
+    )
     ctx = WsContext(app=app, bid=bid, viewer_id=vid, ip=ip, user=user, name=name, socket=sock)
     sock.meta["ctx"] = ctx
     hub = app[HUB]
     gauge = metrics.host_sockets if user is not None else metrics.viewers
     gauge.inc()
-    writer = asyncio.create_task(sock.write_loop(metrics))
     reader: asyncio.Task[None] | None = None
     try:
         hello = {"type": "hello", "data": {"viewer_id": vid, "name": name, "role": _role(user)}}
@@ -167,34 +172,18 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
             return ws
         sock.send_now(orjson.dumps({"type": "synced", "data": {"mode": mode}}))
         reader = asyncio.create_task(_read_loop(ws, ctx, sock))
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if sock.closed and sock.close_reason:
-            too_slow = sock.close_reason == "too_slow"
-            if too_slow:
-                metrics.slow_dropped.inc()
-            code = CLOSE_TOO_SLOW if too_slow else CLOSE_POLICY
-            await _close(request, ws, code, sock.close_reason)
+        await reader  # ends when the peer closes, or when `sock.drop` closes the socket
+        await sock.wait_closed()
     finally:
-        sock.closed = True
-        for t in (reader, writer):
-            if t is not None and not t.done():
-                t.cancel()
+        sock.stop()
+        if reader is not None and not reader.done():
+            reader.cancel()
         await hub.leave(sock)
         gauge.dec()
         counts[ip] -= 1
         if counts[ip] <= 0:
             del counts[ip]
     return ws
-
-
-async def _close(request: web.Request, ws: web.WebSocketResponse, code: int, reason: str) -> None:
-    """Close, but never wait long on a peer that doesn't read."""
-    try:
-        async with asyncio.timeout(2):
-            await ws.close(code=code, message=reason.encode()[:120])
-    except (TimeoutError, ConnectionError, RuntimeError):
-        if request.transport is not None:
-            request.transport.abort()
 
 
 def _role(user: auth.HostUser | None) -> str:
