@@ -5,6 +5,7 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -116,3 +117,190 @@ async def test_language_switch_and_keyboard(app_factory, redis_url) -> None:
         width = await v.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"]
         assert real_errors(v) == []
+
+
+MEDIA = {"media_ice_addresses": "127.0.0.1", "media_publisher_grace": 3.0}
+FRAMES_DECODED = """async () => {
+  const s = JC.viewer.player.session;
+  if (!s || !s.pc) return 0;
+  let n = 0;
+  (await s.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") n = r.framesDecoded || 0;
+  });
+  return n;
+}"""
+
+
+async def frames_grow(page: Any, timeout: float = 20.0) -> int:
+    """Wait until the viewer's decoder has decoded frames, and more a moment later."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    first = 0
+    while loop.time() < end:
+        first = await page.evaluate(FRAMES_DECODED)
+        if first > 0:
+            break
+        await asyncio.sleep(0.2)
+    info = await page.evaluate(
+        "() => { const p = JC.viewer.player; return {phase: p.phase, err: p.lastError,"
+        " status: p.status, pc: p.session && p.session.pc && p.session.pc.connectionState,"
+        " overlay: document.getElementById('overlay-title').textContent}; }"
+    )
+    assert first > 0, f"no video frame decoded: {info} {page.errors}"
+    while loop.time() < end:
+        await asyncio.sleep(0.3)
+        now = await page.evaluate(FRAMES_DECODED)
+        if now > first:
+            return now
+    raise AssertionError(f"framesDecoded stuck at {first}")
+
+
+async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> None:
+    """Host goes live from the fake camera, pins, answers; viewers play, apply and ask."""
+    require_browser()
+    client = await app_factory(redis_url, **MEDIA)
+    base = str(client.make_url("/")).rstrip("/")
+    api = await login(client, "lina", "host", "s3cret-pass")
+    async with chromium() as browser:
+        host = await new_page(browser, base, viewport=DESKTOP, lang="en")
+        await host.goto("/host")
+        await host.get_by_label("Username").fill("lina")
+        await host.get_by_label("Password").fill("s3cret-pass")
+        await host.get_by_role("button", name="Log in").click()
+        await host.get_by_label("Title").fill("春季招聘会")
+        await host.get_by_role("button", name="Create broadcast").click()
+        await host.wait_for_url("**/host/b/*")
+        bid = host.url.rsplit("/", 1)[1]
+        await host.locator("#lineup").wait_for()
+
+        # One opening through the editor (its 422 fields shown in place), two through the API.
+        await host.get_by_role("button", name="New opening").click()
+        dlg = host.locator("#opening-dialog")
+        await dlg.get_by_label("Job title").fill("数控操作工")
+        await dlg.get_by_role("button", name="Save").click()
+        await dlg.locator('.field-error[data-field="city"]').filter(has_text="Required").wait_for()
+        await dlg.get_by_label("Employer", exact=True).fill("鸡西精工机械有限公司")
+        await dlg.get_by_label("City").fill("鸡西")
+        await dlg.get_by_label("Salary from (yuan/month)").fill("5000")
+        await dlg.get_by_label("Salary to (yuan/month)").fill("7000")
+        await dlg.get_by_role("button", name="Save").click()
+        await dlg.wait_for(state="hidden")
+        for title, city, edu in (("会计", "哈尔滨", "bachelor"), ("护士", "鸡西", "associate")):
+            r = await api.post(
+                f"/api/broadcasts/{bid}/openings",
+                {
+                    "title": title,
+                    "employer": {"name": "某单位", "verified": True},
+                    "city": city,
+                    "salary_min": 4000,
+                    "salary_max": 6000,
+                    "education": edu,
+                    "majors": ["财务管理"] if title == "会计" else [],
+                    "status": "published",
+                },
+            )
+            assert r.status == 201, await r.text()
+        await host.locator("#lineup > li").nth(2).wait_for()
+
+        # Go live from the fake camera over WHIP.
+        await host.get_by_role("button", name="Go live from this browser").click()
+        await (
+            host.locator("#publish-state").filter(has_text="Sending video").wait_for(timeout=20000)
+        )
+        await host.locator("#stream-state").filter(has_text="Video: live").wait_for(timeout=20000)
+        await host.locator("#b-status .status-live").wait_for()
+
+        # A viewer at phone size plays the video.
+        v1 = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await v1.goto(f"/b/{bid}")
+        await frames_grow(v1)
+        assert await v1.locator("#overlay").is_hidden()
+
+        # The host pins an opening; the viewer sees it within a second.
+        await host.get_by_role("button", name="Pin 会计").click()
+        await v1.locator("#pinned-slot .card-title").filter(has_text="会计").wait_for(timeout=1000)
+        await host.locator("#pinned-now").filter(has_text="会计").wait_for()
+
+        # Filters: by city.
+        await v1.get_by_label("城市").select_option("鸡西")
+        assert await v1.locator("#openings .card").count() == 2
+        await v1.get_by_label("城市").select_option("")
+        await v1.get_by_label("我的学历").select_option("associate")
+        titles = await v1.locator("#openings .card-title").all_inner_texts()
+        assert "会计" not in titles and "护士" in titles
+
+        # The viewer applies: local checks, then the server's 422 fields, then success.
+        await v1.locator("#pinned-slot").get_by_role("button", name="投递").click()
+        form = v1.locator("#apply-form")
+        await form.get_by_role("button", name="提交投递").click()
+        await form.locator('.field-error[data-field="name"]').filter(has_text="必填").wait_for()
+        await form.get_by_label("姓名", exact=True).fill("王小明")
+        await form.get_by_label("手机号", exact=True).fill("12345678")
+        await form.locator("#a-consent").check()
+        await form.get_by_role("button", name="提交投递").click()
+        await (
+            form.locator('.field-error[data-field="phone"]')
+            .filter(has_text="有效的手机号")
+            .wait_for()
+        )
+        await form.get_by_label("手机号", exact=True).fill("138 0013 8000")
+        submit = form.get_by_role("button", name="提交投递")
+        await submit.dblclick()  # a double tap stores one application
+        await v1.locator("#pinned-slot [data-applied]").wait_for(state="visible")
+        await host.locator("#fig-applications").filter(has_text="1").wait_for(timeout=3000)
+        await host.locator("#apps-rows tr").filter(has_text="王小明").wait_for(timeout=3000)
+        await (
+            host.locator("#lineup li")
+            .filter(has_text="会计")
+            .filter(has_text="1 applications")
+            .wait_for()
+        )
+        assert await host.locator("#apps-rows tr").count() == 1
+        r = await api.get(f"/api/broadcasts/{bid}/applications")
+        assert (await r.json())["total"] == 1
+
+        # The viewer asks about the opening; the host answers; the viewer sees the answer.
+        await v1.get_by_role("tab", name="问答").click()
+        await v1.get_by_label("您的问题").fill("会计岗位需要证书吗？")
+        await v1.locator("#ask-opening").select_option(label="会计 · 某单位")
+        await v1.get_by_role("button", name="提问", exact=True).click()
+        # Questions wait for a moderator (chat_review_questions): approve it in the console.
+        await v1.locator("#ask-error").filter(has_text="审核通过后会显示").wait_for()
+        held = host.locator("#review li").filter(has_text="需要证书")
+        await held.get_by_role("button", name="Approve").click()
+        await v1.locator("#questions .q-text").filter(has_text="需要证书").wait_for(timeout=3000)
+        item = host.locator("#qa-queue li").filter(has_text="需要证书")
+        await item.wait_for()
+        await item.get_by_role("textbox").fill("需要初级会计证。")
+        await item.get_by_role("button", name="Answer").click()
+        await item.get_by_role("button", name="Show on screen").click()
+        await (
+            v1.locator("#questions .answer")
+            .filter(has_text="需要初级会计证")
+            .wait_for(timeout=3000)
+        )
+        await v1.locator("#questions .highlighted").wait_for(timeout=3000)
+
+        # Chat, and a second viewer who sees all of it.
+        await v1.get_by_role("tab", name="聊天").click()
+        await v1.get_by_label("消息").fill("大家好")
+        await v1.get_by_role("button", name="发送").click()
+        await host.locator("#mod-chat").filter(has_text="大家好").wait_for()
+        v2 = await new_page(browser, base, viewport=PHONE, lang="en")
+        await v2.goto(f"/b/{bid}")
+        await v2.locator("#pinned-slot .card-title").filter(has_text="会计").wait_for()
+        await frames_grow(v2)
+        await v2.get_by_role("tab", name="Q&A").click()
+        await v2.locator("#questions .answer").filter(has_text="需要初级会计证").wait_for()
+        await v2.get_by_role("tab", name="Chat").click()
+        await v2.locator("#chat").filter(has_text="大家好").wait_for()
+        await host.locator("#fig-viewers").filter(has_text="2").wait_for(timeout=5000)
+
+        await screenshot(v1, "viewer-360")
+        await v1.set_viewport_size(DESKTOP)
+        await screenshot(v1, "viewer-1280")
+        await screenshot(host, "host-1280")
+        await host.set_viewport_size(PHONE)
+        await screenshot(host, "host-360")
+        for p in (host, v1, v2):
+            assert real_errors(p) == [], real_errors(p)

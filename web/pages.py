@@ -19,8 +19,9 @@ import segno
 from aiohttp import web
 
 from core.errors import NotFound
+from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from web import auth, i18n
-from web.appkeys import BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
+from web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
 from web.jsonutil import json_response
 from web.metrics import CONTENT_TYPE
 from web.requests import host_user, viewer_id
@@ -121,14 +122,21 @@ async def viewer_page(request: web.Request) -> web.Response:
     except NotFound:
         return render(request, "not_found.html", status=404)
     vid = viewer_id(request)
+    applied: dict[str, str] = {}
+    if vid and APPLICATIONS in request.app:
+        applied = await request.app[APPLICATIONS].applied(bid, vid)
+    lang = page_lang(request)
     return render(
         request,
         "viewer.html",
         broadcast=snap["broadcast"],
         snap=snap,
+        applied=applied,
         viewers=snap.get("viewers", 0),
         csrf=auth.viewer_csrf(request.app[SIGNER], vid) if vid else "",
         viewer_url=f"{base_url(request)}/b/{bid}",
+        consent_version=CONSENT_VERSION,
+        consent_text=CONSENT_TEXTS[CONSENT_VERSION]["zh" if lang == "zh-CN" else "en"],
     )
 
 

@@ -32,7 +32,7 @@
       case "blocked_word": return _("Your message contains a blocked word");
       case "held": return _("Your message is waiting for a moderator");
       case "invalid": case "bad_json": return _("Please check the marked fields");
-      case "too_large": return _("That is too long");
+      case "too_large": case "too_long": return _("That is too long");
       case "login_required": return _("Please log in");
       case "bad_credentials": return _("Wrong username or password");
       case "host_only": return _("Only the host can do this");
@@ -41,8 +41,19 @@
       case "broadcast_not_found": return _("This broadcast does not exist");
       case "broadcast_ended": return _("This broadcast has ended");
       case "opening_not_found": case "not_found": return _("This opening is no longer available");
-      case "opening_closed": case "closed": return _("Applications for this opening are closed");
-      case "already_applied": case "duplicate": return _("You have already applied for this opening");
+      case "opening_closed": return _("Applications for this opening are closed");
+      case "deadline_passed": return _("The application deadline has passed");
+      case "application_deleted": return _("Your application for this opening was deleted at your request");
+      case "idempotency_key_reused": return _("Your details changed: please send the application again");
+      case "not_live": return _("The video has not started yet");
+      case "viewer_limit": return _("The video is full right now: retrying shortly");
+      case "bad_key": case "no_key": return _("The stream key was refused");
+      case "publisher_live": return _("Another encoder is already sending video for this broadcast");
+      case "unsupported_codec": return _("This browser cannot send a video format the server accepts");
+      case "question_not_found": return _("This question is no longer available");
+      case "review_not_found": return _("Someone else already decided on this");
+      case "staff_only": return _("Only the host can do this");
+      case "import_invalid": return _("Some rows have errors: nothing was imported");
       case "too_many_connections": return _("Too many connections from your network");
       case "unavailable": return _("The service is busy: please try again shortly");
       case "network": return _("No connection: check your network and try again");
@@ -51,6 +62,14 @@
     }
   }
   JC.errorText = errorText;
+
+  // Education levels (openings/models.py EDUCATION), lowest first.
+  JC.EDU = [
+    ["any", _("Any education")], ["junior_high", _("Junior high school")], ["high_school", _("High school")],
+    ["vocational", _("Vocational school")], ["associate", _("Associate degree")], ["bachelor", _("Bachelor's degree")],
+    ["master", _("Master's degree")], ["doctorate", _("Doctorate")],
+  ];
+  JC.eduLabel = (code) => (JC.EDU.find((e) => e[0] === code) || [code, code])[1];
 
   // Field messages from 422 `fields` that the services use; others are shown as sent.
   const FIELD_WORDS = {
@@ -70,9 +89,14 @@
     if (FIELD_WORDS[key]) return FIELD_WORDS[key];
     if (/^(at most|max(imum)?) \d+/.test(key) || /too long/i.test(key)) return _("Too long");
     if (/^required/.test(key)) return _("Required");
-    if (/phone/i.test(key)) return _("Enter a valid mobile number");
+    if (/phone|mobile/i.test(key)) return _("Enter a valid mobile number");
     if (/mail/i.test(key)) return _("Enter a valid email address");
-    if (/consent/i.test(key)) return _("Please agree to share your details");
+    if (/consent|agree/i.test(key)) return _("Please agree to share your details");
+    if (/^a year between/.test(key)) return _("Enter a year like 2026");
+    if (/^one of /.test(key)) return _("Choose one of the options");
+    if (/reload the page/.test(key)) return _("Your session expired: reload the page");
+    if (/^must be at least/.test(key)) return _("Must not be below the lower value");
+    if (/^must be between/.test(key)) return _("Out of range");
     return key;
   };
 
@@ -84,6 +108,7 @@
       this.fields = (err && err.fields) || null;
       this.retry_after = err && err.retry_after;
       this.until = err && err.until;
+      this.extra = err || {};
     }
     text() { return errorText(this); }
   }

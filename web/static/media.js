@@ -35,7 +35,7 @@
       throw new JC.ApiError(resp.status, err);
     }
     const loc = resp.headers.get("Location");
-    return { answer: await resp.text(), location: loc ? new URL(loc, url).toString() : null };
+    return { answer: await resp.text(), location: loc ? new URL(loc, new URL(url, location.href)).toString() : null };
   }
 
   async function release(location, headers) {

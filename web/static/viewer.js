@@ -10,15 +10,9 @@
   const csrf = root.dataset.csrf;
   const api = (method, path, body, opts) => JC.api(method, path, body, Object.assign({ csrf }, opts || {}));
 
-  const EDU = [
-    ["any", _("Any education")], ["junior_high", _("Junior high school")], ["high_school", _("High school")],
-    ["vocational", _("Vocational school")], ["associate", _("Associate degree")], ["bachelor", _("Bachelor's degree")],
-    ["master", _("Master's degree")], ["doctorate", _("Doctorate")],
-  ];
+  const EDU = JC.EDU;
   const EDU_RANK = { any: 0, junior_high: 1, high_school: 2, vocational: 2, associate: 3, bachelor: 4, master: 5, doctorate: 6 };
-  const eduLabel = (code) => (EDU.find((e) => e[0] === code) || [code, code])[1];
-  JC.EDU = EDU;
-  JC.eduLabel = eduLabel;
+  const eduLabel = JC.eduLabel;
 
   const state = {
     broadcast: null,
@@ -169,6 +163,15 @@
     }
   });
   live.on("broadcast.updated", applyBroadcast);
+  let appliedLoaded = false;
+  live.on("synced", async () => {
+    if (appliedLoaded || !state.features.has("openings")) return;
+    appliedLoaded = true;
+    try {
+      const r = await api("GET", "/api/broadcasts/" + encodeURIComponent(bid) + "/applied");
+      for (const id of r.opening_ids || []) markApplied(id);
+    } catch (e) { appliedLoaded = false; }
+  });
   live.on("presence", (d) => { document.getElementById("viewers").textContent = d.viewers; });
   live.on("card.pinned", (d) => {
     state.pinned = d;
@@ -274,15 +277,15 @@
     const submit = document.getElementById("apply-submit");
     submit.disabled = true;
     try {
-      await submitApplication(applying.oid, body, applying.key);
+      const res = await submitApplication(applying.oid, body, applying.key);
       try { localStorage.setItem(FORM_KEY, JSON.stringify({ name: body.name, phone: body.phone, degree: body.degree || "", major: body.major || "" })); } catch (ex) { /* private mode */ }
       markApplied(applying.oid);
       dialog.close();
-      JC.toast(_("Application sent"));
+      JC.toast(res && res.duplicate ? _("You had already applied for this opening with this number") : _("Application sent"));
       applying = null;
     } catch (ex) {
       if (ex.fields && showFieldErrors(ex.fields)) document.getElementById("apply-error").textContent = ex.text();
-      else if (ex.code === "already_applied") { markApplied(applying.oid); dialog.close(); JC.toast(ex.text()); }
+      else if (ex.code === "idempotency_key_reused") { applying.key = null; document.getElementById("apply-error").textContent = ex.text(); }
       else document.getElementById("apply-error").textContent = ex.text();
     } finally {
       submit.disabled = false;
@@ -302,7 +305,7 @@
     }
     throw last;
   }
-  JC.viewer.applyPath = (oid) => "/api/openings/" + encodeURIComponent(oid) + "/apply";
+  JC.viewer.applyPath = (oid) => "/api/openings/" + encodeURIComponent(oid) + "/applications";
   for (const b of $$("[data-close]", dialog)) b.addEventListener("click", () => dialog.close());
   document.addEventListener("click", (e) => {
     const b = e.target.closest("[data-apply]");

@@ -1,0 +1,250 @@
+// The viewer's chat and Q&A tabs: post, ask (about an opening, anonymously), upvote, answers
+// and the highlighted question, refusals in words (docs/protocol.md, "Chat, questions...").
+"use strict";
+(function () {
+  const JC = window.JC;
+  const V = JC.viewer;
+  if (!V) return;
+  const { _, h, $$ } = JC;
+  const live = V.live;
+  const bid = V.bid;
+  const MAX_SHOWN = 200;
+
+  const chat = { messages: new Map(), order: [] };
+  const qa = { questions: new Map(), highlighted: null, mine: new Set(), voted: new Set() };
+  const VOTED_KEY = "jc_votes_" + bid;
+  const NAME_KEY = "jc_name";
+  try { for (const id of JSON.parse(localStorage.getItem(VOTED_KEY) || "[]")) qa.voted.add(String(id)); } catch (e) { /* none */ }
+  try { const n = localStorage.getItem(NAME_KEY); if (n) live.opts.name = n; } catch (e) { /* none */ }
+  V.chat = chat;
+  V.qa = qa;
+
+  function showFeature(name, on) {
+    for (const el of $$('[data-feature="' + name + '"]', V.root)) el.hidden = !on;
+  }
+
+  // -- chat --------------------------------------------------------------------------------------
+  const feed = document.getElementById("chat");
+  const chatForm = document.getElementById("chat-form");
+  const chatText = document.getElementById("chat-text");
+  const chatError = document.getElementById("chat-error");
+
+  function roleTag(role) {
+    if (role === "host") return h("span", { class: "host-tag" }, _("Host"));
+    if (role === "moderator") return h("span", { class: "host-tag" }, _("Moderator"));
+    return null;
+  }
+  function messageEl(m) {
+    return h("li", { class: "msg role-" + m.role, dataset: { id: m.id } },
+      roleTag(m.role), h("span", { class: "who" }, m.name), " ", h("span", { class: "text" }, m.text));
+  }
+  function nearBottom() { return feed.scrollHeight - feed.scrollTop - feed.clientHeight < 60; }
+  function renderChat() {
+    const stick = nearBottom();
+    const items = chat.order.slice(-MAX_SHOWN).map((id) => messageEl(chat.messages.get(id)));
+    feed.replaceChildren(...(items.length ? items : [h("li", { class: "empty" }, _("No messages yet: say hello!"))]));
+    if (stick) feed.scrollTop = feed.scrollHeight;
+  }
+  function addMessage(m) {
+    const id = String(m.id);
+    if (chat.messages.has(id)) return false;
+    chat.messages.set(id, m);
+    chat.order.push(id);
+    if (chat.order.length > MAX_SHOWN * 2) for (const old of chat.order.splice(0, chat.order.length - MAX_SHOWN)) chat.messages.delete(old);
+    return true;
+  }
+
+  let errTimer = null;
+  function showError(box, err) {
+    box.textContent = JC.errorText(err);
+    clearTimeout(errTimer);
+    const wait = err && err.retry_after ? Math.ceil(Number(err.retry_after)) * 1000 + 500 : 8000;
+    errTimer = setTimeout(() => { box.textContent = ""; }, Math.min(wait, 60000));
+  }
+
+  chatForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const text = chatText.value.trim();
+    if (!text) { chatText.focus(); return; }
+    chatError.textContent = "";
+    const btn = chatForm.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      const m = await live.send("chat.send", { text });
+      chatText.value = "";
+      if (m && m.id != null && addMessage(m)) renderChat();
+    } catch (err) {
+      if (err.code === "held") { chatText.value = ""; chatError.textContent = _("Your message is waiting for a moderator"); }
+      else showError(chatError, err);
+    } finally {
+      btn.disabled = false;
+      chatText.focus();
+    }
+  });
+
+  // Display name: shown under the chat, changed in place.
+  const myName = document.getElementById("my-name");
+  const nameBtn = document.getElementById("name-btn");
+  nameBtn.addEventListener("click", () => {
+    const input = h("input", { type: "text", maxlength: 24, value: myName.textContent, "aria-label": _("Your name"), class: "name-input" });
+    const save = h("button", { type: "submit", class: "small" }, _("Save"));
+    const form = h("form", { class: "row" }, input, save);
+    nameBtn.hidden = true;
+    myName.replaceWith(form);
+    input.focus();
+    input.select();
+    const done = () => { form.replaceWith(myName); nameBtn.hidden = false; nameBtn.focus(); };
+    input.addEventListener("keydown", (ev) => { if (ev.key === "Escape") done(); });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      if (!name) { done(); return; }
+      try {
+        const r = await live.send("set_name", { name });
+        myName.textContent = r.name;
+        live.opts.name = r.name;
+        try { localStorage.setItem(NAME_KEY, r.name); } catch (e2) { /* private mode */ }
+        done();
+      } catch (err) { JC.toast(err.text(), "error"); }
+    });
+  });
+  live.on("hello", (d) => { myName.textContent = d.name || ""; });
+
+  // -- questions -----------------------------------------------------------------------------------
+  const list = document.getElementById("questions");
+  const askForm = document.getElementById("ask-form");
+  const askText = document.getElementById("ask-text");
+  const askOpening = document.getElementById("ask-opening");
+  const askAnon = document.getElementById("ask-anon");
+  const askError = document.getElementById("ask-error");
+
+  function openingTitle(oid) {
+    const o = V.state.openings.get(oid);
+    return o ? o.title : "";
+  }
+  function sorted() {
+    return [...qa.questions.values()]
+      .filter((q) => !q.hidden)
+      .sort((a, b) => (b.votes || 0) - (a.votes || 0) || (a.ts || 0) - (b.ts || 0) || String(a.id).localeCompare(String(b.id)));
+  }
+  function questionEl(q) {
+    const id = String(q.id);
+    const voted = qa.voted.has(id);
+    const hl = qa.highlighted != null && String(qa.highlighted) === id;
+    const about = q.opening_id ? openingTitle(q.opening_id) : "";
+    const voteBtn = h("button", {
+      type: "button", "aria-pressed": String(voted), dataset: { vote: id },
+      "aria-label": voted ? _("Withdraw my vote") : _("Vote for this question"),
+    }, "▲");
+    return h("li", { class: "question" + (hl ? " highlighted" : ""), dataset: { qid: id } },
+      h("div", { class: "vote" }, voteBtn, h("span", { class: "votes", "aria-label": _("%(n)s votes", { n: q.votes || 0 }) }, String(q.votes || 0))),
+      hl ? h("p", { class: "pin-label" }, _("On screen now")) : null,
+      h("p", { class: "q-text" }, q.text),
+      h("p", { class: "q-meta" }, q.anonymous || !q.name ? _("Anonymous") : q.name, about ? " · " + _("About: %(t)s", { t: about }) : ""),
+      q.status === "answered" || q.answer
+        ? h("p", { class: "answer" }, h("b", null, _("Answer") + ": "), q.answer || _("Answered live"))
+        : null);
+  }
+  function renderQuestions() {
+    const qs = sorted();
+    const hl = qs.find((q) => String(q.id) === String(qa.highlighted));
+    const rest = qs.filter((q) => q !== hl);
+    const items = (hl ? [hl] : []).concat(rest).map(questionEl);
+    list.replaceChildren(...(items.length ? items : [h("li", { class: "empty" }, _("No questions yet: ask the first one!"))]));
+  }
+  function setQuestion(q) {
+    if (q.hidden) qa.questions.delete(String(q.id));
+    else qa.questions.set(String(q.id), q);
+  }
+  function rememberVotes() {
+    try { localStorage.setItem(VOTED_KEY, JSON.stringify([...qa.voted])); } catch (e) { /* private mode */ }
+  }
+
+  list.addEventListener("click", async (e) => {
+    const b = e.target.closest("[data-vote]");
+    if (!b) return;
+    const id = b.dataset.vote;
+    const up = !qa.voted.has(id);
+    b.disabled = true;
+    try {
+      const r = await live.send("question.vote", { id: isNaN(Number(id)) ? id : Number(id), up });
+      if (r.voted) qa.voted.add(id); else qa.voted.delete(id);
+      rememberVotes();
+      const q = qa.questions.get(id);
+      if (q && r.votes != null) q.votes = r.votes;
+      renderQuestions();
+      const again = list.querySelector('[data-vote="' + CSS.escape(id) + '"]');
+      if (again) again.focus();
+    } catch (err) {
+      JC.toast(err.text(), "error");
+      b.disabled = false;
+    }
+  });
+
+  function fillOpenings() {
+    const cur = askOpening.value;
+    const first = askOpening.options[0];
+    askOpening.replaceChildren(first, ...V.visibleOpenings().map((o) => h("option", { value: o.id }, o.title + " · " + ((o.employer && o.employer.name) || ""))));
+    askOpening.value = cur;
+    if (askOpening.value !== cur) askOpening.value = "";
+  }
+  document.addEventListener("jc:openings", () => { fillOpenings(); renderQuestions(); });
+
+  askForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const text = askText.value.trim();
+    askError.textContent = "";
+    if (!text) { askError.textContent = _("Write your question first"); askText.focus(); return; }
+    const data = { text, anonymous: askAnon.checked };
+    if (askOpening.value) data.opening_id = askOpening.value;
+    const btn = askForm.querySelector("button[type=submit]");
+    btn.disabled = true;
+    try {
+      const q = await live.send("question.ask", data);
+      askText.value = "";
+      if (q && q.id != null) { qa.mine.add(String(q.id)); setQuestion(q); renderQuestions(); }
+      JC.toast(_("Question sent"));
+    } catch (err) {
+      if (err.code === "held") { askText.value = ""; askError.textContent = _("Your question was sent and will appear once a moderator approves it"); }
+      else showError(askError, err);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  // -- events --------------------------------------------------------------------------------------
+  live.on("snapshot", (d) => {
+    const hasChat = "chat" in d;
+    showFeature("chat", hasChat);
+    showFeature("questions", "questions" in d);
+    if (hasChat) {
+      chat.messages.clear();
+      chat.order = [];
+      for (const m of d.chat || []) addMessage(m);
+      renderChat();
+    }
+    if ("questions" in d) {
+      qa.questions.clear();
+      for (const q of d.questions || []) setQuestion(q);
+      qa.highlighted = d.highlighted_question != null ? d.highlighted_question : null;
+      renderQuestions();
+    }
+  });
+  live.on("chat.message", (m) => { if (addMessage(m)) renderChat(); });
+  live.on("chat.hidden", (d) => {
+    const id = String(d.id);
+    if (chat.messages.delete(id)) { chat.order = chat.order.filter((x) => x !== id); renderChat(); }
+  });
+  live.on("question.updated", (q) => { setQuestion(q); renderQuestions(); });
+  live.on("question.hidden", (d) => { qa.questions.delete(String(d.id)); renderQuestions(); });
+  live.on("question.votes", (d) => {
+    for (const [id, n] of Object.entries(d.votes || {})) { const q = qa.questions.get(String(id)); if (q) q.votes = n; }
+    renderQuestions();
+  });
+  live.on("question.highlighted", (d) => { qa.highlighted = d.id != null ? d.id : null; renderQuestions(); });
+  // Errors not answering a request: a time-out or a ban told to this viewer.
+  live.on("error", (d) => {
+    showError(chatError, d);
+    JC.toast(JC.errorText(d), "error");
+  });
+})();
