@@ -101,6 +101,7 @@ VOTES = b'"type":"question.votes"'
 ACK_MSG = b'"id":"m'  # acks of chat.send carry the frame id "m..."
 ERROR = b'"type":"error"'
 OVERLAP = max(len(MSG), len(VOTES)) - 1
+BATCH_S = 0.25  # how often counting viewers read
 
 
 class ChatViewer(wsclient.Viewer):
@@ -133,6 +134,8 @@ class ChatViewer(wsclient.Viewer):
             st.acked += (t[-len(ACK_MSG) + 1 :] + data).count(ACK_MSG)
             st.refused["error"] += (t[-len(ERROR) + 1 :] + data).count(ERROR)
             self.tail = (t + data)[-OVERLAP:]
+            # Read again on the next batch tick: one read per socket per tick, not per frame.
+            self.transport.pause_reading()  # type: ignore[union-attr]
             return
         super().data_received(data)
 
@@ -254,6 +257,18 @@ async def _client(
 
     threading.Thread(target=pipe_reader, daemon=True).start()
     viewers = await open_viewers(port, path, n, probes, stats)
+
+    async def batch_reads() -> None:
+        """Counting viewers pause after each read; let them read what queued up every tick
+        (the kernel buffers it meanwhile; the probes read as it comes)."""
+        while True:
+            await asyncio.sleep(BATCH_S)
+            for v in viewers:
+                t = v.transport
+                if v.cheap and t is not None and not t.is_closing():
+                    t.resume_reading()  # type: ignore[attr-defined]
+
+    batcher = asyncio.create_task(batch_reads())
     conn.send(("ready", len(viewers), dict(stats.errors)))
     while True:
         msg = await commands.get()
@@ -295,6 +310,7 @@ async def _client(
         elif msg[0] == "quit":
             for v in viewers:
                 v.close()
+            batcher.cancel()
             await asyncio.sleep(0.3)
             conn.send(("bye",))
             return
