@@ -89,8 +89,12 @@ async def new_page(
     return page
 
 
-async def screenshot(page: Any, name: str) -> Path:
+async def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
+    """docs/screenshots/NAME.png of the top of the page (or all of it), as a person sees it."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=False)
+    await page.evaluate(
+        "() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); }"
+    )
+    await page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path

@@ -67,8 +67,6 @@ async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, r
         await v2.locator(".meta .status-live").wait_for(timeout=1000)
         assert await v1.locator(".meta .status-live").inner_text() == "直播中"
 
-        await screenshot(v1, "viewer-360")
-        await screenshot(host, "host-1280")
         for p in (host, v1, v2):
             assert real_errors(p) == [], real_errors(p)
 
@@ -296,11 +294,93 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await v2.locator("#chat").filter(has_text="大家好").wait_for()
         await host.locator("#fig-viewers").filter(has_text="2").wait_for(timeout=5000)
 
+        await v1.get_by_role("tab", name="问答").click()
         await screenshot(v1, "viewer-360")
+        await screenshot(v1, "viewer-360-full", full_page=True)
         await v1.set_viewport_size(DESKTOP)
         await screenshot(v1, "viewer-1280")
+        await screenshot(v2, "viewer-360-en")
         await screenshot(host, "host-1280")
+        await screenshot(host, "host-1280-full", full_page=True)
         await host.set_viewport_size(PHONE)
         await screenshot(host, "host-360")
+        width = await host.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], "the console scrolls sideways at 360 px"
         for p in (host, v1, v2):
             assert real_errors(p) == [], real_errors(p)
+
+
+async def _seed_busy_broadcast(client: Any) -> tuple[Any, str]:
+    """A broadcast as it looks mid-fair: 20 openings, one pinned, 60 chat messages."""
+    from tests.helpers import connect
+
+    host = await login(client)
+    bid = await host.create_broadcast("鸡西市就业服务中心 · 2026 届高校毕业生直播招聘会")
+    first = None
+    for i in range(20):
+        r = await host.post(
+            f"/api/broadcasts/{bid}/openings",
+            {
+                "title": f"岗位{i} 机电一体化技术员",
+                "employer": {"name": f"鸡西第{i}机械制造有限责任公司", "verified": i % 2 == 0},
+                "city": ["鸡西", "哈尔滨", "牡丹江"][i % 3],
+                "salary_min": 4000 + i * 100,
+                "salary_max": 6000 + i * 100,
+                "education": ["associate", "bachelor", "any"][i % 3],
+                "majors": ["机械设计制造及其自动化", "电气工程"],
+                "benefits": ["五险一金", "包住宿", "年终奖"],
+                "description": "负责设备的日常维护与保养，参与生产线改造。" * 4,
+                "deadline": "2026-12-31",
+                "status": "published",
+            },
+        )
+        assert r.status == 201, await r.text()
+        first = first or (await r.json())["id"]
+    assert (await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": first})).status == 200
+    ws = await connect(client, bid, host=True)
+    for i in range(60):
+        await ws.send("chat.send", {"text": f"第{i}条消息：请问这个岗位包住宿吗？"}, id_=i)
+    await ws.wait_count("chat.message", 60)
+    await ws.close()
+    return host, bid
+
+
+async def test_viewer_page_weight_and_first_paint_without_javascript(
+    app_factory, redis_url
+) -> None:
+    """<= 150 KB transferred before video; the pinned card is in the HTML without scripts."""
+    require_browser()
+    client = await app_factory(redis_url, ws_burst=100, ws_messages_per_second=100.0)
+    _host, bid = await _seed_busy_broadcast(client)
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        done: list[Any] = []
+        page.on("requestfinished", lambda req: done.append(req))
+        await page.goto(f"/b/{bid}", wait_until="load")
+        await page.wait_for_function("() => document.documentElement.dataset.live === 'live'")
+        await page.locator("#openings .card").nth(19).wait_for()
+        sizes = {}
+        for req in done:
+            if "/whep/" in req.url or req.url.startswith("ws"):
+                continue
+            s = await req.sizes()
+            sizes[req.url.split("?")[0].replace(base, "")] = (
+                s["responseBodySize"] + s["responseHeadersSize"]
+            )
+        total = sum(sizes.values())
+        print(f"viewer page weight: {total} bytes transferred", sizes)
+        assert f"/b/{bid}" in sizes and "/static/viewer.js" in sizes and "/static/app.css" in sizes
+        assert total <= 150 * 1024, sizes
+        assert real_errors(page) == []
+
+        # Scripts off: the server-rendered page already shows the pinned card and the openings.
+        nojs = await new_page(browser, base, viewport=PHONE, lang="zh-CN", javascript=False)
+        await nojs.goto(f"/b/{bid}")
+        card = nojs.locator("#pinned-slot .card.pinned")
+        assert await card.is_visible()
+        assert "岗位0 机电一体化技术员" in await card.locator(".card-title").inner_text()
+        assert "4000–6000 元/月" in await card.inner_text()
+        assert await nojs.locator("#openings .card").count() == 20
+        assert await nojs.locator("#overlay-title").inner_text() == "尚未开播"
+        await screenshot(nojs, "viewer-360-nojs")

@@ -109,15 +109,28 @@ def extract(kind: str = "all") -> dict[str, list[str]]:
 
 
 @functools.cache
-def js_msgids() -> tuple[str, ...]:
-    return tuple(sorted(extract("js")))
+def js_msgids() -> dict[str, frozenset[str]]:
+    """Script file name -> the msgids it uses."""
+    by_file: dict[str, set[str]] = {}
+    for mid, places in extract("js").items():
+        for place in places:
+            by_file.setdefault(Path(place.rsplit(":", 1)[0]).name, set()).add(mid)
+    return {name: frozenset(ids) for name, ids in by_file.items()}
 
 
 @functools.cache
-def js_dictionary(lang: str) -> str:
-    """The JSON dictionary a page embeds for its scripts: msgid -> text in `lang`."""
+def js_dictionary(lang: str, scripts: tuple[str, ...] | None = None) -> str:
+    """The JSON dictionary a page embeds for its scripts: msgid -> text in `lang`.
+
+    Only the strings of `scripts` (all scripts when None), and only those whose text differs
+    from the msgid: scripts fall back to the msgid itself."""
     t = translations()[lang]
-    return orjson.dumps({mid: t.gettext(mid) for mid in js_msgids()}).decode()
+    files = js_msgids()
+    ids: set[str] = set()
+    for name in scripts if scripts is not None else tuple(files):
+        ids |= files.get(name, frozenset())
+    out = {mid: t.gettext(mid) for mid in sorted(ids)}
+    return orjson.dumps({k: v for k, v in out.items() if v != k}).decode()
 
 
 def negotiate(accept_language: str | None, cookie: str | None = None) -> str:

@@ -81,8 +81,18 @@ def base_url(request: web.Request) -> str:
     return auth.own_origin(request, settings)
 
 
+# The scripts each page loads, in order; the page embeds the strings of these scripts only.
+SCRIPTS: dict[str, tuple[str, ...]] = {
+    "viewer.html": ("common.js", "live.js", "media.js", "viewer.js", "player.js", "chat.js"),
+    "host_console.html": ("common.js", "live.js", "media.js", "host.js", "console.js", "golive.js"),
+    "host_index.html": ("common.js", "host.js"),
+    "host_login.html": ("common.js", "host.js"),
+}
+
+
 def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> web.Response:
     lang = page_lang(request)
+    scripts = SCRIPTS.get(name, ("common.js",))
     html = (
         request.app[JINJA]
         .get_template(name)
@@ -90,7 +100,8 @@ def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> we
             lang=lang,
             langs=i18n.LANGS,
             lang_names=i18n.LANG_NAMES,
-            js_i18n=i18n.js_dictionary(lang),
+            js_i18n=i18n.js_dictionary(lang, scripts),
+            scripts=scripts,
             here=request.path_qs,
             **ctx,
         )
@@ -99,6 +110,8 @@ def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> we
     resp.headers["Content-Language"] = lang
     resp.headers["Vary"] = "Accept-Language, Cookie"
     resp.headers["Cache-Control"] = "no-cache"
+    if len(html) > 1024:
+        resp.enable_compression()  # gzip or deflate when the browser accepts it
     return resp
 
 

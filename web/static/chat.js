@@ -55,7 +55,15 @@
   }
 
   let errTimer = null;
+  // A neutral notice in the same place as errors (e.g. "waiting for a moderator").
+  function note(box, text) {
+    box.textContent = text;
+    box.dataset.kind = "info";
+    clearTimeout(errTimer);
+    errTimer = setTimeout(() => { box.textContent = ""; }, 12000);
+  }
   function showError(box, err) {
+    box.dataset.kind = "error";
     box.textContent = JC.errorText(err);
     clearTimeout(errTimer);
     const wait = err && err.retry_after ? Math.ceil(Number(err.retry_after)) * 1000 + 500 : 8000;
@@ -74,7 +82,7 @@
       chatText.value = "";
       if (m && m.id != null && addMessage(m)) renderChat();
     } catch (err) {
-      if (err.code === "held") { chatText.value = ""; chatError.textContent = _("Your message is waiting for a moderator"); }
+      if (err.code === "held") { chatText.value = ""; note(chatError, _("Your message is waiting for a moderator")); }
       else showError(chatError, err);
     } finally {
       btn.disabled = false;
@@ -138,12 +146,13 @@
     }, "▲");
     return h("li", { class: "question" + (hl ? " highlighted" : ""), dataset: { qid: id } },
       h("div", { class: "vote" }, voteBtn, h("span", { class: "votes", "aria-label": _("%(n)s votes", { n: q.votes || 0 }) }, String(q.votes || 0))),
-      hl ? h("p", { class: "pin-label" }, _("On screen now")) : null,
-      h("p", { class: "q-text" }, q.text),
-      h("p", { class: "q-meta" }, q.anonymous || !q.name ? _("Anonymous") : q.name, about ? " · " + _("About: %(t)s", { t: about }) : ""),
-      q.status === "answered" || q.answer
-        ? h("p", { class: "answer" }, h("b", null, _("Answer") + ": "), q.answer || _("Answered live"))
-        : null);
+      h("div", { class: "q-body" },
+        hl ? h("p", { class: "pin-label" }, _("On screen now")) : null,
+        h("p", { class: "q-text" }, q.text),
+        h("p", { class: "q-meta" }, q.anonymous || !q.name ? _("Anonymous") : q.name, about ? " · " + _("About: %(t)s", { t: about }) : ""),
+        q.status === "answered" || q.answer
+          ? h("p", { class: "answer" }, h("b", null, _("Answer") + ": "), q.answer || _("Answered live"))
+          : null));
   }
   function renderQuestions() {
     const qs = sorted();
@@ -205,7 +214,7 @@
       if (q && q.id != null) { qa.mine.add(String(q.id)); setQuestion(q); renderQuestions(); }
       JC.toast(_("Question sent"));
     } catch (err) {
-      if (err.code === "held") { askText.value = ""; askError.textContent = _("Your question was sent and will appear once a moderator approves it"); }
+      if (err.code === "held") { askText.value = ""; note(askError, _("Your question was sent and will appear once a moderator approves it")); }
       else showError(askError, err);
     } finally {
       btn.disabled = false;
