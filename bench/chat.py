@@ -96,19 +96,19 @@ class Stats(wsclient.Stats):
         self.refused: Counter[str] = Counter()
 
 
-MSG = b'"type":"chat.message"'
+MSG = b'"text":"bench '
 VOTES = b'"type":"question.votes"'
 ACK_MSG = b'"id":"m'  # acks of chat.send carry the frame id "m..."
 ERROR = b'"type":"error"'
-OVERLAP = max(len(MSG), len(VOTES)) - 1
+OVERLAP = max(len(MSG), len(VOTES), len(ACK_MSG), len(ERROR)) - 1
 BATCH_S = 0.25  # how often counting viewers read
 
 
 class ChatViewer(wsclient.Viewer):
-    """A viewer that counts `chat.message` events. A probe parses every frame (each event once,
-    in seq order; latency from the send time in the text); the others only count markers in
-    the byte stream, so that thousands of them fit in one client process (a quoted marker
-    cannot occur inside a JSON string, where quotes are escaped)."""
+    """A viewer that counts bench chat messages (in `chat.messages` events). A probe parses
+    every frame (each event once, in seq order; latency from the send time in the text); the
+    others only count markers in the byte stream, so that thousands of them fit in one client
+    process (a quoted marker cannot occur inside a JSON string, where quotes are escaped)."""
 
     __slots__ = ("chat_count", "cheap", "last_seq", "probe", "tail", "voted")
 
@@ -129,9 +129,11 @@ class ChatViewer(wsclient.Viewer):
             st.bytes += len(data)
             t = self.tail
             # Each marker counted over the previous bytes that could hold its first part only.
-            self.chat_count += (t[-len(MSG) + 1 :] + data).count(MSG)
+            acks = (t[-len(ACK_MSG) + 1 :] + data).count(ACK_MSG)
+            # The ack of a chatter's own message carries its text too.
+            self.chat_count += (t[-len(MSG) + 1 :] + data).count(MSG) - acks
             st.vote_events += (t[-len(VOTES) + 1 :] + data).count(VOTES)
-            st.acked += (t[-len(ACK_MSG) + 1 :] + data).count(ACK_MSG)
+            st.acked += acks
             st.refused["error"] += (t[-len(ERROR) + 1 :] + data).count(ERROR)
             self.tail = (t + data)[-OVERLAP:]
             # Read again on the next batch tick: one read per socket per tick, not per frame.
@@ -153,9 +155,11 @@ class ChatViewer(wsclient.Viewer):
                     stats.dups += 1
                     continue
                 self.last_seq = s
-            if kind == "chat.message":
-                text = ev["data"]["text"]
-                if text.startswith("bench "):
+            if kind == "chat.messages":
+                for m in ev["data"]["messages"]:
+                    text = m["text"]
+                    if not text.startswith("bench "):
+                        continue
                     self.chat_count += 1
                     stats.received += 1
                     sent = from_letters(text.split()[2])

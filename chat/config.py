@@ -19,4 +19,5 @@ class ChatConfig:
     review_questions: bool = True  # every question waits for a moderator
     review_contacts: bool = True  # messages with a phone number, WeChat/QQ id or link wait
     review_max: int = 1000  # held items kept; the oldest beyond this are dropped
+    batch_s: float = 0.05  # messages a process accepts within this are published together
     votes_interval: float = 0.5  # seconds between `question.votes`; 0: one event per vote

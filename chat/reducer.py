@@ -25,11 +25,12 @@ def _find(items: list[dict[str, Any]], id_: str) -> int:
 def apply(state: dict[str, Any], event: dict[str, Any], *, host: bool, recent: int = 200) -> None:
     """Apply one event to `state` (a snapshot's data) in place. Unknown types are ignored."""
     t, d = event["type"], event.get("data", {})
-    if t == "chat.message":
+    if t == "chat.messages":
         chat = state.setdefault("chat", [])
-        if _find(chat, d["id"]) < 0:
-            chat.append(d)
-            del chat[:-recent]
+        for m in d["messages"]:
+            if _find(chat, m["id"]) < 0:
+                chat.append(m)
+        del chat[:-recent]
     elif t == "chat.hidden":
         chat = state.setdefault("chat", [])
         i = _find(chat, d["id"])

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from chat.actor import Actor
 from chat.config import ChatConfig
 from chat.gate import Gate
-from chat.messages import ChatService, append_message, public_message
+from chat.messages import ChatService, publish_messages
 from chat.moderation import ModerationService
 from chat.questions import OpeningLookup, QuestionService
 from chat.review import ReviewQueue
@@ -50,8 +50,7 @@ class ChatRoom:
 
             def effects(pipe: Any, m: dict[str, Any]) -> None:
                 if approve:
-                    append_message(pipe, bid, m, config)
-                    self.log.add_to(pipe, bid, "chat.message", public_message(m))
+                    publish_messages(pipe, self.log, bid, [m], config)
 
         elif kind == "question":
             effects = (

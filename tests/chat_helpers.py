@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -70,3 +71,27 @@ async def err(v: Viewer, type_: str, data: dict[str, Any] | None = None) -> dict
     reply = await call(v, type_, data)
     assert reply["type"] == "error", reply
     return reply["data"]
+
+
+def messages(v: Viewer) -> list[dict[str, Any]]:
+    """Every chat message the socket received live, in order (from `chat.messages` events)."""
+    return [m for e in v.of_type("chat.messages") for m in e["data"]["messages"]]
+
+
+async def wait_message(v: Viewer, pred: Any = None, timeout: float = 5.0) -> dict[str, Any]:
+    """The first live chat message matching `pred` (any message when None)."""
+
+    def has(e: dict[str, Any]) -> bool:
+        return e["type"] == "chat.messages" and any(
+            pred is None or pred(m) for m in e["data"]["messages"]
+        )
+
+    await v.wait_for(has, timeout)
+    return next(m for m in messages(v) if pred is None or pred(m))
+
+
+async def wait_messages(v: Viewer, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async with asyncio.timeout(timeout):
+        while len(messages(v)) < n:
+            await v.wait_for(lambda e: e["type"] == "chat.messages" and len(messages(v)) >= n)
+    return messages(v)

@@ -12,7 +12,7 @@ from markupsafe import escape
 
 from chat.reducer import chat_state, reduce
 from core import keys
-from tests.chat_helpers import Viewers, call, err, ok
+from tests.chat_helpers import Viewers, call, err, messages, ok, wait_message, wait_messages
 from tests.helpers import connect, login
 from web.appkeys import CHAT, REDIS
 
@@ -40,9 +40,9 @@ async def test_message_reaches_viewers_on_both_instances(app_factory, redis_url,
     assert sent["text"] == "请问有夜班吗？"
     assert sent["name"] == "小王"
     for v in (va, vb):
-        ev = await v.wait_for("chat.message")
-        assert ev["data"] == sent
-        assert "vid" not in ev["data"] and "viewer_id" not in ev["data"]
+        m = await wait_message(v)
+        assert m == sent
+        assert "vid" not in m and "viewer_id" not in m
     late = await viewers.open(b, bid)
     snap = late.of_type("snapshot")[0]["data"]
     assert snap["chat"] == [sent]
@@ -268,9 +268,9 @@ async def test_message_with_phone_held_until_approved(app_factory, redis_url, vi
     assert item["kind"] == "message" and item["author"]["name"] == "招聘小张"
     assert item["text"] == "高薪日结 加我 138-1234-5678"
     await ok(author, "chat.send", {"text": "普通消息"})
-    await other.wait_for(lambda e: e["type"] == "chat.message" and e["data"]["text"] == "普通消息")
-    assert [e["data"]["text"] for e in other.of_type("chat.message")] == ["普通消息"]
-    assert len(author.of_type("chat.message")) == 1
+    await wait_message(other, lambda m: m["text"] == "普通消息")
+    assert [m["text"] for m in messages(other)] == ["普通消息"]
+    assert len(messages(author)) == 1
 
     await ok(
         console, "review.decide", {"kind": "message", "id": held["message_id"], "approve": True}
@@ -283,11 +283,11 @@ async def test_message_with_phone_held_until_approved(app_factory, redis_url, vi
     )
     assert e["code"] == "review_not_found"
     for v in (other, other_a, author):
-        ev = await v.wait_for(lambda e: e["type"] == "chat.message" and "138" in e["data"]["text"])
-        assert ev["data"]["name"] == "招聘小张"
+        m = await wait_message(v, lambda m: "138" in m["text"])
+        assert m["name"] == "招聘小张"
     await console.wait_count("review.removed", 2)
     await asyncio.sleep(0.2)
-    assert all("abc888" not in e["data"]["text"] for e in other.of_type("chat.message"))
+    assert all("abc888" not in m["text"] for m in messages(other))
     snap = (await viewers.open(a, bid)).of_type("snapshot")[0]["data"]
     assert [m["text"] for m in snap["chat"]] == ["普通消息", "高薪日结 加我 138-1234-5678"]
 
@@ -436,9 +436,9 @@ async def test_xss_corpus_stored_verbatim_and_rendered_inert(app_factory, redis_
     watcher = await viewers.open(a, bid)
     for p in payloads:
         await ok(evil, "chat.send", {"text": p})
-    got = await watcher.wait_count("chat.message", len(payloads))
-    assert [e["data"]["text"] for e in got] == payloads  # stored and sent as typed
-    assert {e["data"]["name"] for e in got} == {"<svg onload=alert(1)>"}
+    got = await wait_messages(watcher, len(payloads))
+    assert [m["text"] for m in got] == payloads  # stored and sent as typed
+    assert {m["name"] for m in got} == {"<svg onload=alert(1)>"}
 
     r = await a.get(f"/b/{bid}")
     assert r.status == 200

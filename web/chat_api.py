@@ -59,6 +59,7 @@ def chat_config(s: Settings) -> ChatConfig:
         ip_burst=s.chat_ip_burst,
         review_questions=s.chat_review_questions,
         review_contacts=s.chat_review_contacts,
+        batch_s=s.chat_batch_ms / 1000,
         votes_interval=s.qa_votes_interval,
     )
 
@@ -241,6 +242,7 @@ async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
         await listener
     except asyncio.CancelledError:
         pass
+    await room.messages.close()
     await room.votes.close()
 
 

@@ -70,6 +70,9 @@ class Settings:
     chat_review_contacts: bool = _opt(
         True, "chat messages with a phone number, WeChat/QQ id or link wait for approval"
     )
+    chat_batch_ms: int = _opt(
+        50, "chat messages accepted within this many ms are published as one event; 0: each alone"
+    )
     qa_votes_interval: float = _opt(
         0.5, "seconds between vote-count updates to viewers; 0 sends one event per vote"
     )
