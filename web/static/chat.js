@@ -240,6 +240,11 @@
     }
   });
   live.on("chat.message", (m) => { if (addMessage(m)) renderChat(); });
+  live.on("chat.messages", (d) => {
+    let changed = false;
+    for (const m of d.messages || []) changed = addMessage(m) || changed;
+    if (changed) renderChat();
+  });
   live.on("chat.hidden", (d) => {
     const id = String(d.id);
     if (chat.messages.delete(id)) { chat.order = chat.order.filter((x) => x !== id); renderChat(); }
