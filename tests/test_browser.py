@@ -340,7 +340,8 @@ async def _seed_busy_broadcast(client: Any) -> tuple[Any, str]:
     ws = await connect(client, bid, host=True)
     for i in range(60):
         await ws.send("chat.send", {"text": f"第{i}条消息：请问这个岗位包住宿吗？"}, id_=i)
-    await ws.wait_count("chat.message", 60)
+    # Messages arrive in batches (chat.messages); each send is acked once its batch is out.
+    await ws.wait_count(lambda e: e["type"] == "ack" and isinstance(e.get("id"), int), 60)
     await ws.close()
     return host, bid
 
