@@ -1,6 +1,6 @@
 """Applications per second with durable acknowledgement, and latency, over real HTTP.
 
-    python bench/apply.py [--seconds 10] [--concurrency 32] [--rate 1000]
+    python bench/apply.py [--seconds 10] [--concurrency 16] [--rate 1000]
 
 Starts a redis-server (AOF on, `appendfsync everysec`, like the embedded one) in a temp dir,
 runs the Jobcast app as a separate process on 127.0.0.1, and drives it with many keep-alive
@@ -482,6 +482,9 @@ async def run_variant(
         n_req = max(1, len(res.latencies))
         per = [round((b - a) * 1000 / n_req, 3) for a, b in zip(cpu0, cpu1, strict=True)]
         await asyncio.sleep(0.2)
+        r = aioredis.Redis.from_url(redis.url)
+        delayed = (await r.info("persistence")).get("aof_delayed_fsync", 0)
+        await r.aclose()
         everything = Results(answers={**warm.res.answers, **res.answers})
         stored, lost, dup = await verify(redis.url, bid, everything)
         ok_answers = sum(v for k, v in res.statuses.items() if k in (200, 201))
@@ -499,6 +502,7 @@ async def run_variant(
             "lost": lost,
             "duplicated": dup,
             "cpu_ms_per_request": {"app": per[0], "redis": per[1], "client": per[2]},
+            "aof_delayed_fsync": delayed,  # writes Redis held back behind a slow fsync
         }
     finally:
         app.send_signal(signal.SIGTERM)
@@ -517,7 +521,7 @@ def main() -> None:
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--variant", choices=["atomic", "naive"], default="atomic")
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--rate", type=float, default=1000.0, help="open-loop arrival rate")
     p.add_argument("--pool", type=int, default=64, help="connections for the open-loop run")
     p.add_argument("--only", default="", help="run only these runs (comma-separated indexes)")
@@ -556,7 +560,8 @@ def _line(o: dict[str, Any]) -> str:
         f"{o['run']:<28} {o['applications_per_s']:>8.1f} appl/s  p50 {o['p50_ms']:>6.2f} ms  "
         f"p99 {o['p99_ms']:>6.2f} ms  max {o['max_ms']:>7.2f} ms  n={o['applications']}  "
         f"stored={o['stored']}  lost={o['lost']}  duplicated={o['duplicated']}  "
-        f"errors={o['errors']}  cpu ms/request {o['cpu_ms_per_request']}"
+        f"errors={o['errors']}  cpu ms/request {o['cpu_ms_per_request']}  "
+        f"aof_delayed_fsync={o['aof_delayed_fsync']}"
     )
 
 
