@@ -424,7 +424,9 @@ class Load:
 
 
 async def verify(redis_url: str, bid: str, res: Results) -> tuple[int, int, int]:
-    """(stored, lost, duplicated) from what Redis holds and what the answers said."""
+    """(stored, lost, duplicated) from what Redis holds and what the answers said.
+
+    `duplicated` is the number of applicants (phones) stored or answered more than once."""
     r = aioredis.Redis.from_url(redis_url)
     ids = [x.decode() for x in await r.zrange(keys.applications(bid), 0, -1)]
     phones: dict[str, list[str]] = {}
@@ -439,10 +441,11 @@ async def verify(redis_url: str, bid: str, res: Results) -> tuple[int, int, int]
     await r.aclose()
     stored_ids = set(ids)
     lost = sum(1 for answered in res.answers.values() for a in answered if a not in stored_ids)
-    duplicated = sum(len(v) - 1 for v in phones.values() if len(v) > 1)
-    duplicated += sum(len(v) - 1 for v in res.answers.values() if len(v) > 1)
-    strays = set(phones) - set(res.answers)  # stored but no client was told
-    duplicated += len(strays)
+    # Phones that got more than one application, stored or answered, and stored applications
+    # whose phone no answer mentions: each counted once.
+    doubled = {p for p, v in phones.items() if len(v) > 1}
+    doubled |= {p for p, v in res.answers.items() if len(v) > 1}
+    duplicated = len(doubled) + len(set(phones) - set(res.answers))
     return len(ids), lost, duplicated
 
 
