@@ -210,7 +210,7 @@ class OpeningService:
                 if visible:
                     st.emit("opening.updated", {"opening": made[0].public()})
             else:
-                st.emit("openings.imported", {"opening_ids": [o.id for o in made]}, HOST)
+                st.emit("openings.imported", {"openings": [o.public() for o in made]}, HOST)
                 if visible:
                     st.emit("openings.added", {"openings": [o.public() for o in visible]})
             if visible:
