@@ -325,7 +325,9 @@ async def test_status_workflow_lists_and_exports(app_factory, redis_url):
     assert r.status == 422
     r = await host.get(f"/api/broadcasts/{bid}/applications")
     body = await r.json()
-    assert body["total"] == 3 and body["applications"][0]["id"] == ids[2]  # newest first
+    assert body["total"] == 3 and {x["id"] for x in body["applications"]} == set(ids)
+    stamps = [x["created_at"] for x in body["applications"]]
+    assert stamps == sorted(stamps, reverse=True)  # newest first
     r = await host.get(f"/api/broadcasts/{bid}/applications?status=interview")
     assert [x["id"] for x in (await r.json())["applications"]] == [ids[0]]
     r = await host.get(f"/api/openings/{o['id']}/applications")
