@@ -105,7 +105,7 @@ async def test_events_applied_to_an_old_snapshot_give_the_new_one(app_factory, r
     # the last event of the sequence, for both sockets
     await host.post(f"/api/broadcasts/{bid}/pin/next")
     for sock in (viewer, console):
-        await sock.wait_count("card.pinned", 4)
+        await sock.wait_count("card.pinned", 5)  # d, p, p edited, d again, the next
 
     late_viewer = await connect(b, bid)
     late_console = await connect(a, bid, host=True)
