@@ -7,7 +7,6 @@ client sends one JSON object per frame, `{"type": ..., "id": ..., "data": {...}}
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ NAME_MAX = 24
 CLOSE_FLOOD = 4029
 
 
-@dataclass
+@dataclass(slots=True)
 class WsContext:
     """Who is on the other end of a socket; passed to every action handler."""
 
@@ -102,16 +101,19 @@ def _parse_since(request: web.Request) -> tuple[int, int] | None:
         ) from None
 
 
-async def viewer_socket(request: web.Request) -> web.StreamResponse:
-    return await _serve(request, user=None)
-
-
 async def host_socket(request: web.Request) -> web.StreamResponse:
     user = auth.require_role(await host_user(request), host_only=False)
-    return await _serve(request, user=user)
+    return await viewer_socket(request, user=user)
 
 
-async def _serve(request: web.Request, user: auth.HostUser | None) -> web.StreamResponse:
+async def viewer_socket(
+    request: web.Request, user: auth.HostUser | None = None
+) -> web.StreamResponse:
+    """Serve one socket for its whole life (host consoles come through `host_socket`).
+
+    Everything a viewer holds lives as long as the connection: this one coroutine reads, the
+    hub writes from the fan-out, and no task is started per socket.
+    """
     app = request.app
     settings = app[SETTINGS]
     metrics = app[METRICS]
@@ -157,10 +159,11 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
     hub = app[HUB]
     gauge = metrics.host_sockets if user is not None else metrics.viewers
     gauge.inc()
-    reader: asyncio.Task[None] | None = None
     try:
-        hello = {"type": "hello", "data": {"viewer_id": vid, "name": name, "role": _role(user)}}
-        sock.send_now(orjson.dumps(hello))
+        role = _role(user)
+        sock.send_now(
+            orjson.dumps({"type": "hello", "data": {"viewer_id": vid, "name": name, "role": role}})
+        )
         try:
             mode = await hub.join(sock, since)
         except (JobcastError, *REDIS_DOWN) as e:
@@ -171,13 +174,10 @@ async def _serve(request: web.Request, user: auth.HostUser | None) -> web.Stream
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
             return ws
         sock.send_now(orjson.dumps({"type": "synced", "data": {"mode": mode}}))
-        reader = asyncio.create_task(_read_loop(ws, ctx, sock))
-        await reader  # ends when the peer closes, or when `sock.drop` closes the socket
+        await _read_loop(ws, ctx, sock)  # until the peer closes, or `sock.drop` closes it
         await sock.wait_closed()
     finally:
         sock.stop()
-        if reader is not None and not reader.done():
-            reader.cancel()
         await hub.leave(sock)
         gauge.dec()
         counts[ip] -= 1
