@@ -35,7 +35,7 @@ from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol, get_host_addresses
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.base import Encoder
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
@@ -84,8 +84,43 @@ class _DecoderQueueTap:
         return self._original.get(block, timeout)
 
 
+class PromptJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, releasing each frame as soon as it is complete.
+
+    aiortc's own buffer only knows a frame is complete when a packet of the *next* frame
+    arrives, which delays every video frame by one frame interval, and it holds four audio
+    packets back (prefetch). A relay wants neither: a video frame is complete at its marker
+    bit (RFC 6184 / RFC 7741: set on the last packet of a frame), an audio packet is a frame.
+    Loss and reordering are handled as before: a frame is only released when every packet
+    from the buffer's origin up to its end is there.
+    """
+
+    def __init__(self, capacity: int, is_video: bool) -> None:
+        super().__init__(capacity=capacity, prefetch=0, is_video=is_video)
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets: list[Any] = []
+        timestamp = None
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                return None
+            if timestamp is None:
+                timestamp = packet.timestamp
+            elif packet.timestamp != timestamp:
+                # the marker was lost: the timestamp change ends the frame, as in aiortc
+                self.remove(count)
+                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+            packets.append(packet)
+            if packet.marker or not self._is_video:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+        return None
+
+
 def tap_encoded_frames(receiver: RTCRtpReceiver, sink: EncodedSink) -> None:
-    """Hand every depacketised frame of `receiver` to `sink(codec, JitterFrame)`, undecoded.
+    """Hand every depacketised frame of `receiver` to `sink(codec, JitterFrame)`, undecoded,
+    as soon as it is complete (see PromptJitterBuffer).
 
     The frame's `timestamp` is already mapped to start at 0 (aiortc's TimestampMapper); `data`
     is Annex B for H264, the raw VP8 frame, or one Opus packet.
@@ -95,6 +130,8 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: EncodedSink) -> None:
     if isinstance(current, _DecoderQueueTap):
         current._sink = sink
         return
+    old = receiver._RTCRtpReceiver__jitter_buffer
+    receiver._RTCRtpReceiver__jitter_buffer = PromptJitterBuffer(old.capacity, old._is_video)
     setattr(receiver, attr, _DecoderQueueTap(current, sink))
 
 

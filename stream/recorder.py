@@ -162,24 +162,25 @@ def recording_path(directory: Path, bid: str, sid: str, started: float) -> Path:
 
 
 def list_recordings(directory: Path, bid: str, active: set[Path]) -> list[RecordingInfo]:
+    """The broadcast's recordings, newest first; those being written are `in_progress` (and
+    listed even before their first keyframe created the file)."""
     folder = directory / bid
-    out: list[RecordingInfo] = []
-    if not folder.is_dir():
-        return out
-    for entry in os.scandir(folder):
-        if not entry.is_file() or not _NAME.match(entry.name):
-            continue
-        st = entry.stat()
-        out.append(
-            RecordingInfo(
+    found: dict[str, RecordingInfo] = {}
+    if folder.is_dir():
+        for entry in os.scandir(folder):
+            if not entry.is_file() or not _NAME.match(entry.name):
+                continue
+            st = entry.stat()
+            found[entry.name] = RecordingInfo(
                 name=entry.name,
                 bytes=st.st_size,
                 modified_at=int(st.st_mtime * 1000),
                 in_progress=Path(entry.path) in active,
             )
-        )
-    out.sort(key=lambda r: r.name, reverse=True)
-    return out
+    for path in active:
+        if path.parent == folder and path.name not in found:
+            found[path.name] = RecordingInfo(path.name, 0, int(time.time() * 1000), True)
+    return sorted(found.values(), key=lambda r: r.name, reverse=True)
 
 
 def recording_file(directory: Path, bid: str, name: str) -> Path | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -37,6 +38,8 @@ from core.errors import Conflict, NotFound, Unauthorized
 from core.events import EventLog
 from core.ids import is_valid_id
 from stream.aiortc_internals import IcePolicy, Packetized, check_versions
+from stream.control import ControlChannel
+from stream.egress import EgressPool
 from stream.ice import IceServers
 from stream.ingest import IngestPeer
 from stream.negotiation import parse_offer, viewer_kinds
@@ -83,6 +86,7 @@ class MediaConfig:
     record: bool = False
     recordings_dir: Path = Path("./data/recordings")
     process: str = "local"
+    egress_processes: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,15 +160,18 @@ class MediaService:
         self.broadcasts = broadcasts
         self.config = config
         self.streams: dict[str, LiveStream] = {}
-        self.egress: Egress = egress or ViewerHub(
-            config.ice,
-            queue_frames=config.queue_frames,
-            connect_timeout=config.connect_timeout,
-            on_keyframe_wanted=self.want_keyframe,
-            on_gone=self.viewer_gone,
-        )
+        hub_args: dict[str, Any] = {
+            "queue_frames": config.queue_frames,
+            "connect_timeout": config.connect_timeout,
+            "on_keyframe_wanted": self.want_keyframe,
+            "on_gone": self.viewer_gone,
+        }
+        if egress is None and config.egress_processes > 0:
+            egress = EgressPool(config.egress_processes, config.ice, **hub_args)
+        self.egress: Egress = egress if egress is not None else ViewerHub(config.ice, **hub_args)
         self._claim = redis.register_script(_CLAIM_LUA)
         self._refresh = redis.register_script(_REFRESH_LUA)
+        self.control = ControlChannel(redis, config.process, self._handle_control)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
@@ -173,6 +180,9 @@ class MediaService:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if isinstance(self.egress, EgressPool):
+            await self.egress.start()
+        await self.control.start()
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
 
     async def close(self) -> None:
@@ -187,6 +197,7 @@ class MediaService:
                 with contextlib.suppress(Exception):
                     await self._end(bid, stream.ingest.sid, "server_shutdown")
         await self.egress.close_all()
+        await self.control.close()
         for task in list(self._tasks):
             task.cancel()
 
@@ -293,11 +304,15 @@ class MediaService:
             await self._publish_ended(stream.bid, old.sid, "replaced")
             stream.announced = False
 
-    async def unpublish(self, bid: str, sid: str) -> None:
+    async def unpublish(self, bid: str, sid: str, *, forwarded: bool = False) -> None:
         stream = self.streams.get(bid)
-        if stream is None or stream.ingest is None or stream.ingest.sid != sid:
-            raise NotFound("no such WHIP session", code="session_not_found")
-        await self._end(bid, sid, "publisher_left")
+        if stream is not None and stream.ingest is not None and stream.ingest.sid == sid:
+            await self._end(bid, sid, "publisher_left")
+            return
+        msg = {"op": "unpublish", "bid": bid}
+        if not forwarded and await self._forward_by_session(sid, msg):
+            return
+        raise NotFound("no such WHIP session", code="session_not_found")
 
     async def _release(self, bid: str, sid: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -412,6 +427,8 @@ class MediaService:
             return
         path = recording_path(self.config.recordings_dir, stream.bid, ingest.sid, time.time())
         stream.recorder = Recorder(path, {k: c.name for k, c in ingest.codecs.items()})
+        if "video" in ingest.codecs:
+            self.want_keyframe(stream.bid)  # the file starts at a keyframe
 
     async def _stop_recording(self, stream: LiveStream) -> None:
         recorder, stream.recorder = stream.recorder, None
@@ -437,15 +454,20 @@ class MediaService:
 
     # -- WHEP -----------------------------------------------------------------------------------
 
-    async def play(self, bid: str, offer_text: str) -> SessionAnswer:
+    async def play(self, bid: str, offer_text: str, *, forwarded: bool = False) -> SessionAnswer:
         await self.broadcasts.get(bid)
+        offer = parse_offer(offer_text)
         stream = self.streams.get(bid)
         if stream is None or stream.ingest is None or not stream.codecs:
-            if await self.redis.exists(keys.ingest(bid)):
-                raise Conflict("the stream is served by another process", code="stream_elsewhere")
+            owner = await self.redis.hget(keys.ingest(bid), "process")
+            if owner is not None and not forwarded and owner.decode() != self.config.process:
+                result = await self.control.request(
+                    owner.decode(), {"op": "play", "bid": bid, "offer": offer_text}
+                )
+                return SessionAnswer(**result)
             raise Conflict("the broadcast is not live", code="not_live")
         check_capacity(len(self.egress), self.config.max_viewers)
-        viewer_kinds(parse_offer(offer_text), stream.codecs)
+        viewer_kinds(offer, stream.codecs)
         sid = secrets.token_urlsafe(16)
         sdp = await self.egress.open(bid, sid, offer_text, dict(stream.codecs))
         await self.redis.set(keys.media_session(sid), self.config.process, px=_ttl_ms())
@@ -454,9 +476,33 @@ class MediaService:
             sid, sdp, f"/whep/{bid}/{sid}", self.config.ice_servers.links(f"v-{bid}")
         )
 
-    async def stop_play(self, bid: str, sid: str) -> None:
-        if not await self.egress.close(sid, "deleted"):
-            raise NotFound("no such WHEP session", code="session_not_found")
+    async def stop_play(self, bid: str, sid: str, *, forwarded: bool = False) -> None:
+        if await self.egress.close(sid, "deleted"):
+            return
+        if not forwarded and await self._forward_by_session(sid, {"op": "stop", "bid": bid}):
+            return
+        raise NotFound("no such WHEP session", code="session_not_found")
+
+    async def _forward_by_session(self, sid: str, msg: dict[str, Any]) -> bool:
+        """Send a session's request to the process holding it; False when none does."""
+        owner = await self.redis.get(keys.media_session(sid))
+        if owner is None or owner.decode() == self.config.process:
+            return False
+        await self.control.request(owner.decode(), {**msg, "sid": sid})
+        return True
+
+    async def _handle_control(self, msg: dict[str, Any]) -> Any:
+        op = msg.get("op")
+        if op == "play":
+            answer = await self.play(msg["bid"], msg["offer"], forwarded=True)
+            return dataclasses.asdict(answer)
+        if op == "stop":
+            await self.stop_play(msg["bid"], msg["sid"], forwarded=True)
+            return True
+        if op == "unpublish":
+            await self.unpublish(msg["bid"], msg["sid"], forwarded=True)
+            return True
+        raise NotFound(f"unknown media request {op!r}")
 
     def viewer_gone(self, sid: str, bid: str, reason: str) -> None:
         self._spawn(self._forget_session(sid))

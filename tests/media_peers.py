@@ -56,10 +56,10 @@ class StampedVideoTrack(VideoStreamTrack):
         frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
         y = bytearray(b"\x50" * (WIDTH * HEIGHT))
         # a bright bar that moves 4 px per frame, below the stamp
-        x = (self.count * 4) % WIDTH
+        x = (self.count * 4) % (WIDTH - 8)
         for row in range(BLOCK + 10, HEIGHT):
             off = row * WIDTH + x
-            y[off : off + 8] = b"\xe0" * min(8, WIDTH - x)
+            y[off : off + 8] = b"\xe0" * 8
         for bit in range(BITS):
             value = b"\xeb" if (n >> (BITS - 1 - bit)) & 1 else b"\x10"
             for row in range(BLOCK):
