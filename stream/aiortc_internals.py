@@ -1,13 +1,15 @@
 """Every use of aiortc's and aioice's private internals, in this one module.
 
 The relay forwards the publisher's encoded frames without decoding or encoding them. aiortc has
-no public API for that, so this module adds four small hooks, each pinned to the aiortc version
-below and covered by tests/test_media_internals.py:
+no public API for that, so this module adds a few small hooks, each pinned to the aiortc
+version below (`check_versions` refuses any other) and covered by tests/test_media_internals.py:
 
 1. Receiver side, `tap_encoded_frames`: `RTCRtpReceiver` depacketises RTP through its jitter
    buffer and puts `(codec, JitterFrame)` on a `queue.Queue` that its decoder thread reads. We
    swap that queue for a tap that hands each complete encoded frame to the relay instead; the
-   decoder thread stays idle and still ends when the receiver stops.
+   decoder thread stays idle and still ends when the receiver stops. The jitter buffer is
+   swapped for `PromptJitterBuffer`, which releases a frame at its marker bit instead of when
+   the next frame begins (one frame interval less latency; audio without prefetch).
 2. Receiver side, `request_keyframe`: sends RTCP PLI (or FIR) for the publisher's media SSRC.
 3. Sender side, `send_packetized` and `on_keyframe_request`: `RTCRtpSender` calls its encoder's
    `pack()` for anything its track yields that is not an `av.Frame`. We give it an encoder whose

@@ -284,3 +284,11 @@ async def test_udp_port_range_and_snapshot(app_factory, redis_url):
     assert await pub.delete() == 200
     await pub.close()
     await asyncio.sleep(0)
+
+
+async def test_media_metrics(app_factory, redis_url):
+    client = await app_factory(redis_url, **MEDIA)
+    r = await client.get("/metrics")
+    text = await r.text()
+    assert "jobcast_media_viewers 0.0" in text
+    assert "jobcast_media_frames_sent_total 0.0" in text

@@ -13,14 +13,14 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
 from core.errors import JobcastError, TooLarge, UnsupportedMediaType
 from stream.ice import IceServers, parse_policy
 from stream.service import MediaConfig, MediaService, SessionAnswer
-from web.appkeys import BROADCASTS, EVENT_LOG, MEDIA, REDIS, SETTINGS, SNAPSHOT_PARTS
+from web.appkeys import BROADCASTS, EVENT_LOG, MEDIA, METRICS, REDIS, SETTINGS, SNAPSHOT_PARTS
 from web.errors import from_error
 from web.jsonutil import json_response
 from web.requests import require_host
@@ -74,6 +74,7 @@ def media_config(settings: Settings) -> MediaConfig:
         queue_frames=settings.media_viewer_queue,
         record=settings.media_record,
         recordings_dir=Path(settings.data_dir) / "recordings",
+        egress_processes=max(0, settings.media_egress_processes),
         process=settings.process_name or f"{socket.gethostname()}:{os.getpid()}",
     )
 
@@ -302,9 +303,49 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
     await media.close()
 
 
+class _MediaCollector:
+    """The relay's counters at scrape time (stream/ has no Prometheus)."""
+
+    GAUGES: ClassVar[dict[str, str]] = {
+        "streams": "Broadcasts whose publisher is connected to this process",
+        "publishers": "WHIP publishers connected to this process",
+        "viewers": "WHEP viewers served by this process (egress processes included)",
+        "egress_processes": "Egress processes alive",
+    }
+    COUNTERS: ClassVar[dict[str, str]] = {
+        "frames_sent": "Frames handed to viewers' senders",
+        "frames_skipped": "Frames viewers skipped while waiting for a keyframe",
+        "lag_events": "Times a viewer fell behind and skipped to the next keyframe",
+        "failed": "Viewer connections that failed or never connected",
+        "keyframe_requests": "Keyframes wanted (joins, lag, viewers' PLI) before spacing",
+        "ingests": "WHIP sessions accepted",
+        "viewers_opened": "WHEP sessions accepted",
+        "egress_dropped": "Frames not written to a backed-up egress process",
+    }
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if MEDIA not in self.app:
+            return
+        stats = self.app[MEDIA].stats()
+        for name, help_ in self.GAUGES.items():
+            g = GaugeMetricFamily(f"jobcast_media_{name}", help_)
+            g.add_metric([], float(stats.get(name, 0)))
+            yield g
+        for name, help_ in self.COUNTERS.items():
+            c = CounterMetricFamily(f"jobcast_media_{name}", help_)
+            c.add_metric([], float(stats.get(name, 0)))
+            yield c
+
+
 def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_media_ctx)
+    app[METRICS].registry.register(_MediaCollector(app))
 
     async def stream_part(bid: str, is_host: bool) -> dict[str, Any]:
         return await app[MEDIA].state(bid)
