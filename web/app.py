@@ -11,7 +11,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -57,8 +57,12 @@ FEATURES: list[Callable[[web.Application], None]] = [
 
 
 def redis_client(url: str) -> Redis:
-    """A pooled client that fails fast (so requests get 503 quickly) and retries briefly."""
-    return Redis.from_url(
+    """A pooled client that fails fast (so requests get 503 quickly) and retries briefly.
+
+    When all connections are busy (thousands of viewers reconnecting at once) a request waits
+    up to 2 s for one instead of failing at once with "Too many connections".
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=5,
         socket_connect_timeout=2,
@@ -66,7 +70,9 @@ def redis_client(url: str) -> Redis:
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionRefusedError],
         max_connections=200,
+        timeout=2,
     )
+    return Redis.from_pool(pool)
 
 
 def create_app(settings: Settings) -> web.Application:
