@@ -60,13 +60,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             parts = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(parts[11]) + int(parts[12])) / CLK  # utime + stime
+        return 0.0, 0.0
+    return int(parts[11]) / CLK, int(parts[12]) / CLK
+
+
+def cpu_of(pids: list[int]) -> tuple[float, float]:
+    times = [cpu_seconds(p) for p in pids]
+    return sum(t[0] for t in times), sum(t[1] for t in times)
 
 
 def rss_bytes(pid: int) -> int:
@@ -212,6 +218,11 @@ class Server:
     def rss(self) -> int:
         return sum(rss_bytes(p) for p in self.serving_pids())
 
+    def errors(self) -> list[str]:
+        """The first lines of the server's log that mention an error."""
+        text = Path(self.log.name).read_text(errors="replace")
+        return [ln[:300] for ln in text.splitlines() if "error" in ln.lower()][:5]
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -263,6 +274,11 @@ class Clients:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p.pid is not None]
+
+    def errors(self) -> list[str]:
+        """The first lines of the server's log that mention an error."""
+        text = Path(self.log.name).read_text(errors="replace")
+        return [ln[:300] for ln in text.splitlines() if "error" in ln.lower()][:5]
 
     def stop(self) -> None:
         for p in self.procs:
@@ -328,7 +344,7 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
             "redis": [redis.proc.pid],
             "publisher": [os.getpid()],
         }
-        cpu0 = {g: sum(cpu_seconds(p) for p in pids) for g, pids in groups.items()}
+        cpu0 = {g: cpu_of(pids) for g, pids in groups.items()}
         profiler = None
         if args.profile and kind == "jobcast":
             profiler = start_profiler(server, args, tmp)
@@ -346,10 +362,11 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
                 late = max(late, -wait)
             await log.publish(b.id, wsclient.TICK, {"t": time.time_ns(), "i": i})
         wall = time.monotonic() - t0
-        cpu1 = {g: sum(cpu_seconds(p) for p in pids) for g, pids in groups.items()}
+        cpu1 = {g: cpu_of(pids) for g, pids in groups.items()}
         res["publish_s"] = wall
         res["publisher_late_ms"] = late * 1000
-        res["cpu_pct"] = {g: 100 * (cpu1[g] - cpu0[g]) / wall for g in groups}
+        res["cpu_pct"] = {g: 100 * (sum(cpu1[g]) - sum(cpu0[g])) / wall for g in groups}
+        res["sys_pct"] = {g: 100 * (cpu1[g][1] - cpu0[g][1]) / wall for g in groups}
         res["load_after"] = load()
         if profiler is not None:
             profiler.wait()
@@ -383,6 +400,7 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
             clients.stop()
         server.stop()
         await r.aclose()
+    res["server_errors"] = server.errors()
     return res
 
 
@@ -429,11 +447,15 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"{r['kind']}: `{r['command']}`; connect {r['connected']} in {r['connect_s']:.1f}s"
             f" (errors {r['connect_errors'] or 'none'}); RSS {r['rss_base_mb']:.1f} -> "
-            f"{r['rss_idle_mb']:.1f} MB; publisher cpu {r['cpu_pct']['publisher']:.0f}%, "
+            f"{r['rss_idle_mb']:.1f} MB; cpu% of which system: server "
+            f"{r['sys_pct']['server']:.0f}, clients {r['sys_pct']['clients']:.0f}; "
+            f"publisher cpu {r['cpu_pct']['publisher']:.0f}%, "
             f"late max {r['publisher_late_ms']:.1f} ms; frames {r['frames']}; "
             f"complete viewers {r['complete']}/{r['connected']}; closes {r['closed_by_server']}"
             f"; load {r['load_before']} -> {r['load_after']}"
         )
+        for line in r["server_errors"]:
+            lines.append(f"  {r['kind']} server log: {line}")
     return "\n".join(lines)
 
 
