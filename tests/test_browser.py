@@ -385,3 +385,173 @@ async def test_viewer_page_weight_and_first_paint_without_javascript(
         assert await nojs.locator("#openings .card").count() == 20
         assert await nojs.locator("#overlay-title").inner_text() == "尚未开播"
         await screenshot(nojs, "viewer-360-nojs")
+
+
+async def test_moderation_refusals_in_words_audio_only_and_video_restart(
+    app_factory, redis_url
+) -> None:
+    """Slow mode and time-outs reach the viewer in words; audio-only mode; the video comes
+    back by itself when the host stops and goes live again; a moderator's console."""
+    require_browser()
+    client = await app_factory(redis_url, **MEDIA)
+    base = str(client.make_url("/")).rstrip("/")
+    api = await login(client, "lina", "host", "s3cret-pass")
+    bid = await api.create_broadcast("Moderation fair")
+    async with chromium() as browser:
+        host = await new_page(browser, base, viewport=DESKTOP, lang="en")
+        r = await host.request.post(
+            "/api/login", data={"username": "lina", "password": "s3cret-pass"}
+        )
+        assert r.ok
+        await host.goto(f"/host/b/{bid}")
+        await host.get_by_role("button", name="Go live from this browser").click()
+        await host.locator("#stream-state").filter(has_text="Video: live").wait_for(timeout=20000)
+
+        v = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await v.goto(f"/b/{bid}")
+        await frames_grow(v)
+
+        # Slow mode, set in the console: the second message is refused with the seconds left.
+        await host.get_by_label("Slow mode").select_option("30")
+        await v.get_by_role("tab", name="聊天").click()
+        await v.locator("#chat-form").wait_for()
+        await v.get_by_label("消息").fill("第一条")
+        await v.get_by_role("button", name="发送").click()
+        await v.locator("#chat").filter(has_text="第一条").wait_for()
+        await v.get_by_label("消息").fill("第二条")
+        await v.get_by_role("button", name="发送").click()
+        err = v.locator("#chat-error")
+        await err.filter(has_text="慢速模式中，还需等待").wait_for()
+        assert "秒" in await err.inner_text()
+
+        # A time-out from the console's chat list reaches the viewer at once, in words.
+        msg = host.locator("#mod-chat li").filter(has_text="第一条")
+        await msg.get_by_role("button", name="Time out 10 min").click()
+        await err.filter(has_text="您已被禁言").wait_for(timeout=3000)
+        await host.locator("#mod-people").filter(has_text="Lift time-out").wait_for()
+        await host.get_by_role("button", name="Lift time-out").click()
+        await host.locator("#mod-people").filter(has_text="Nobody").wait_for()
+
+        # Blocked words: added in the console, refused for the viewer.
+        await host.get_by_label("Blocked words").fill("骗子")
+        await host.get_by_role("button", name="Add").click()
+        await host.locator("#words").filter(has_text="骗子").wait_for()
+
+        # Audio only: a new session without video.
+        await v.get_by_role("button", name="仅音频").click()
+        await v.wait_for_function(
+            "() => JC.viewer.player.phase === 'playing' && JC.viewer.player.audioOnly"
+        )
+        kinds = await v.evaluate(
+            "() => JC.viewer.player.session.pc.getTransceivers().map((t) => t.receiver.track.kind)"
+        )
+        assert kinds == ["audio"]
+        assert await v.locator("#overlay-title").inner_text() == "仅音频"
+        await v.get_by_role("button", name="显示画面").click()
+        await frames_grow(v)
+
+        # The host stops sending: the viewer waits; the host goes live again: it plays again.
+        await host.get_by_role("button", name="Stop sending").click()
+        await v.locator("#overlay-title").filter(has_text="正在直播").wait_for(timeout=10000)
+        assert await v.locator("#overlay-sub").inner_text() == "等待主播画面…"
+        await host.get_by_role("button", name="Go live from this browser").click()
+        await frames_grow(v)
+
+        # A moderator's console: moderation, no lineup buttons, no applications, no go-live.
+        await login(client, "mo", "moderator", "s3cret-pass")
+        mod = await new_page(browser, base, viewport=DESKTOP, lang="en")
+        r = await mod.request.post("/api/login", data={"username": "mo", "password": "s3cret-pass"})
+        assert r.ok
+        await mod.goto(f"/host/b/{bid}")
+        await mod.locator("#mod-chat").filter(has_text="第一条").wait_for()
+        assert await mod.locator("#golive").count() == 0
+        assert await mod.locator("#pin-next").is_hidden()
+        assert await mod.locator('section[aria-labelledby="apps-h"]').is_hidden()
+        await (
+            mod.locator("#mod-chat li")
+            .filter(has_text="第一条")
+            .get_by_role("button", name="Hide")
+            .click()
+        )
+        await v.locator("#chat").filter(has_text="第一条").wait_for(state="detached")
+        for p in (host, v, mod):
+            assert real_errors(p) == [], real_errors(p)
+
+
+CSV_OK = (
+    "岗位名称,单位名称,工作地点,薪资下限,薪资上限,学历要求\n"
+    "焊工,鸡西重工,鸡西,5000,8000,中专\n"
+    "仓库管理员,龙江物流,牡丹江,3500,4500,高中\n"
+).encode("gbk")
+CSV_BAD = "岗位名称,单位名称,工作地点,薪资下限,薪资上限\n电工,某厂,鸡西,九千,8000\n".encode()
+
+
+async def test_lineup_csv_import_edit_and_keyboard(app_factory, redis_url) -> None:
+    """CSV import (errors by row), reordering and editing in the console; the viewer's tabs
+    work with the keyboard and its cards follow the edits."""
+    require_browser()
+    client = await app_factory(redis_url)
+    base = str(client.make_url("/")).rstrip("/")
+    api = await login(client, "lina", "host", "s3cret-pass")
+    bid = await api.create_broadcast("CSV fair")
+    async with chromium() as browser:
+        host = await new_page(browser, base, viewport=DESKTOP, lang="zh-CN")
+        r = await host.request.post(
+            "/api/login", data={"username": "lina", "password": "s3cret-pass"}
+        )
+        assert r.ok
+        await host.goto(f"/host/b/{bid}")
+        csv = host.locator("#csv-file")
+        await csv.set_input_files({"name": "bad.csv", "mimeType": "text/csv", "buffer": CSV_BAD})
+        await host.locator("#csv-result").filter(has_text="第 2 行").wait_for()
+        assert "未导入" in await host.locator("#csv-result").inner_text()
+        await csv.set_input_files({"name": "ok.csv", "mimeType": "text/csv", "buffer": CSV_OK})
+        await host.locator("#csv-result").filter(has_text="已导入 2 个岗位").wait_for()
+        await host.locator("#lineup li").nth(1).wait_for()
+        titles = await host.locator("#lineup .o-title").all_inner_texts()
+        assert [t.strip() for t in titles] == ["焊工", "仓库管理员"]
+        export = await host.request.get(f"/api/broadcasts/{bid}/openings.csv")
+        assert "焊工" in (await export.body()).decode("utf-8-sig")
+
+        v = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await v.goto(f"/b/{bid}")
+        await v.locator("#openings .card").nth(1).wait_for()
+
+        await host.get_by_role("button", name="下移 焊工").click()
+        await v.locator("#openings .card-title").first.filter(has_text="仓库管理员").wait_for()
+        await host.get_by_role("button", name="编辑 焊工").click()
+        dlg = host.locator("#opening-dialog")
+        await dlg.get_by_label("最高月薪（元）").fill("4000")
+        await dlg.get_by_role("button", name="保存").click()
+        await (
+            dlg.locator('.field-error[data-field="salary_max"]')
+            .filter(has_text="不能低于下限")
+            .wait_for()
+        )
+        await dlg.get_by_label("最高月薪（元）").fill("9000")
+        await dlg.get_by_role("button", name="保存").click()
+        await dlg.wait_for(state="hidden")
+        await (
+            v.locator("#openings .card")
+            .filter(has_text="焊工")
+            .filter(has_text="5000–9000")
+            .wait_for(timeout=3000)
+        )
+
+        # Tabs: arrow keys move between them; Home and End jump.
+        await v.get_by_role("tab", name="岗位").focus()
+        await v.keyboard.press("ArrowRight")
+        assert await v.get_by_role("tab", name="聊天").get_attribute("aria-selected") == "true"
+        assert await v.locator("#p-chat").is_visible()
+        await v.keyboard.press("End")
+        assert await v.get_by_role("tab", name="问答").get_attribute("aria-selected") == "true"
+        await v.keyboard.press("Home")
+        assert await v.locator("#p-openings").is_visible()
+        # The apply dialog is keyboard-usable and closes with Escape.
+        await v.locator("#openings [data-apply]").first.focus()
+        await v.keyboard.press("Enter")
+        assert await v.evaluate("() => document.activeElement.id") == "a-name"
+        await v.keyboard.press("Escape")
+        await v.locator("#apply-dialog").wait_for(state="hidden")
+        for p in (host, v):
+            assert real_errors(p) == [], real_errors(p)

@@ -160,7 +160,8 @@
       catch (ex) { H.showErrors(form, ex); }
     });
     for (const b of $$("[data-close]", dialog)) b.addEventListener("click", () => dialog.close());
-    $("#opening-new").addEventListener("click", () => openEditor(null));
+    const newBtn = $("#opening-new");
+    if (newBtn) newBtn.addEventListener("click", () => openEditor(null));
   }
 
   // -- CSV -----------------------------------------------------------------------------------------
@@ -489,6 +490,7 @@
   live.on("question.highlighted", (d) => { S.highlighted = d.id != null ? d.id : null; renderQuestions(); });
 
   live.on("chat.message", (m) => { addChat(m); renderModChat(); });
+  live.on("chat.messages", (d) => { for (const m of d.messages || []) addChat(m); renderModChat(); });
   live.on("chat.hidden", (d) => {
     const id = String(d.id);
     if (S.chat.delete(id)) { S.chatOrder = S.chatOrder.filter((x) => x !== id); renderModChat(); }
