@@ -98,3 +98,59 @@ async def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
     )
     await page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
+
+
+# Every visible control has an accessible name, and every visible text has a contrast of
+# 4.5:1 (3:1 for large text) against the first opaque background behind it (WCAG 2.1 AA).
+# The video stage is skipped: its text sits on a translucent layer over moving pictures.
+A11Y_CHECK = """() => {
+  const problems = [];
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    const s = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none";
+  };
+  for (const el of document.querySelectorAll("input, select, textarea, button, a[href]")) {
+    if (!visible(el) || el.type === "hidden" || el.closest("#stage")) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") ||
+      el.getAttribute("aria-labelledby") || (el.textContent || "").trim() || el.title;
+    if (!named) problems.push("no label: " + el.outerHTML.slice(0, 80));
+  }
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const bgOf = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] >= 0.95)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement;
+    if (!el || seen.has(el) || !walker.currentNode.textContent.trim()) continue;
+    seen.add(el);
+    if (!visible(el) || el.closest("#stage, .toast, option")) continue;
+    const s = getComputedStyle(el);
+    if (parseFloat(s.opacity) < 1) continue;
+    const fg = rgb(s.color).slice(0, 3);
+    const bg = bgOf(el);
+    const [a, b] = [lum(fg) + 0.05, lum(bg) + 0.05];
+    const ratio = Math.max(a, b) / Math.min(a, b);
+    const size = parseFloat(s.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(s.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      problems.push("contrast " + ratio.toFixed(2) + ": " + el.tagName + " " +
+        JSON.stringify(el.textContent.trim().slice(0, 30)));
+    }
+  }
+  return problems;
+}"""
+
+
+async def a11y_problems(page: Any) -> list[str]:
+    return await page.evaluate(A11Y_CHECK)

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.browserkit import DESKTOP, PHONE, chromium, new_page, require_browser, screenshot
+from tests.browserkit import (
+    DESKTOP,
+    PHONE,
+    a11y_problems,
+    chromium,
+    new_page,
+    require_browser,
+    screenshot,
+)
 from tests.helpers import login
 
 pytestmark = pytest.mark.browser
@@ -256,6 +264,14 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         assert await host.locator("#apps-rows tr").count() == 1
         r = await api.get(f"/api/broadcasts/{bid}/applications")
         assert (await r.json())["total"] == 1
+        # The host moves the application on; the status is stored.
+        row = host.locator("#apps-rows tr").filter(has_text="王小明")
+        await row.get_by_role("combobox").select_option("interview")
+        await host.locator("#toast").filter(has_text="Saved").wait_for()
+        r = await api.get(f"/api/broadcasts/{bid}/applications")
+        assert (await r.json())["applications"][0]["status"] == "interview"
+        export = await host.request.get(f"/api/broadcasts/{bid}/applications.csv")
+        assert "王小明" in (await export.body()).decode("utf-8-sig")
 
         # The viewer asks about the opening; the host answers; the viewer sees the answer.
         await v1.get_by_role("tab", name="问答").click()
@@ -295,6 +311,8 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await host.locator("#fig-viewers").filter(has_text="2").wait_for(timeout=5000)
 
         await v1.get_by_role("tab", name="问答").click()
+        for p in (host, v1, v2):
+            assert await a11y_problems(p) == [], p.url
         await screenshot(v1, "viewer-360")
         await screenshot(v1, "viewer-360-full", full_page=True)
         await v1.set_viewport_size(DESKTOP)
@@ -551,6 +569,7 @@ async def test_lineup_csv_import_edit_and_keyboard(app_factory, redis_url) -> No
         await v.locator("#openings [data-apply]").first.focus()
         await v.keyboard.press("Enter")
         assert await v.evaluate("() => document.activeElement.id") == "a-name"
+        assert await a11y_problems(v) == []
         await v.keyboard.press("Escape")
         await v.locator("#apply-dialog").wait_for(state="hidden")
         for p in (host, v):
