@@ -106,3 +106,18 @@ def _no_inline_code(html: str) -> None:
     assert "<style" not in html
     assert not re.search(r"\sstyle=", html)
     assert not re.search(r"\son[a-z]+=", html)
+
+
+async def test_viewer_page_while_redis_is_down_is_a_page(app_factory, own_redis) -> None:
+    client = await app_factory(own_redis.url)
+    host = await login(client)
+    bid = await host.create_broadcast("Fair")
+    own_redis.kill()
+    r = await client.get(f"/b/{bid}", headers={"Accept-Language": "zh-CN"})
+    html = await r.text()
+    assert r.status == 503 and r.content_type == "text/html"
+    assert "服务繁忙" in html and 'http-equiv="refresh"' in html
+    assert r.headers["Retry-After"] == "5"
+    own_redis.start()
+    r = await client.get(f"/b/{bid}")
+    assert r.status == 200

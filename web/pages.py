@@ -22,6 +22,7 @@ from core.errors import NotFound
 from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from web import auth, i18n
 from web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
+from web.errors import REDIS_DOWN
 from web.jsonutil import json_response
 from web.metrics import CONTENT_TYPE
 from web.requests import host_user, viewer_id
@@ -127,9 +128,24 @@ async def _snapshot(request: web.Request, bid: str, host: bool) -> dict[str, Any
     return data
 
 
+def busy_page(request: web.Request) -> web.Response:
+    """A page (not JSON) while Redis is unavailable; it reloads itself every few seconds."""
+    resp = render(request, "busy.html", status=503)
+    resp.headers["Retry-After"] = "5"
+    return resp
+
+
 @routes.get("/b/{bid}")
 async def viewer_page(request: web.Request) -> web.Response:
     bid = request.match_info["bid"]
+    try:
+        return await _viewer_page(request, bid)
+    except REDIS_DOWN:
+        log.warning("viewer page without redis", extra={"path": request.path})
+        return busy_page(request)
+
+
+async def _viewer_page(request: web.Request, bid: str) -> web.Response:
     try:
         snap = await _snapshot(request, bid, False)
     except NotFound:
