@@ -80,6 +80,7 @@ async def test_host_pages(client) -> None:
     r = await client.get("/host", headers={"Accept-Language": "en"})
     html = await r.text()
     assert 'id="login-form"' in html and "Host login" in html
+    assert (await client.get("/host/")).status == 200  # the address the CLI prints
     host = await login(client)
     bid = await host.create_broadcast("Autumn fair")
     html = await (await client.get("/host", headers={"Accept-Language": "en"})).text()

@@ -217,6 +217,7 @@ async def switch_lang(request: web.Request) -> web.Response:
 
 
 @routes.get("/host")
+@routes.get("/host/")
 async def host_home(request: web.Request) -> web.Response:
     user = await host_user(request)
     if user is None:
