@@ -97,8 +97,38 @@ class LightViewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
         dtls = self.pc.getTransceivers()[0].receiver.transport
         dtls._handle_rtp_data = self._on_rtp  # the light path: no jitter buffer, no decoder
+        self._fast_task = asyncio.ensure_future(self._fast_path(dtls))
+
+    async def _fast_path(self, dtls: Any) -> None:
+        """Once connected, take SRTP straight off the UDP socket: unprotect and count, without
+        aioice's queue and aiortc's receive loop (RTCP, STUN and DTLS still go that way)."""
+        for _ in range(300):
+            if dtls._rx_srtp is not None and dtls.transport._connection._nominated.get(1):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            return
+        protocol = dtls.transport._connection._nominated[1].protocol
+        rx = dtls._rx_srtp
+        slow = protocol.datagram_received
+        on_rtp = self._on_rtp_now
+
+        def fast(data: bytes, addr: Any) -> None:
+            if 127 < data[0] < 192 and len(data) > 12 and not 192 <= data[1] <= 208:
+                try:
+                    plain = rx.unprotect(data)
+                except Exception:
+                    return
+                on_rtp(plain)
+                return
+            slow(data, addr)
+
+        protocol.datagram_received = fast
 
     async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        self._on_rtp_now(data)
+
+    def _on_rtp_now(self, data: bytes) -> None:
         b0, b1, seq, ts = struct.unpack_from("!BBHI", data)
         if b1 & 0x7F != self.video_pt:
             return

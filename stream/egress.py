@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import struct
 import sys
@@ -367,6 +368,9 @@ class EgressPool:
     def count(self, bid: str) -> int:
         return sum(c.bids.get(bid, 0) for c in self.children)
 
+    def sessions(self) -> list[str]:
+        return [sid for c in self.children for sid in c.viewers]
+
     def stats(self) -> dict[str, int]:
         out = {"viewers": len(self), "egress_processes": sum(c.alive for c in self.children)}
         for c in self.children:
@@ -452,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     fd, config = int(args[0]), orjson.loads(args[1])
     logging.basicConfig(level=logging.WARNING)
+    # Stop when the app process closes the socket (or asks), not on the terminal's signals:
+    # the app process shuts its viewers down in order first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import uvloop
 

@@ -118,6 +118,8 @@ class Egress(Protocol):
 
     def count(self, bid: str) -> int: ...
 
+    def sessions(self) -> list[str]: ...
+
     def stats(self) -> dict[str, int]: ...
 
 
@@ -548,6 +550,12 @@ class MediaService:
                 log.warning("media heartbeat failed", extra={"error": str(e)})
 
     async def _tick(self) -> None:
+        viewers = self.egress.sessions()
+        if viewers:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in viewers:
+                    pipe.pexpire(keys.media_session(sid), _ttl_ms())
+                await pipe.execute()
         now = time.monotonic()
         for bid, stream in list(self.streams.items()):
             ingest = stream.ingest

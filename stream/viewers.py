@@ -75,6 +75,9 @@ class ViewerHub:
     def count(self, bid: str) -> int:
         return sum(1 for p in self.peers.values() if p.bid == bid)
 
+    def sessions(self) -> list[str]:
+        return list(self.peers)
+
     def has_broadcast(self, bid: str) -> bool:
         return bid in self.fanouts
 

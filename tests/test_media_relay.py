@@ -304,3 +304,22 @@ async def test_requests_reaching_another_worker_are_forwarded(app_factory, redis
     await ws.wait_for("stream.ended", timeout=10)
     await v.close()
     await pub.close()
+
+
+async def test_ending_the_broadcast_ends_the_stream(app_factory, redis_url):
+    client = await app_factory(redis_url, **MEDIA_SETTINGS)
+    host, bid, key = await _live(client)
+    ws = await connect(client, bid)
+    pub = Publisher(client, bid, key)
+    await pub.publish()
+    await ws.wait_for("stream.live", timeout=10)
+    v = Viewer(client, bid)
+    await v.play()
+    await v.wait_frames(5, timeout=15)
+    r = await host.post(f"/api/broadcasts/{bid}/end")
+    assert r.status == 200
+    ended = await ws.wait_for("stream.ended", timeout=10)
+    assert ended["data"]["reason"] == "broadcast_ended"
+    await asyncio.wait_for(v.ended.wait(), 10)
+    await v.close()
+    await pub.close()
