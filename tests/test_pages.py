@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 
 from tests.helpers import login
 from web import i18n
+from web.pages import STATIC
 
 
 def test_every_msgid_is_translated_in_both_languages() -> None:
@@ -92,12 +94,26 @@ async def test_host_pages(client) -> None:
     assert (await client.get("/host/b/nosuch")).status == 404
 
 
-async def test_static_files_are_versioned(client) -> None:
+async def test_static_files_are_versioned_gzipped_and_cached(client) -> None:
     html = await (await client.get("/")).text()
     m = re.search(r"/static/app\.css\?v=([0-9a-f]{12})", html)
     assert m
-    r = await client.get(f"/static/app.css?v={m.group(1)}")
-    assert r.status == 200 and "text/css" in r.headers["Content-Type"]
+    raw = (STATIC / "app.css").read_bytes()
+    r = await client.get(
+        f"/static/app.css?v={m.group(1)}",
+        headers={"Accept-Encoding": "gzip"},
+        auto_decompress=False,
+    )
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/css")
+    assert r.headers["Content-Encoding"] == "gzip" and "immutable" in r.headers["Cache-Control"]
+    body = await r.read()
+    assert gzip.decompress(body) == raw and len(body) < len(raw) / 2
+    r = await client.get("/static/app.css", headers={"Accept-Encoding": "identity"})
+    assert await r.read() == raw and r.headers["Cache-Control"] == "no-cache"
+    r = await client.get("/static/app.css", headers={"If-None-Match": r.headers["ETag"]})
+    assert r.status == 304
+    assert (await client.get("/static/nope.js")).status == 404
+    assert (await client.get("/static/..%2Fpages.py")).status == 404
 
 
 def _no_inline_code(html: str) -> None:
