@@ -306,6 +306,7 @@ def summarise(
     pictures = errors = 0
     packets = lost = 0
     spans = []
+    to_picture: list[float] = []
     for res in results:
         t0, t1 = res["t0"], res["t1"]
         spans.append((t0, t1))
@@ -319,6 +320,8 @@ def summarise(
                 fps.append(0.0)
                 continue
             pictures += 1
+            if v.get("to_picture") is not None:
+                to_picture.append(v["to_picture"])
             fps.append(len(v["frames"]) / (t1 - t0))
             # The first frame's absolute index: the last index sent with this clip stamp
             # before it arrived.
@@ -351,6 +354,8 @@ def summarise(
         "latency_ms_p50": pct(0.50),
         "latency_ms_p95": pct(0.95),
         "latency_ms_max": lat[-1] if lat else float("nan"),
+        "to_picture_s_median": statistics.median(to_picture) if to_picture else float("nan"),
+        "to_picture_s_max": max(to_picture) if to_picture else float("nan"),
         "loss_pct": 100.0 * lost / (packets + lost) if packets + lost else 0.0,
         "server_cores": cores,
         "server_cores_per_viewer": cores / n if n else float("nan"),
@@ -435,14 +440,15 @@ def _open_log(path: Path) -> Any:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| server | viewers | with picture | >=29 fps | fps median / min | latency p50 / p95 / max"
-        " (ms) | loss | server cores | cores per viewer |"
+        " (ms) | first picture median / max (s) | loss | server cores | cores per viewer |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         lines.append(
             f"| {r['server']} | {r['viewers']} | {r['with_picture']} | {r['viewers_29fps']} "
             f"| {r['fps_median']:.1f} / {r['fps_min']:.1f} "
             f"| {r['latency_ms_p50']:.0f} / {r['latency_ms_p95']:.0f} / {r['latency_ms_max']:.0f} "
+            f"| {r['to_picture_s_median']:.2f} / {r['to_picture_s_max']:.2f} "
             f"| {r['loss_pct']:.2f}% | {r['server_cores']:.2f} "
             f"| {r['server_cores_per_viewer']:.4f} |"
         )

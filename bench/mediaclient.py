@@ -69,6 +69,7 @@ class LightViewer:
         self._decoded = False
         self.location: str | None = None
         self.error: str | None = None
+        self.joined: float | None = None
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         t = self.pc.addTransceiver("video", direction="recvonly")
@@ -82,6 +83,7 @@ class LightViewer:
         self.pc.addTransceiver("audio", direction="recvonly")
         restrict_gathering(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.joined = time.time()
         async with session.post(
             f"{self.base}/whep/{self.bid}",
             data=self.pc.localDescription.sdp,
@@ -198,6 +200,7 @@ async def run(base: str, bid: str, n: int, warmup: float, window: float, out: st
                     "first_stamp": v.first_stamp,
                     "first_ts": v.first_ts,
                     "first_arrival": v.frames[0][1] if v.frames else None,
+                    "to_picture": v.frames[0][1] - v.joined if v.frames and v.joined else None,
                     "frames": [(ts, t) for ts, t in v.frames if t0 <= t < t1],
                     "packets": v.packets,
                     "lost": v.lost,

@@ -86,13 +86,25 @@ def preferences(kind: str, codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapa
     return prefs
 
 
+def _is_constrained_baseline(codec: RTCRtpCodecParameters) -> bool:
+    try:
+        profile = sdp.parse_h264_profile_level_id(
+            str(codec.parameters.get("profile-level-id", "42e01f"))
+        )[0]
+    except ValueError:
+        return False
+    return profile == sdp.H264Profile.PROFILE_CONSTRAINED_BASELINE
+
+
 def publisher_codecs(
     offer: sdp.SessionDescription, video_order: Sequence[str]
 ) -> dict[str, RTCRtpCodecParameters]:
     """The one codec per kind the publisher will be answered with.
 
-    Video: the first of `video_order` (H264, VP8) that the offer has, taking the offer's own
-    first H264 variant that aiortc knows (constrained baseline or baseline, mode 1).
+    Video: the first of `video_order` (H264, VP8) that the offer has. Among the offer's H264
+    variants that aiortc knows (packetization mode 1, baseline or constrained baseline),
+    constrained baseline wins: every browser can receive it (iOS Safari offers no plain
+    baseline), and browsers encode constrained baseline under either label anyway.
     """
     out: dict[str, RTCRtpCodecParameters] = {}
     for m in offer.media:
@@ -101,17 +113,17 @@ def publisher_codecs(
         if m.direction not in ("sendonly", "sendrecv"):
             continue
         wanted = [n.upper() for n in video_order] if m.kind == "video" else ["OPUS"]
-        best: tuple[int, RTCRtpCodecParameters] | None = None
+        best: tuple[int, int, RTCRtpCodecParameters] | None = None
         for remote in m.rtp.codecs:
             name = remote.name.upper()
             if name not in wanted:
                 continue
-            rank = wanted.index(name)
-            if best is not None and best[0] <= rank:
-                continue
             for local in _local(m.kind):
                 if is_codec_compatible(local, remote):
-                    best = (rank, local)
+                    penalty = 0 if name != "H264" or _is_constrained_baseline(local) else 1
+                    score = (wanted.index(name), penalty, local)
+                    if best is None or score[:2] < best[:2]:
+                        best = score
                     break
         if best is None:
             names = "/".join(video_order) if m.kind == "video" else "Opus"
@@ -120,33 +132,55 @@ def publisher_codecs(
                 code="unsupported_codec",
                 fields={"sdp": f"{m.kind}: offer {names}"},
             )
-        out[m.kind] = best[1]
+        out[m.kind] = best[2]
     if not out:
         raise BadSdp("the offer sends no audio or video (direction must be sendonly)")
     return out
 
 
-def viewer_kinds(
+def _alternatives(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecParameters]:
+    """`codec`, then (H264) the other baseline flavour with the same packetization mode: the
+    label differs, the bitstream a browser sends under either is constrained baseline."""
+    out = [codec]
+    if codec.name.upper() == "H264":
+        mode = codec.parameters.get("packetization-mode")
+        for local in _local("video"):
+            if (
+                local.name.upper() == "H264"
+                and local.parameters != codec.parameters
+                and local.parameters.get("packetization-mode") == mode
+            ):
+                out.append(local)
+    return out
+
+
+def viewer_codecs(
     offer: sdp.SessionDescription, codecs: dict[str, RTCRtpCodecParameters]
-) -> list[str]:
-    """The kinds of the publisher's media this viewer's offer receives.
+) -> dict[str, RTCRtpCodecParameters]:
+    """For each kind of the publisher's media this viewer receives, the codec to answer with:
+    the publisher's, or its other H264 baseline label when only that one is offered.
 
     Raises Invalid when the viewer cannot receive the codec the publisher sends.
     """
-    out: list[str] = []
+    out: dict[str, RTCRtpCodecParameters] = {}
     for m in offer.media:
         if m.kind not in codecs or m.kind in out:
             continue
         if m.direction not in ("recvonly", "sendrecv"):
             continue
         codec = codecs[m.kind]
-        if not any(is_codec_compatible(codec, c) for c in m.rtp.codecs):
+        usable = [
+            alt
+            for alt in _alternatives(codec)
+            if any(is_codec_compatible(alt, c) for c in m.rtp.codecs)
+        ]
+        if not usable:
             raise Invalid(
                 f"this broadcast sends {codec.mimeType}, which the offer cannot receive",
                 code="unsupported_codec",
                 fields={"sdp": f"{m.kind}: must accept {codec.mimeType}"},
             )
-        out.append(m.kind)
+        out[m.kind] = usable[0]
     if not out:
         raise BadSdp("the offer receives none of this broadcast's media (direction recvonly)")
     return out

@@ -42,7 +42,7 @@ from stream.control import ControlChannel
 from stream.egress import EgressPool
 from stream.ice import IceServers
 from stream.ingest import IngestPeer
-from stream.negotiation import parse_offer, viewer_kinds
+from stream.negotiation import parse_offer, viewer_codecs
 from stream.recorder import Recorder, list_recordings, recording_file, recording_path
 from stream.relay import KeyframeRequests, Packetizer
 from stream.viewers import ViewerHub, check_capacity
@@ -469,7 +469,7 @@ class MediaService:
                 return SessionAnswer(**result)
             raise Conflict("the broadcast is not live", code="not_live")
         check_capacity(len(self.egress), self.config.max_viewers)
-        viewer_kinds(offer, stream.codecs)
+        viewer_codecs(offer, stream.codecs)
         sid = secrets.token_urlsafe(16)
         sdp = await self.egress.open(bid, sid, offer_text, dict(stream.codecs))
         await self.redis.set(keys.media_session(sid), self.config.process, px=_ttl_ms())

@@ -29,7 +29,7 @@ from stream.negotiation import (
     parse_offer,
     preferences,
     rtc_configuration,
-    viewer_kinds,
+    viewer_codecs,
 )
 from stream.relay import FanOut, RelayTrack
 
@@ -93,12 +93,12 @@ class ViewerHub:
     ) -> str:
         """Create viewer `sid` of `bid` from its offer; returns the SDP answer."""
         offer = parse_offer(offer_text)
-        kinds = viewer_kinds(offer, codecs)
+        codecs = viewer_codecs(offer, codecs)
         pc = RTCPeerConnection(rtc_configuration())
         peer = ViewerPeer(sid=sid, bid=bid, pc=pc)
         fan = self._fanout(bid)
         try:
-            for kind in kinds:
+            for kind in codecs:
                 track = fan.make_track(kind)
                 t = pc.addTransceiver(track, direction="sendonly")
                 t.setCodecPreferences(preferences(kind, codecs[kind]))

@@ -292,3 +292,144 @@ async def test_media_metrics(app_factory, redis_url):
     text = await r.text()
     assert "jobcast_media_viewers 0.0" in text
     assert "jobcast_media_frames_sent_total 0.0" in text
+
+
+_FP = ":".join(["5A"] * 32)
+
+
+def _static_offer(direction: str, video: list[tuple[int, str, str]], *, audio: bool = True) -> str:
+    """An offer as a browser or OBS writes it, with one loopback candidate nothing listens on
+    (the server's checks to it go nowhere but 127.0.0.1)."""
+    lines = [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1" if audio else "a=group:BUNDLE 0",
+        "a=msid-semantic: WMS *",
+    ]
+    media = []
+    if audio:
+        media.append(
+            ("audio", "111", ["a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1"])
+        )
+    vlines = []
+    for pt, name, fmtp in video:
+        vlines.append(f"a=rtpmap:{pt} {name}/90000")
+        if name != "rtx":
+            vlines += [f"a=rtcp-fb:{pt} nack", f"a=rtcp-fb:{pt} nack pli"]
+        if fmtp:
+            vlines.append(f"a=fmtp:{pt} {fmtp}")
+    media.append(("video", " ".join(str(v[0]) for v in video), vlines))
+    for mid, (kind, pts, extra) in enumerate(media):
+        lines += [
+            f"m={kind} 9 UDP/TLS/RTP/SAVPF {pts}",
+            "c=IN IP4 0.0.0.0",
+            "a=ice-ufrag:Tq3x",
+            "a=ice-pwd:oU6kR1dXq2hP8sL0aZ4vB7nM",
+            f"a=fingerprint:sha-256 {_FP}",
+            "a=setup:actpass",
+            f"a=mid:{mid}",
+            f"a={direction}",
+            "a=rtcp-mux",
+            *extra,
+        ]
+        if mid == 0:
+            lines += ["a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host", "a=end-of-candidates"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _video_section(answer: str) -> str:
+    return answer.split("m=video")[1].split("m=audio")[0]
+
+
+async def test_obs_chrome_and_safari_offers_get_the_right_codecs(app_factory, redis_url):
+    client = await app_factory(redis_url, **MEDIA)
+    _host, bid, key = await _broadcast_with_key(client)
+    auth = {**SDP, "Authorization": f"Bearer {key}"}
+    # OBS Studio 30: H264 constrained baseline and Opus
+    obs = _static_offer(
+        "sendonly",
+        [(96, "H264", "profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1")],
+    )
+    r = await client.post(f"/whip/{bid}", data=obs, headers=auth)
+    assert r.status == 201, await r.text()
+    answer = await r.text()
+    assert "a=rtpmap:96 H264/90000" in answer and "a=rtpmap:111 opus/48000/2" in answer
+    assert answer.count("a=recvonly") == 2
+    assert "a=setup:active" in answer
+    assert candidate_addresses(answer) == {"127.0.0.1"}
+    assert (await client.delete(r.headers["Location"])).status == 200
+    # Chrome: VP8 first, several H264 profiles, plain baseline before constrained baseline
+    chrome = _static_offer(
+        "sendonly",
+        [
+            (96, "VP8", ""),
+            (97, "rtx", "apt=96"),
+            (98, "VP9", "profile-id=0"),
+            (45, "AV1", ""),
+            (102, "H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"),
+            (103, "rtx", "apt=102"),
+            (127, "H264", "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f"),
+            (108, "H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+            (109, "rtx", "apt=108"),
+            (112, "H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f"),
+            (116, "red", ""),
+            (117, "ulpfec", ""),
+        ],
+    )
+    r = await client.post(f"/whip/{bid}", data=chrome, headers=auth)
+    assert r.status == 201, await r.text()
+    video = _video_section(await r.text())
+    assert video.split()[2:4] == ["108", "109"]  # H264 42e01f and its rtx, nothing else
+    assert "profile-level-id=42e01f" in video and "VP8" not in video and "VP9" not in video
+    # VP8 preferred by the server: the same offer is answered with VP8
+    assert (await client.delete(r.headers["Location"])).status == 200
+    client2 = await app_factory(redis_url, media_video_codecs="VP8,H264", **MEDIA)
+    r = await client2.post(f"/whip/{bid}", data=chrome, headers=auth)
+    assert r.status == 201
+    assert "VP8/90000" in _video_section(await r.text())
+    assert (await client2.delete(r.headers["Location"])).status == 200
+
+
+async def test_viewers_get_the_publishers_h264_under_the_label_they_offer(app_factory, redis_url):
+    client = await app_factory(redis_url, **MEDIA)
+    _host, bid, key = await _broadcast_with_key(client)
+    pub = Publisher(client, bid, key)  # aiortc offers both baseline labels: 42e01f is chosen
+    await pub.publish()
+    assert "profile-level-id=42e01f" in _video_section(pub.answer)
+    # iOS Safari: constrained baseline and high, no plain baseline
+    safari = _static_offer(
+        "recvonly",
+        [
+            (96, "H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f"),
+            (97, "rtx", "apt=96"),
+            (98, "H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+            (99, "rtx", "apt=98"),
+            (100, "VP8", ""),
+        ],
+    )
+    r = await client.post(f"/whep/{bid}", data=safari, headers=SDP)
+    assert r.status == 201, await r.text()
+    video = _video_section(await r.text())
+    assert video.split()[2:4] == ["98", "99"] and "a=sendonly" in video
+    assert (await client.delete(r.headers["Location"])).status == 200
+    # a receiver that only labels its H264 as plain baseline gets the same stream under it
+    old = _static_offer(
+        "recvonly",
+        [(102, "H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f")],
+    )
+    r = await client.post(f"/whep/{bid}", data=old, headers=SDP)
+    assert r.status == 201, await r.text()
+    assert "profile-level-id=42001f" in _video_section(await r.text())
+    assert (await client.delete(r.headers["Location"])).status == 200
+    # H264 in packetization mode 0 only: cannot receive this stream
+    mode0 = _static_offer(
+        "recvonly",
+        [(127, "H264", "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f")],
+    )
+    await _error(
+        await client.post(f"/whep/{bid}", data=mode0, headers=SDP), 422, "unsupported_codec"
+    )
+    assert await pub.delete() == 200
+    await pub.close()
