@@ -53,6 +53,7 @@ async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, r
         assert await host.get_by_label("Title").get_attribute("aria-invalid") == "true"
         await host.get_by_label("Title").fill("春季招聘会 · Spring fair")
         await host.get_by_label("Description").fill("Jobs for graduates")
+        await host.get_by_label("Scheduled start (optional)").fill("2030-05-01T09:30")
         await host.get_by_role("button", name="Create broadcast").click()
         await host.wait_for_url("**/host/b/*")
         bid = host.url.rsplit("/", 1)[1]
@@ -67,6 +68,8 @@ async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, r
         v1, v2 = viewers
         assert await v1.locator("#overlay-title").inner_text() == "尚未开播"
         assert await v2.locator("#overlay-title").inner_text() == "Not live yet"
+        assert "09:30" in await v2.locator("#overlay-sub").inner_text()  # "Starts at ..."
+        await host.locator("#b-when").filter(has_text="Scheduled for").wait_for()
         await host.locator("#fig-viewers").filter(has_text="2").wait_for(timeout=5000)
 
         await host.get_by_role("button", name="Start broadcast").click()
@@ -74,6 +77,16 @@ async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, r
         await v1.locator(".meta .status-live").wait_for(timeout=1000)
         await v2.locator(".meta .status-live").wait_for(timeout=1000)
         assert await v1.locator(".meta .status-live").inner_text() == "直播中"
+
+        # The host ends it; viewers see that it has ended. Then logs out.
+        host.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await host.get_by_role("button", name="End broadcast").click()
+        await v1.locator("#overlay-title").filter(has_text="本场直播已结束").wait_for(timeout=3000)
+        await v2.locator(".meta .status-ended").wait_for(timeout=3000)
+        await host.get_by_role("button", name="Log out").click()
+        await host.get_by_role("heading", name="Host login").wait_for()
+        assert (await host.request.get("/api/me")).ok
+        assert (await (await host.request.get("/api/me")).json())["host"] is None
 
         for p in (host, v1, v2):
             assert real_errors(p) == [], real_errors(p)
@@ -226,6 +239,12 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await host.get_by_role("button", name="Pin 会计").click()
         await v1.locator("#pinned-slot .card-title").filter(has_text="会计").wait_for(timeout=1000)
         await host.locator("#pinned-now").filter(has_text="会计").wait_for()
+        await host.get_by_role("button", name="Pin next").click()
+        await v1.locator("#pinned-slot .card-title").filter(has_text="护士").wait_for(timeout=1000)
+        await host.get_by_role("button", name="Unpin", exact=True).first.click()
+        await v1.locator("#pinned-slot .card").wait_for(state="detached", timeout=1000)
+        await host.get_by_role("button", name="Pin 会计").click()
+        await v1.locator("#pinned-slot .card-title").filter(has_text="会计").wait_for(timeout=1000)
 
         # Filters: by city.
         await v1.get_by_label("城市").select_option("鸡西")
@@ -306,6 +325,15 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await frames_grow(v2)
         await v2.get_by_role("tab", name="Q&A").click()
         await v2.locator("#questions .answer").filter(has_text="需要初级会计证").wait_for()
+        # An upvote from the second viewer reaches the first viewer and the host.
+        await v2.get_by_role("button", name="Vote for this question").click()
+        await v2.get_by_role("button", name="Withdraw my vote").wait_for()
+        await (
+            v1.locator("#questions .votes")
+            .filter(has_text="1")
+            .wait_for(state="attached", timeout=3000)
+        )
+        await host.locator("#qa-queue .votes").filter(has_text="▲ 1").wait_for(timeout=3000)
         await v2.get_by_role("tab", name="Chat").click()
         await v2.locator("#chat").filter(has_text="大家好").wait_for()
         await host.locator("#fig-viewers").filter(has_text="2").wait_for(timeout=5000)
@@ -428,6 +456,18 @@ async def test_moderation_refusals_in_words_audio_only_and_video_restart(
         v = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await v.goto(f"/b/{bid}")
         await frames_grow(v)
+
+        # The OBS details: a new stream key is shown once it is made.
+        await host.get_by_text("Use OBS or another encoder (WHIP)").click()
+        assert await host.get_by_label("Server URL").input_value() == f"{base}/whip/{bid}"
+        old_key = await host.locator("#whip-key").input_value()
+        host.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await host.get_by_role("button", name="New key").click()
+        await host.wait_for_function(
+            "(k) => document.getElementById('whip-key').value && "
+            "document.getElementById('whip-key').value !== k",
+            arg=old_key,
+        )
 
         # Slow mode, set in the console: the second message is refused with the seconds left.
         await host.get_by_label("Slow mode").select_option("30")
