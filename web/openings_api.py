@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import Counter
 
 from core.errors import Forbidden, Invalid, TooLarge
@@ -78,14 +79,20 @@ async def _read_upload(request: web.Request) -> bytes:
             raise TooLarge(f"upload larger than {limit} bytes", extra={"limit": limit})
 
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        async for part in reader:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                while chunk := await part.read_chunk(65536):
-                    add(chunk)
-                break
-        else:
-            raise Invalid("no file in the form", fields={"file": "required"})
+        try:
+            reader = await request.multipart()
+            async for part in reader:
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    while chunk := await part.read_chunk(65536):
+                        add(chunk)
+                    break
+            else:
+                raise Invalid("no file in the form", fields={"file": "required"})
+        except (HttpProcessingError, ValueError):
+            # A malformed form (bad boundary, part headers with control characters...).
+            raise Invalid(
+                "malformed multipart form", code="bad_upload", fields={"file": "unreadable form"}
+            ) from None
     else:
         async for chunk in request.content.iter_chunked(65536):
             add(chunk)
