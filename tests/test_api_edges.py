@@ -32,3 +32,14 @@ async def test_malformed_multipart_import_is_422(client):
     err = await _error(r, 422)
     assert err["code"] == "bad_upload"
 
+
+async def test_applications_export_filename_takes_only_an_id(client):
+    host = await login(client)
+    bid = await host.create_broadcast()
+    r = await client.get(
+        f"/api/broadcasts/{bid}/applications.csv", params={"opening_id": '\x1bx"; y=\r\nz'}
+    )
+    assert r.status == 200
+    assert r.headers["Content-Disposition"] == f'attachment; filename="applications-{bid}.csv"'
+    r = await client.get(f"/api/broadcasts/{bid}/applications.csv", params={"opening_id": "abc"})
+    assert r.headers["Content-Disposition"].endswith(f'applications-{bid}-abc.csv"')

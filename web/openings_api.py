@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import Counter
 
 from core.errors import Forbidden, Invalid, TooLarge
+from core.ids import is_valid_id
 from openings import csvio
 from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION, DEGREES
 from openings.applications import STATUSES as APPLICATION_STATUSES
@@ -320,7 +321,8 @@ async def export_applications(request: web.Request) -> web.Response:
     bid = await _broadcast(request)
     _, items = await request.app[APPLICATIONS].list(bid, **_filters(request), offset=0, limit=10**7)
     f = _filters(request)
-    suffix = f"-{f['opening_id']}" if f["opening_id"] else ""
+    # Only an id goes into the header: anything else could inject quotes or control characters.
+    suffix = f"-{f['opening_id']}" if is_valid_id(f["opening_id"]) else ""
     return _csv_response(csvio.export_applications(items), f"applications-{bid}{suffix}.csv")
 
 
