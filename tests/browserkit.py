@@ -94,7 +94,8 @@ async def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.evaluate(
-        "() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); }"
+        "() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0);"
+        " for (const t of document.querySelectorAll('.toast')) t.className = 'toast'; }"
     )
     await page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path

@@ -614,3 +614,63 @@ async def test_lineup_csv_import_edit_and_keyboard(app_factory, redis_url) -> No
         await v.locator("#apply-dialog").wait_for(state="hidden")
         for p in (host, v):
             assert real_errors(p) == [], real_errors(p)
+
+
+async def test_apply_retry_after_a_lost_answer_stores_one_application(
+    app_factory, redis_url
+) -> None:
+    """The answer to the first submit is lost on the way back (the server stored it); the page
+    retries with the same Idempotency-Key and the server answers with the first result. And
+    what a viewer types is shown as text, never as markup."""
+    require_browser()
+    client = await app_factory(redis_url)
+    base = str(client.make_url("/")).rstrip("/")
+    api = await login(client)
+    bid = await api.create_broadcast("Retry fair")
+    r = await api.post(
+        f"/api/broadcasts/{bid}/openings",
+        {
+            "title": "电工",
+            "employer": {"name": "鸡西电力"},
+            "city": "鸡西",
+            "salary_min": 5000,
+            "salary_max": 7000,
+            "status": "published",
+        },
+    )
+    oid = (await r.json())["id"]
+    await api.post(f"/api/broadcasts/{bid}/pin", {"opening_id": oid})
+    async with chromium() as browser:
+        v = await new_page(browser, base, viewport=PHONE, lang="en")
+        keys: list[str] = []
+
+        async def lose_first_answer(route: Any) -> None:
+            keys.append(route.request.headers.get("idempotency-key", ""))
+            resp = await route.fetch()  # the server stores the application...
+            if len(keys) == 1:
+                await route.abort("connectionreset")  # ...but the phone never hears back
+            else:
+                await route.fulfill(response=resp)
+
+        await v.route(f"**/api/openings/{oid}/applications", lose_first_answer)
+        await v.goto(f"/b/{bid}")
+        await v.locator("#pinned-slot").get_by_role("button", name="Apply").click()
+        form = v.locator("#apply-form")
+        await form.get_by_label("Name", exact=True).fill("<b>李雷</b>")
+        await form.get_by_label("Mobile number").fill("13900139000")
+        await form.locator("#a-consent").check()
+        await form.get_by_role("button", name="Send application").click()
+        await v.locator("#pinned-slot [data-applied]").wait_for(state="visible", timeout=10000)
+        assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) == 36
+        r = await api.get(f"/api/broadcasts/{bid}/applications")
+        body = await r.json()
+        assert body["total"] == 1 and body["applications"][0]["name"] == "<b>李雷</b>"
+
+        # Markup typed into the chat stays text on every page.
+        await v.get_by_role("tab", name="Chat").click()
+        await v.get_by_label("Message").fill('<img src=x onerror="window.__xss=1">hi')
+        await v.get_by_role("button", name="Send").click()
+        await v.locator("#chat .text").filter(has_text="<img src=x").wait_for()
+        assert await v.locator("#chat img").count() == 0
+        assert await v.evaluate("() => window.__xss === undefined")
+        assert real_errors(v) == []
