@@ -666,11 +666,18 @@ async def test_apply_retry_after_a_lost_answer_stores_one_application(
         body = await r.json()
         assert body["total"] == 1 and body["applications"][0]["name"] == "<b>李雷</b>"
 
-        # Markup typed into the chat stays text on every page.
+        # The viewer picks a display name; it is used for the next messages and kept.
         await v.get_by_role("tab", name="Chat").click()
+        await v.get_by_role("button", name="Change").click()
+        await v.get_by_label("Your name").fill("小李")
+        await v.get_by_role("button", name="Save").click()
+        await v.locator("#my-name").filter(has_text="小李").wait_for()
+        assert await v.evaluate("() => localStorage.getItem('jc_name')") == "小李"
+        # Markup typed into the chat stays text on every page.
         await v.get_by_label("Message").fill('<img src=x onerror="window.__xss=1">hi')
         await v.get_by_role("button", name="Send").click()
         await v.locator("#chat .text").filter(has_text="<img src=x").wait_for()
+        assert await v.locator("#chat li").last.locator(".who").inner_text() == "小李"
         assert await v.locator("#chat img").count() == 0
         assert await v.evaluate("() => window.__xss === undefined")
         assert real_errors(v) == []
