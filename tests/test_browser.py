@@ -508,6 +508,18 @@ async def test_moderation_refusals_in_words_audio_only_and_video_restart(
         await v.get_by_role("button", name="显示画面").click()
         await frames_grow(v)
 
+        # The host switches to the screen while live: same session, the viewer keeps playing.
+        await host.get_by_label("Source").select_option("screen")
+        await host.wait_for_function(
+            "() => document.getElementById('preview').srcObject.getVideoTracks()[0]"
+            ".label.startsWith('screen')"
+        )
+        senders = await host.evaluate(
+            "() => JC.host.golive.session.pc.getSenders().map((s) => s.track && s.track.label)"
+        )
+        assert any(label and label.startswith("screen") for label in senders), senders
+        await frames_grow(v)
+
         # The host stops sending: the viewer waits; the host goes live again: it plays again.
         await host.get_by_role("button", name="Stop sending").click()
         await v.locator("#overlay-title").filter(has_text="正在直播").wait_for(timeout=10000)
