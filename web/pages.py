@@ -91,6 +91,9 @@ def make_env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     i18n.install(env)
+    # Read the catalogue and the scripts' msgids now: a broken .po stops start-up, not a page.
+    i18n.translations()
+    i18n.js_msgids()
     env.globals["static"] = static_url
     env.filters["salary"] = salary
     return env
