@@ -139,7 +139,7 @@ def validate_application(data: Any, *, now: datetime | None = None) -> dict[str,
     version = data.get("consent_version")
     if version is None or version == "":
         errors["consent_version"] = "required: the version of the consent text shown"
-    elif version not in CONSENT_TEXTS:
+    elif not isinstance(version, str) or version not in CONSENT_TEXTS:
         errors["consent_version"] = "unknown consent text version; reload the page"
     out["consent_version"] = version if isinstance(version, str) else ""
     for name in data:

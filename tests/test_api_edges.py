@@ -3,7 +3,9 @@ property tests): each now gets a clean answer in the one error shape."""
 
 from __future__ import annotations
 
-from tests.helpers import login
+from typing import Any
+
+from tests.helpers import login, viewer_csrf
 
 
 async def _error(r, status: int) -> dict:
@@ -43,3 +45,39 @@ async def test_applications_export_filename_takes_only_an_id(client):
     assert r.headers["Content-Disposition"] == f'attachment; filename="applications-{bid}.csv"'
     r = await client.get(f"/api/broadcasts/{bid}/applications.csv", params={"opening_id": "abc"})
     assert r.headers["Content-Disposition"].endswith(f'applications-{bid}-abc.csv"')
+
+
+async def _published_opening(client) -> tuple[str, str]:
+    host = await login(client)
+    bid = await host.create_broadcast()
+    r = await host.post(
+        f"/api/broadcasts/{bid}/openings",
+        {
+            "title": "电工",
+            "employer": "鸡西矿业",
+            "city": "鸡西市",
+            "salary_min": 4000,
+            "salary_max": 6000,
+            "status": "published",
+        },
+    )
+    assert r.status == 201, await r.text()
+    return bid, (await r.json())["id"]
+
+
+async def _apply(client, oid: str, key: str, **fields) -> Any:
+    csrf = await viewer_csrf(client)
+    body = {"name": "王芳", "phone": "13800138000", "consent": True, "consent_version": "2026-01"}
+    return await client.post(
+        f"/api/openings/{oid}/applications",
+        json={**body, **fields},
+        headers={"X-CSRF-Token": csrf, "Idempotency-Key": key},
+    )
+
+
+async def test_consent_version_of_another_type_is_422(client):
+    _bid, oid = await _published_opening(client)
+    for i, version in enumerate(([], {"a": 1}, 7, True)):
+        r = await _apply(client, oid, f"k{i}", consent_version=version)
+        err = await _error(r, 422)
+        assert "consent_version" in err["fields"]
