@@ -127,7 +127,7 @@ def validate_application(data: Any, *, now: datetime | None = None) -> dict[str,
         out["graduation_year"] = 0
     else:
         y = year if isinstance(year, int) and not isinstance(year, bool) else None
-        if isinstance(year, str) and year.strip().isdigit():
+        if isinstance(year, str) and re.fullmatch(r"[0-9]{1,4}", year.strip()):
             y = int(year.strip())
         if y is None or not 1950 <= y <= this_year + 6:
             errors["graduation_year"] = f"a year between 1950 and {this_year + 6}"

@@ -81,3 +81,13 @@ async def test_consent_version_of_another_type_is_422(client):
         r = await _apply(client, oid, f"k{i}", consent_version=version)
         err = await _error(r, 422)
         assert "consent_version" in err["fields"]
+
+
+async def test_graduation_year_in_other_digits_is_422(client):
+    _bid, oid = await _published_opening(client)
+    for i, year in enumerate(("²⁰²⁰", "٢٠٢٠", "2" * 5000)):
+        r = await _apply(client, oid, f"y{i}", graduation_year=year)
+        err = await _error(r, 422)
+        assert "graduation_year" in err["fields"]
+    r = await _apply(client, oid, "y-ok", graduation_year=" 2024 ")
+    assert r.status == 201, await r.text()
