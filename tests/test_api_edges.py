@@ -91,3 +91,14 @@ async def test_graduation_year_in_other_digits_is_422(client):
         assert "graduation_year" in err["fields"]
     r = await _apply(client, oid, "y-ok", graduation_year=" 2024 ")
     assert r.status == 201, await r.text()
+
+
+async def test_paging_in_other_digits_or_huge_is_422(client):
+    host = await login(client)
+    bid = await host.create_broadcast()
+    for query in ("offset=²", "limit=¹", "offset=" + "9" * 5000, "limit=٣"):
+        r = await client.get(f"/api/broadcasts/{bid}/applications?{query}")
+        err = await _error(r, 422)
+        assert set(err["fields"]) <= {"offset", "limit"}
+    r = await client.get(f"/api/broadcasts/{bid}/applications?offset=0&limit=5")
+    assert r.status == 200

@@ -53,7 +53,7 @@ def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) 
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not lo <= int(raw) <= hi:
         raise Invalid(f"bad {name}", fields={name: f"a whole number from {lo} to {hi}"})
     return int(raw)
 
