@@ -82,7 +82,11 @@ def _parse_time(value: Any, errors: dict[str, str], field: str) -> int | None:
         if dt.tzinfo is None:
             errors[field] = "needs a timezone"
             return None
-        return int(dt.timestamp() * 1000)
+        ms = int(dt.timestamp() * 1000)
+        if not 0 <= ms < 10**14:  # the same range as unix milliseconds
+            errors[field] = "out of range"
+            return None
+        return ms
     errors[field] = "must be a time"
     return None
 

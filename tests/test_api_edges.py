@@ -102,3 +102,15 @@ async def test_paging_in_other_digits_or_huge_is_422(client):
         assert set(err["fields"]) <= {"offset", "limit"}
     r = await client.get(f"/api/broadcasts/{bid}/applications?offset=0&limit=5")
     assert r.status == 200
+
+
+async def test_scheduled_at_as_iso_is_held_to_the_unix_ms_range(client):
+    host = await login(client)
+    for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z", -1, 10**14):
+        r = await host.post("/api/broadcasts", {"title": "x", "scheduled_at": value})
+        err = await _error(r, 422)
+        assert err["fields"] == {"scheduled_at": "out of range"}
+    r = await host.post(
+        "/api/broadcasts", {"title": "x", "scheduled_at": "2026-09-01T09:00:00+08:00"}
+    )
+    assert (await r.json())["scheduled_at"] == 1788224400000
