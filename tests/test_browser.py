@@ -341,6 +341,8 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await v1.get_by_role("tab", name="问答").click()
         for p in (host, v1, v2):
             assert await a11y_problems(p) == [], p.url
+        for p in (v1, v2):
+            assert await p.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
         await screenshot(v1, "viewer-360")
         await screenshot(v1, "viewer-360-full", full_page=True)
         await v1.set_viewport_size(DESKTOP)
