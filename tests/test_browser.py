@@ -695,3 +695,48 @@ async def test_apply_retry_after_a_lost_answer_stores_one_application(
         assert await v.locator("#chat img").count() == 0
         assert await v.evaluate("() => window.__xss === undefined")
         assert real_errors(v) == []
+
+
+async def test_without_a_socket_the_page_still_shows_the_card_and_applies(
+    app_factory, redis_url
+) -> None:
+    """A network that kills WebSockets: the page keeps its server-rendered card, says it is
+    reconnecting (never blank), and applying still works over plain HTTP."""
+    require_browser()
+    client = await app_factory(redis_url)
+    base = str(client.make_url("/")).rstrip("/")
+    api = await login(client)
+    bid = await api.create_broadcast("No-socket fair")
+    r = await api.post(
+        f"/api/broadcasts/{bid}/openings",
+        {
+            "title": "司机",
+            "employer": {"name": "鸡西公交"},
+            "city": "鸡西",
+            "salary_min": 5000,
+            "salary_max": 6000,
+            "status": "published",
+        },
+    )
+    oid = (await r.json())["id"]
+    await api.post(f"/api/broadcasts/{bid}/pin", {"opening_id": oid})
+    async with chromium() as browser:
+        v = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await v.route_web_socket("**/ws/**", lambda ws: ws.close())
+        await v.goto(f"/b/{bid}")
+        await v.locator("#conn").wait_for(state="visible")
+        assert await v.locator("#pinned-slot .card-title").inner_text() == "司机"
+        await v.locator("#pinned-slot").get_by_role("button", name="投递").click()
+        assert await v.locator("#apply-job").inner_text() == "司机"
+        form = v.locator("#apply-form")
+        await form.get_by_label("姓名", exact=True).fill("赵六")
+        await form.get_by_label("手机号", exact=True).fill("13700137000")
+        await form.locator("#a-consent").check()
+        await form.get_by_role("button", name="提交投递").click()
+        await v.locator("#pinned-slot [data-applied]").wait_for(state="visible")
+        r = await api.get(f"/api/broadcasts/{bid}/applications")
+        assert (await r.json())["total"] == 1
+        # A reload keeps the applied state (rendered by the server from the viewer cookie).
+        await v.reload()
+        assert await v.locator("#pinned-slot [data-applied]").is_visible()
+        assert await v.locator("#pinned-slot [data-apply]").is_hidden()

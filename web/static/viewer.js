@@ -210,8 +210,16 @@
   let applying = null;  // {oid, key, body}
   const FORM_KEY = "jc_apply_form";
 
+  // Before the socket's snapshot arrives, the server-rendered card is all the page knows.
+  function fromCard(oid) {
+    const card = $('[data-opening="' + CSS.escape(oid) + '"]');
+    if (!card) return null;
+    const t = $(".card-title", card), e = $(".employer", card);
+    return { id: oid, title: t ? t.textContent : "", employer: { name: e ? e.firstChild.textContent.trim() : "" } };
+  }
   function openApply(oid) {
-    const o = state.openings.get(oid) || (state.pinned && state.pinned.opening && state.pinned.opening.id === oid ? state.pinned.opening : null);
+    const o = state.openings.get(oid) || (state.pinned && state.pinned.opening && state.pinned.opening.id === oid ? state.pinned.opening : null) ||
+      (state.features.has("openings") ? null : fromCard(oid));
     if (!o) { JC.toast(_("This opening is no longer available"), "error"); return; }
     applying = { oid, key: null, body: null };
     document.getElementById("apply-job").textContent = o.title;
