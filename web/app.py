@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.broadcasts import BroadcastService
 from core.events import EventLog
-from web import api_auth, api_broadcasts, chat_api, media_api, openings_api, pages
+from web import api_auth, api_broadcasts, chat_api, media_api, openapi, openings_api, pages
 from web.appkeys import (
     BROADCASTS,
     BUS,
@@ -53,6 +53,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     openings_api.setup,
     chat_api.setup,
     media_api.setup,
+    openapi.setup,
 ]
 
 
