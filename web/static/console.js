@@ -449,10 +449,14 @@
 
   live.on("card.pinned", (d) => { S.pinned = d; if (d.opening) S.openings.set(d.opening.id, d.opening); renderLineup(); });
   live.on("card.unpinned", () => { S.pinned = null; renderLineup(); });
+  // The console keeps every card (docs/protocol.md): it applies the host events and skips
+  // opening.updated, opening.removed, openings.added and lineup.updated, meant for viewers.
   live.on("opening.saved", (d) => { setOpening(d.opening); renderLineup(); });
-  live.on("opening.updated", (d) => { setOpening(d.opening); renderLineup(); });
-  live.on("openings.added", (d) => { for (const o of d.openings || []) setOpening(o); renderLineup(); });
-  live.on("openings.imported", () => reloadOpenings());
+  live.on("openings.imported", (d) => {
+    if (!Array.isArray(d.openings)) { reloadOpenings(); return; }
+    for (const o of d.openings) setOpening(o);
+    renderLineup();
+  });
   live.on("opening.deleted", (d) => {
     S.openings.delete(d.opening_id);
     S.order = S.order.filter((x) => x !== d.opening_id);
