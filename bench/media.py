@@ -1,6 +1,6 @@
 """Media relay benchmark: how many WHEP viewers one box serves at 720p, 30 fps, ~1.5 Mbps.
 
-    python bench/media.py --viewers 50,100,150,200 --egress 2 --baseline 1,2,4,8
+    python bench/media.py --viewers 50,100,150,200 --egress 0,2 --baseline 1,2,4,8
 
 Per server under test (Jobcast's pass-through relay, then aiortc's `MediaRelay` baseline that
 decodes once and encodes per viewer, bench/media_baseline.py):
@@ -470,36 +470,38 @@ async def amain(args: argparse.Namespace) -> None:
             redis = RedisProcess(tmp / "redis", fsync="everysec")
             redis.start()
             try:
-                port = free_port()
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "web.cli",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--redis-url",
-                    redis.url,
-                    "--data-dir",
-                    str(tmp / "data"),
-                    "--media-ice-addresses",
-                    "127.0.0.1",
-                    "--media-max-viewers",
-                    "5000",
-                    "--media-egress-processes",
-                    str(args.egress),
-                    "--log-level",
-                    "warning",
-                ]
-                steps = [int(x) for x in args.viewers.split(",")]
-                rows += await bench_server("jobcast", cmd, port, steps, args, clip, tmp, redis.url)
+                for egress in [int(x) for x in str(args.egress).split(",")]:
+                    port = free_port()
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "web.cli",
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--redis-url",
+                        redis.url,
+                        "--data-dir",
+                        str(tmp / "data"),
+                        "--media-ice-addresses",
+                        "127.0.0.1",
+                        "--media-max-viewers",
+                        "5000",
+                        "--media-egress-processes",
+                        str(egress),
+                        "--log-level",
+                        "warning",
+                    ]
+                    steps = [int(x) for x in args.viewers.split(",")]
+                    name = f"Jobcast relay, {egress} egress processes"
+                    rows += await bench_server(name, cmd, port, steps, args, clip, tmp, redis.url)
             finally:
                 redis.stop()
         if args.baseline:
             port = free_port()
             cmd = [sys.executable, str(HERE / "media_baseline.py"), str(port)]
             steps = [int(x) for x in args.baseline.split(",")]
-            rows += await bench_server("MediaRelay", cmd, port, steps, args, clip, tmp, None)
+            rows += await bench_server("aiortc MediaRelay", cmd, port, steps, args, clip, tmp, None)
     print(table(rows))
 
 
@@ -507,7 +509,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--viewers", default="50,100,150,200", help="viewer counts for Jobcast")
     p.add_argument("--baseline", default="1,2,4,8", help="viewer counts for MediaRelay")
-    p.add_argument("--egress", type=int, default=2, help="Jobcast media_egress_processes")
+    p.add_argument(
+        "--egress", default="0,2", help="Jobcast media_egress_processes, one run per value"
+    )
     p.add_argument("--client-procs", type=int, default=2, help="viewer client processes")
     p.add_argument("--warmup", type=float, default=15.0, help="seconds to wait for pictures")
     p.add_argument("--window", type=float, default=10.0, help="measured seconds per step")

@@ -248,6 +248,3 @@ class FanOut:
             for t in tracks:
                 t.stop()
             tracks.clear()
-
-    def __len__(self) -> int:
-        return max((len(t) for t in self.tracks.values()), default=0)

@@ -126,11 +126,13 @@ class Egress(Protocol):
 class LiveStream:
     """A broadcast whose publisher is connected to this process."""
 
-    def __init__(self, bid: str, send_keyframe_request: Callable[[bool], bool]) -> None:
+    def __init__(
+        self, bid: str, send_keyframe_request: Callable[[bool], bool], keyframe_interval: float
+    ) -> None:
         self.bid = bid
         self.ingest: IngestPeer | None = None
         self.packetizers = {"video": Packetizer("video"), "audio": Packetizer("audio")}
-        self.keyframes = KeyframeRequests(send_keyframe_request, 1.0)
+        self.keyframes = KeyframeRequests(send_keyframe_request, keyframe_interval)
         self.codecs: dict[str, RTCRtpCodecParameters] = {}
         self.announced = False
         self.announcing = False
@@ -268,8 +270,11 @@ class MediaService:
         stream = self.streams.get(bid)
         old = stream.ingest if stream is not None else None
         if stream is None:
-            stream = LiveStream(bid, lambda full: self._send_keyframe_request(bid, full))
-            stream.keyframes.interval = self.config.keyframe_interval
+            stream = LiveStream(
+                bid,
+                lambda full: self._send_keyframe_request(bid, full),
+                self.config.keyframe_interval,
+            )
             self.streams[bid] = stream
         if old is not None:
             await self._replace(stream, old, ingest)
@@ -278,10 +283,13 @@ class MediaService:
         for kind, codec in ingest.codecs.items():
             stream.packetizers[kind].new_source()
             stream.packetizers[kind].set_codec(codec)
-        await self.redis.hset(
-            keys.ingest(bid),
-            mapping={k: c.name for k, c in ingest.codecs.items()},
-        )
+        mapping: dict[str, Any] = {k: c.name for k, c in ingest.codecs.items()}
+        if stream.announced:
+            # a reconnecting publisher continues a live stream: still live, same viewers
+            mapping.update(state="live", live_at=_now_ms())
+            if self.config.record:
+                self._start_recording(stream, ingest)
+        await self.redis.hset(keys.ingest(bid), mapping=mapping)
         await self.redis.set(keys.media_session(sid), self.config.process, px=_ttl_ms())
         self.counters["ingests"] += 1
         return SessionAnswer(
@@ -296,7 +304,8 @@ class MediaService:
     async def _replace(self, stream: LiveStream, old: IngestPeer, new: IngestPeer) -> None:
         """A reconnecting publisher takes over; viewers stay if the codecs did not change."""
         await old.close()
-        if self.config.record and stream.recorder is not None:
+        await self.redis.delete(keys.media_session(old.sid))
+        if stream.recorder is not None:
             await self._stop_recording(stream)
         same = {k: c.name for k, c in old.codecs.items()} == {
             k: c.name for k, c in new.codecs.items()

@@ -11,7 +11,6 @@ tests know which publisher frame a viewer is showing and when it was sent.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import re
 import time
 from typing import Any
@@ -229,7 +228,3 @@ class Viewer:
         for t in self._tasks:
             t.cancel()
         await self.pc.close()
-
-
-def time_base_90k() -> fractions.Fraction:
-    return fractions.Fraction(1, 90000)

@@ -221,6 +221,9 @@ async def test_reconnecting_publisher_takes_over_and_viewers_keep_playing(app_fa
     # the new session's frames (numbered from 0 again) reach the same viewer connection
     assert min(f[1] for f in v.frames[n:]) < 30
     assert not ws.of_type("stream.ended")
+    r = await client.get(f"/api/broadcasts/{bid}/stream")
+    state = await r.json()
+    assert state["state"] == "live" and state["session"] == pub2.location.rsplit("/", 1)[1]
     await pub2.delete()
     await ws.wait_for("stream.ended", timeout=10)
     await v.close()
