@@ -231,6 +231,7 @@ class Hub:
         self.bus: Bus | None = None
         self.rooms: dict[str, set[Socket]] = {}  # channel -> sockets
         self.sockets: dict[str, set[Socket]] = {}  # broadcast id -> sockets
+        self._viewers: dict[str, int] = {}  # broadcast id -> sockets that aren't hosts
 
     def channels_for(self, sock: Socket) -> list[str]:
         chans = [keys.channel(sock.bid, "p")]
@@ -263,7 +264,7 @@ class Hub:
             sock.send_now(raw)
 
     def viewer_count(self, bid: str) -> int:
-        return sum(1 for s in self.sockets.get(bid, ()) if not s.host)
+        return self._viewers.get(bid, 0)
 
     # -- joining and leaving ----------------------------------------------------------------
 
@@ -274,7 +275,11 @@ class Hub:
         chans = self.channels_for(sock)
         for ch in chans:
             self.rooms.setdefault(ch, set()).add(sock)
-        self.sockets.setdefault(sock.bid, set()).add(sock)
+        socks = self.sockets.setdefault(sock.bid, set())
+        if sock not in socks:
+            socks.add(sock)
+            if not sock.host:
+                self._viewers[sock.bid] = self._viewers.get(sock.bid, 0) + 1
         try:
             await self.bus.acquire(*chans)
         except BaseException:
@@ -297,8 +302,14 @@ class Hub:
                 if not room:
                     del self.rooms[ch]
         socks = self.sockets.get(sock.bid)
-        if socks is not None:
+        if socks is not None and sock in socks:
             socks.discard(sock)
+            if not sock.host:
+                left = self._viewers[sock.bid] - 1
+                if left:
+                    self._viewers[sock.bid] = left
+                else:
+                    del self._viewers[sock.bid]
             if not socks:
                 del self.sockets[sock.bid]
         if release and removed and self.bus is not None:
