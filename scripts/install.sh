@@ -13,6 +13,8 @@ command -v redis-server >/dev/null || pkgs+=(redis-server)
 if [[ $want_test == 1 ]]; then
   command -v chromium >/dev/null || pkgs+=(chromium)
   command -v ip >/dev/null || pkgs+=(iproute2)
+  # A CJK font, so that screenshots taken by the browser tests show Chinese text.
+  [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || pkgs+=(fonts-wqy-microhei)
 fi
 python3 -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
 python3 -c "import ensurepip" >/dev/null 2>&1 || pkgs+=(python3-venv)

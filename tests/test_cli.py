@@ -48,6 +48,15 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:port: one per SO_REUSEPORT worker."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return sum(
+            1 for line in f.readlines()[1:] if line.split()[1] == want and line.split()[3] == "0A"
+        )
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -189,6 +198,10 @@ def test_two_workers_share_one_port_and_one_redis(data_dir: Path):
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        deadline = time.monotonic() + 30
+        while _listeners(port) < 2:  # the second worker may still be starting
+            assert time.monotonic() < deadline, "second worker never listened"
+            time.sleep(0.1)
         r = redis.Redis(unix_socket_path=str(data_dir / "redis" / "redis.sock"))
         bid = r.get("jc:demo").decode()
 
@@ -201,7 +214,7 @@ def test_two_workers_share_one_port_and_one_redis(data_dir: Path):
                     sockets.append(
                         (sess, await sess.ws_connect(f"http://127.0.0.1:{port}/ws/b/{bid}"))
                     )
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + 30
                 procs: set[str] = set()
                 total = 0
                 while time.monotonic() < deadline:

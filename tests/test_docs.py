@@ -14,8 +14,8 @@ PACKAGES = ("core", "openings", "chat", "stream", "web")
 _CALL = re.compile(
     r"\.(?:publish|add_to)\(\s*(?:[\w.\[\]\"']+,\s*){1,2}\"([a-z_]+(?:\.[a-z_]+)+)\""
 )
-# events sent to a socket directly: {"type": "name", ...}
-_DIRECT = re.compile(r"\{\s*\"type\":\s*\"([a-z_]+(?:\.[a-z_]+)*)\"")
+# events sent to a socket directly: {"type": "name", "data": ...}
+_DIRECT = re.compile(r"\{\s*\"type\":\s*\"([a-z_]+(?:\.[a-z_]+)*)\",\s*\"data\"")
 
 
 def _event_types() -> set[str]:
