@@ -141,6 +141,13 @@ class Publisher:
         r = await self.client.delete(self.location)
         return r.status
 
+    def fps(self, window: float = 1.0) -> float:
+        """Frames the publisher encoded per second over its last `window` seconds."""
+        times = sorted(self.video.sent_at.values())
+        recent = [t for t in times if t >= times[-1] - window] if times else []
+        span = recent[-1] - recent[0] if len(recent) > 1 else 0
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
     async def close(self) -> None:
         await self.pc.close()
 

@@ -33,6 +33,13 @@ def _increasing(v: Viewer) -> bool:
     return all(b > a for a, b in itertools.pairwise(stamps))
 
 
+def _coverage(frames) -> float:
+    """Share of the publisher's frames, between the first and last one shown, that were shown:
+    1.0 is the publisher's frame rate, whatever rate a loaded machine lets it encode at."""
+    stamps = {f[1] for f in frames}
+    return len(stamps) / (max(stamps) - min(stamps) + 1) if stamps else 0.0
+
+
 def _server_peer(client, viewer: Viewer):
     sid = viewer.location.rsplit("/", 1)[1]
     return client.server.app[MEDIA].egress.peers[sid]
@@ -62,11 +69,11 @@ async def test_publish_view_and_delete_ends_for_everyone(app_factory, redis_url)
         # real pictures, in the publisher's order, at the publisher's rate (30 fps)
         assert _increasing(v)
         assert v.frames[0][2:] == (320, 240)
-        assert v.fps() > 20
+        assert _coverage(v.frames) > 0.9
         assert v.audio_frames > 0
     stats = client.server.app[MEDIA].stats()
     assert stats["viewers"] == 3 and stats["publishers"] == 1
-    print({"fps": [round(v.fps(), 1) for v in viewers]})
+    print({"fps": [round(v.fps(), 1) for v in viewers], "publisher_fps": pub.fps()})
     # the publisher's DELETE ends the stream for every viewer
     assert await pub.delete() == 200
     ended = await ws.wait_for("stream.ended", timeout=10)
@@ -139,13 +146,17 @@ async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(app_factory, redi
     await asyncio.sleep(1.5)
     assert track.lagged >= 1 and track.skipped > 0
     await slow.wait_frames(before + 30, timeout=15)
-    after = slow.frames[before:]
     assert _increasing(slow)
-    # it skipped what it missed (a jump in frame numbers), then plays at full rate again
-    assert max(b[1] - a[1] for a, b in itertools.pairwise(slow.frames[before - 1 :])) > 10
-    assert slow.fps() > 20 and len(after) >= 30
+    # it skipped what it missed (a jump in frame numbers) ...
+    seen = slow.frames[before - 1 :]
+    jump = max(range(1, len(seen)), key=lambda i: seen[i][1] - seen[i - 1][1])
+    assert seen[jump][1] - seen[jump - 1][1] > 10
+    # ... then played every frame again from the keyframe it restarted at
+    await slow.wait_frames(before + jump + 30, timeout=15)
+    recovered = slow.frames[before - 1 + jump :]
+    assert _coverage(recovered) > 0.9
     steady_track = next(t for t in _server_peer(client, steady).tracks if t.kind == "video")
-    assert steady_track.lagged == 0 and steady.fps() > 20
+    assert steady_track.lagged == 0 and _coverage(steady.frames) > 0.9
     for v in (slow, steady):
         await v.close()
     await pub.delete()
@@ -274,7 +285,7 @@ async def test_egress_processes_serve_viewers(app_factory, redis_url):
         await v.play()
     for v in viewers:
         await v.wait_frames(30, timeout=20)
-        assert _increasing(v) and v.fps() > 20
+        assert _increasing(v) and _coverage(v.frames) > 0.9
     media = client.server.app[MEDIA]
     assert sorted(len(c.viewers) for c in media.egress.children) == [2, 2]
     assert await viewers[0].delete() == 200
