@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers import login, viewer_csrf
+from tests.helpers import connect, login, viewer_csrf
 
 
 async def _error(r, status: int) -> dict:
@@ -114,3 +114,19 @@ async def test_scheduled_at_as_iso_is_held_to_the_unix_ms_range(client):
         "/api/broadcasts", {"title": "x", "scheduled_at": "2026-09-01T09:00:00+08:00"}
     )
     assert (await r.json())["scheduled_at"] == 1788224400000
+
+
+async def test_ping_with_deeply_nested_t_is_a_bad_frame_and_the_socket_lives(client):
+    host = await login(client)
+    bid = await host.create_broadcast()
+    sock = await connect(client, bid)
+    t: list = []
+    for _ in range(400):
+        t = [t]
+    await sock.send("ping", {"t": t}, id_=7)
+    err = await sock.wait_for(lambda e: e.get("id") == 7)
+    assert err["type"] == "error" and err["data"]["code"] == "bad_frame"
+    await sock.send("ping", {"t": [[1]]}, id_=8)
+    pong = await sock.wait_for(lambda e: e.get("id") == 8)
+    assert pong["data"] == {"t": [[1]]}
+    await sock.close()

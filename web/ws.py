@@ -253,7 +253,13 @@ async def _handle(
             out = {"type": "ack", "data": reply or {}}
         if id_ is not None:
             out["id"] = id_
-        sock.send_now(orjson.dumps(out))
+        try:
+            reply_frame = orjson.dumps(out)
+        except orjson.JSONEncodeError:  # `ping` echoes `t`: nested past what orjson writes
+            raise Invalid(
+                "the reply cannot be encoded (nested too deeply)", code="bad_frame"
+            ) from None
+        sock.send_now(reply_frame)
     except JobcastError as e:
         metrics.ws_errors.labels(e.code).inc()
         body = e.to_dict()
