@@ -232,6 +232,9 @@ class Hub:
         self.rooms: dict[str, set[Socket]] = {}  # channel -> sockets
         self.sockets: dict[str, set[Socket]] = {}  # broadcast id -> sockets
         self._viewers: dict[str, int] = {}  # broadcast id -> sockets that aren't hosts
+        self._next: dict[tuple, asyncio.Future[Any]] = {}  # see _batched
+        self._running: dict[tuple, asyncio.Future[Any]] = {}
+        self._batch_tasks: set[asyncio.Task[None]] = set()
 
     def channels_for(self, sock: Socket) -> list[str]:
         chans = [keys.channel(sock.bid, "p")]
@@ -323,7 +326,11 @@ class Hub:
             if cache is not None and key in cache:
                 events = cache[key]
             else:
-                events = await self.log.replay(sock.bid, since, include_host=sock.host)
+                bid, host = sock.bid, sock.host
+                events = await self._batched(
+                    ("replay", bid, since, host),
+                    lambda: self.log.replay(bid, since, include_host=host),
+                )
                 if cache is not None:
                     cache[key] = events
         if events is not None:
@@ -335,13 +342,9 @@ class Hub:
         if cache is not None and skey in cache:
             seq, frame = cache[skey]
         else:
-            seq, state = await self.snapshot(sock.bid, sock.host)
-            frame = orjson.dumps(
-                {
-                    "type": "snapshot",
-                    "seq": format_seq(seq) if seq else "0-0",
-                    "data": state,
-                }
+            bid, host = sock.bid, sock.host
+            seq, frame = await self._batched(
+                ("snap", bid, host), lambda: self._snapshot_frame(bid, host)
             )
             if cache is not None:
                 cache[skey] = (seq, frame)
@@ -351,6 +354,51 @@ class Hub:
         sock.last_seq = (0, 0)
         sock.finish_sync([frame], seq or (0, 0))
         return "snapshot"
+
+    async def _snapshot_frame(self, bid: str, host: bool) -> tuple[Seq | None, bytes]:
+        seq, state = await self.snapshot(bid, host)
+        data = {"type": "snapshot", "seq": format_seq(seq) if seq else "0-0", "data": state}
+        return seq, orjson.dumps(data)
+
+    async def _batched(self, key: tuple, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `compute` once for every caller that asks with the same `key` before it starts.
+
+        Each caller's socket is already in its room (buffering live events) when it asks, so
+        a snapshot or replay read after that is right for all of them; a caller arriving while
+        a run is under way waits for the next run. When thousands of viewers reconnect at once
+        this turns thousands of snapshots into a few.
+        """
+        batch = self._next.get(key)
+        if batch is None:
+            batch = asyncio.get_running_loop().create_future()
+            self._next[key] = batch
+            task = asyncio.create_task(self._run_batch(key, batch, compute))
+            self._batch_tasks.add(task)
+            task.add_done_callback(self._batch_tasks.discard)
+        return await asyncio.shield(batch)
+
+    async def _run_batch(
+        self, key: tuple, batch: asyncio.Future[Any], compute: Callable[[], Awaitable[Any]]
+    ) -> None:
+        try:
+            running = self._running.get(key)
+            if running is not None:
+                await asyncio.wait([running])
+            del self._next[key]  # callers from now on form the next batch
+            self._running[key] = batch
+            try:
+                result = await compute()
+            finally:
+                del self._running[key]
+        except asyncio.CancelledError:
+            if self._next.get(key) is batch:
+                del self._next[key]
+            batch.cancel()
+            raise
+        except Exception as e:
+            batch.set_exception(e)
+        else:
+            batch.set_result(result)
 
     async def resync_all(self) -> None:
         """After the bus reconnected: every socket replays from its own last seq."""

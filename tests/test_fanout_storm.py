@@ -1,0 +1,154 @@
+"""Many sockets joining at once (a reconnect storm): they share snapshots and replays, and each
+still gets every event after its starting point exactly once; the direct-write path and the
+queued path keep frames in order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from core import keys
+from core.events import parse_seq
+from tests.helpers import Viewer, connect, login
+from web.appkeys import EVENT_LOG, HUB, METRICS, REDIS
+
+N = 30
+
+
+async def _publish_until(log: Any, bid: str, stop: asyncio.Event, i: int = 0) -> int:
+    while not stop.is_set():
+        await log.publish(bid, "test.tick", {"i": i})
+        i += 1
+        await asyncio.sleep(0.002)
+    return i
+
+
+async def _stream_after(app: Any, bid: str, seq: str) -> list[str]:
+    entries = await app[REDIS].xrange(keys.events(bid), min="(" + seq, max="+")
+    return [e[0].decode() for e in entries]
+
+
+def _ticks_after(v: Viewer, start: str) -> list[str]:
+    after = parse_seq(start)
+    ticks = [e["seq"] for e in v.of_type("test.tick")]
+    assert all(parse_seq(s) > after for s in ticks), "an event at or before the start arrived"
+    return ticks
+
+
+async def test_joining_together_shares_one_snapshot_and_misses_nothing(app_factory, redis_url):
+    a = await app_factory(redis_url)
+    app = a.server.app
+    host = await login(a)
+    bid = await host.create_broadcast()
+    hub = app[HUB]
+    real_snapshot = hub.snapshot
+    calls: list[str] = []
+
+    async def slow_snapshot(b: str, is_host: bool) -> Any:
+        calls.append(b)
+        await asyncio.sleep(0.05)  # a snapshot that takes a while, as under load
+        return await real_snapshot(b, is_host)
+
+    hub.snapshot = slow_snapshot
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(_publish_until(app[EVENT_LOG], bid, stop))
+    viewers = await asyncio.gather(*(connect(a, bid) for _ in range(N)))
+    await asyncio.sleep(0.1)
+    stop.set()
+    total = await publisher
+    last = await app[EVENT_LOG].publish(bid, "test.tick", {"i": total})
+
+    assert 1 <= len(calls) < N
+    assert app[METRICS].snapshots._value.get() == N
+    for v in viewers:
+        await v.wait_for(lambda e: e.get("seq") == last)
+        start = v.of_type("snapshot")[0]["seq"]
+        assert _ticks_after(v, start) == await _stream_after(app, bid, start)
+
+
+async def test_reconnecting_together_shares_one_replay_and_misses_nothing(app_factory, redis_url):
+    a = await app_factory(redis_url)
+    app = a.server.app
+    host = await login(a)
+    bid = await host.create_broadcast()
+    log = app[EVENT_LOG]
+    since = await log.publish(bid, "test.tick", {"i": -1})
+    for i in range(5):
+        await log.publish(bid, "test.tick", {"i": i})
+    real_replay = log.replay
+    calls: list[Any] = []
+
+    async def slow_replay(*args: Any, **kw: Any) -> Any:
+        calls.append(args)
+        await asyncio.sleep(0.05)
+        return await real_replay(*args, **kw)
+
+    log.replay = slow_replay  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(_publish_until(log, bid, stop, 5))
+    viewers = await asyncio.gather(*(connect(a, bid, since=since) for _ in range(N)))
+    await asyncio.sleep(0.1)
+    stop.set()
+    total = await publisher
+    last = await log.publish(bid, "test.tick", {"i": total})
+
+    assert 1 <= len(calls) < N
+    expected = await _stream_after(app, bid, since)
+    for v in viewers:
+        assert v.of_type("synced")[0]["data"]["mode"] == "replay"
+        await v.wait_for(lambda e: e.get("seq") == last)
+        assert _ticks_after(v, since) == expected
+        assert [e["data"]["i"] for e in v.of_type("test.tick")] == list(range(total + 1))
+
+
+async def test_a_failing_snapshot_fails_every_socket_waiting_for_it(app_factory, redis_url):
+    a = await app_factory(redis_url)
+    app = a.server.app
+    host = await login(a)
+    bid = await host.create_broadcast()
+    hub = app[HUB]
+    real_snapshot = hub.snapshot
+    hub.snapshot = _failing_snapshot
+    results = await asyncio.gather(
+        *(a.ws_connect(f"/ws/b/{bid}") for _ in range(5)), return_exceptions=True
+    )
+    for ws in results:
+        assert not isinstance(ws, BaseException)
+        msgs = [await ws.receive() for _ in range(3)]
+        texts = [m.data for m in msgs if isinstance(m.data, str)]
+        assert any('"code":"unavailable"' in t or '"code":"boom"' in t for t in texts), texts
+        await ws.close()
+    hub.snapshot = real_snapshot
+    v = await connect(a, bid)  # nothing is left stuck for the next one
+    assert v.of_type("snapshot")
+    assert not hub._next and not hub._running
+
+
+async def _failing_snapshot(b: str, is_host: bool) -> Any:
+    from core.errors import Unavailable
+
+    await asyncio.sleep(0.02)
+    raise Unavailable("snapshot failed", code="boom")
+
+
+async def test_frames_stay_in_order_when_a_socket_goes_from_queued_to_direct(
+    app_factory, redis_url
+):
+    """Events queued while a socket syncs, then live ones written straight away, arrive in
+    publish order with none twice."""
+    a = await app_factory(redis_url)
+    app = a.server.app
+    host = await login(a)
+    bid = await host.create_broadcast()
+    log = app[EVENT_LOG]
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(_publish_until(log, bid, stop))
+    viewers = [await connect(a, bid) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    stop.set()
+    total = await publisher
+    last = await log.publish(bid, "test.tick", {"i": total})
+    for v in viewers:
+        await v.wait_for(lambda e: e.get("seq") == last)
+        ticks = [e["data"]["i"] for e in v.of_type("test.tick")]
+        assert ticks == list(range(ticks[0], total + 1))
