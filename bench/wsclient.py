@@ -108,6 +108,10 @@ class Viewer(asyncio.Protocol):
             self.ready.set_exception(ConnectionError("closed before synced"))
 
     def data_received(self, data: bytes) -> None:
+        # Fast path: one whole short text frame, the usual case for a live event.
+        if not self.buf and self.is_open and data[0] == 0x81 and data[1] + 2 == len(data):
+            self._message(data[2:], time.time_ns())
+            return
         if self.buf:
             data = self.buf + data
             self.buf = b""
