@@ -3,6 +3,7 @@ property tests): each now gets a clean answer in the one error shape."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.helpers import connect, login, viewer_csrf
@@ -123,7 +124,7 @@ async def test_ping_with_deeply_nested_t_is_a_bad_frame_and_the_socket_lives(cli
     t: list = []
     for _ in range(400):
         t = [t]
-    await sock.send("ping", {"t": t}, id_=7)
+    await sock.ws.send_str(json.dumps({"type": "ping", "id": 7, "data": {"t": t}}))
     err = await sock.wait_for(lambda e: e.get("id") == 7)
     assert err["type"] == "error" and err["data"]["code"] == "bad_frame"
     await sock.send("ping", {"t": [[1]]}, id_=8)
