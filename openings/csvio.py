@@ -129,10 +129,16 @@ class ImportReport:
 
 def decode(data: bytes) -> tuple[str, str]:
     """(text, encoding name) for UTF-8 with or without BOM, UTF-16 with BOM, or GB18030."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+    try:
+        if data.startswith(b"\xef\xbb\xbf"):
+            return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16"), "utf-16"
+    except UnicodeDecodeError:  # a BOM, then bytes that are not that encoding (or cut short)
+        raise Invalid(
+            "the file is not the text its byte-order mark announces",
+            fields={"file": "unknown encoding"},
+        ) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

@@ -131,3 +131,16 @@ async def test_ping_with_deeply_nested_t_is_a_bad_frame_and_the_socket_lives(cli
     pong = await sock.wait_for(lambda e: e.get("id") == 8)
     assert pong["data"] == {"t": [[1]]}
     await sock.close()
+
+
+async def test_csv_with_a_bom_but_other_bytes_is_422(client):
+    host = await login(client)
+    bid = await host.create_broadcast()
+    for data in (b"\xff\xfeA", b"\xef\xbb\xbf\xff\xfe", b"\xfe\xff\xd8\x00\x00A"):
+        r = await client.post(
+            f"/api/broadcasts/{bid}/openings/import?dry_run=1",
+            data=data,
+            headers={"X-CSRF-Token": host.csrf, "Content-Type": "text/csv"},
+        )
+        err = await _error(r, 422)
+        assert err["fields"] == {"file": "unknown encoding"}
