@@ -37,8 +37,9 @@ async def viewer_cookie_middleware(
     """Give every browser a signed viewer id on its first page or API visit."""
     signer = request.app[SIGNER]
     minted = None
+    # WHIP/WHEP answer any origin (CORS `*`): they neither read nor set cookies.
     if auth.viewer_id(request, signer) is None and not request.path.startswith(
-        ("/static/", "/metrics", "/healthz", "/whip/")
+        ("/static/", "/metrics", "/healthz", *CORS_OPEN_PREFIXES)
     ):
         minted = auth.new_viewer_id()
         mark_new_viewer(request, minted)
