@@ -275,10 +275,15 @@ async def run_step(
     ]
     # The clients measure [t0, t1) on their own; sample the server's CPU around the same span.
     cpu_samples: list[tuple[float, float]] = []
+    client_samples: list[tuple[float, float]] = []
+    loads: list[tuple[float, float]] = []
     done = asyncio.gather(*(c.wait() for c in children))
     deadline = time.time() + warmup + window + 60 + n * 0.2
     while not done.done() and time.time() < deadline:
-        cpu_samples.append((time.time(), tree_cpu(server_pid)))
+        now = time.time()
+        cpu_samples.append((now, tree_cpu(server_pid)))
+        client_samples.append((now, sum(tree_cpu(c.pid) for c in children)))
+        loads.append((now, os.getloadavg()[0]))
         await asyncio.sleep(0.5)
     if not done.done():
         for c in children:
@@ -286,7 +291,12 @@ async def run_step(
                 c.kill()
     await done
     results = [json.loads(o.read_text()) for o in outs if o.exists()]
-    return summarise(n, results, cpu_samples, vtrack)
+    row = summarise(n, results, cpu_samples, vtrack)
+    t0, t1 = row.pop("_span")
+    row["client_cores"] = _cpu_between(client_samples, t0, t1)
+    inside = [v for t, v in loads if t0 <= t <= t1]
+    row["load_avg_1m"] = max(inside) if inside else float("nan")
+    return row
 
 
 def _cpu_between(samples: list[tuple[float, float]], t0: float, t1: float) -> float:
@@ -359,6 +369,7 @@ def summarise(
         "loss_pct": 100.0 * lost / (packets + lost) if packets + lost else 0.0,
         "server_cores": cores,
         "server_cores_per_viewer": cores / n if n else float("nan"),
+        "_span": (t0, t1),
     }
 
 
@@ -440,9 +451,10 @@ def _open_log(path: Path) -> Any:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| server | viewers | with picture | >=29 fps | fps median / min | latency p50 / p95 / max"
-        " (ms) | first picture median / max (s) | loss | server cores | cores per viewer |"
+        " (ms) | first picture median / max (s) | loss | server cores | cores per viewer"
+        " | client cores | load |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(
             f"| {r['server']} | {r['viewers']} | {r['with_picture']} | {r['viewers_29fps']} "
@@ -450,7 +462,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['latency_ms_p50']:.0f} / {r['latency_ms_p95']:.0f} / {r['latency_ms_max']:.0f} "
             f"| {r['to_picture_s_median']:.2f} / {r['to_picture_s_max']:.2f} "
             f"| {r['loss_pct']:.2f}% | {r['server_cores']:.2f} "
-            f"| {r['server_cores_per_viewer']:.4f} |"
+            f"| {r['server_cores_per_viewer']:.4f} | {r['client_cores']:.2f} "
+            f"| {r['load_avg_1m']:.1f} |"
         )
     return "\n".join(lines)
 
