@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 import traceback
@@ -223,7 +224,13 @@ async def _seed(client: Any) -> tuple[dict[str, str], Caller, Caller]:
     return ids, host_caller, viewer_caller
 
 
-async def test_fuzz_every_operation_as_anonymous_viewer_and_host(app_factory, redis_url):
+def _no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not bad, bad
+
+
+async def test_fuzz_every_operation_as_anonymous_viewer_and_host(app_factory, redis_url, caplog):
+    caplog.set_level(logging.WARNING)
     client = await app_factory(redis_url)
     base = str(client.make_url("")).rstrip("/")
     ids, host, viewer = await _seed(client)
@@ -238,6 +245,7 @@ async def test_fuzz_every_operation_as_anonymous_viewer_and_host(app_factory, re
     # The run reached past authentication and validation, not only 4xx.
     assert result.statuses.get(200, 0) > 50 and result.statuses.get(201, 0) > 0
     assert result.requests > len(callers) * 60
+    _no_errors_logged(caplog)
 
 
 # -- every field of every JSON body, and every query parameter, with any value -------------
@@ -331,10 +339,11 @@ def _field(
     run()
 
 
-async def test_every_body_field_and_query_parameter_takes_any_value(app_factory, redis_url):
+async def test_every_body_field_and_query_parameter_takes_any_value(app_factory, redis_url, caplog):
     """Each field of each documented JSON body (and an unknown one) gets any JSON value: nested
     lists and objects, huge numbers, digits int() refuses, control characters; each query
     parameter any text. The answer is never a 5xx and every error is in the one shape."""
+    caplog.set_level(logging.WARNING)
     client = await app_factory(redis_url)
     base = str(client.make_url("")).rstrip("/")
     ids, host, viewer = await _seed(client)
@@ -344,3 +353,4 @@ async def test_every_body_field_and_query_parameter_takes_any_value(app_factory,
     print(f"fields: {sum(STATUSES.values())} requests, statuses {dict(sorted(STATUSES.items()))}")
     assert not failures, "\n\n".join(failures)
     assert STATUSES.get(422, 0) > 100 and STATUSES.get(200, 0) > 100
+    _no_errors_logged(caplog)
