@@ -285,9 +285,10 @@ def _schemas() -> dict[str, Schema]:
                 "name": text(applicant.NAME_MAX, required=True),
                 "phone": {
                     "type": "string",
-                    "maxLength": applicant.PHONE_RAW_MAX,
+                    "minLength": 1,
                     "description": "a mainland mobile (1[3-9] + 9 digits, optionally +86/0086) "
-                    "or E.164",
+                    f"or E.164; spaces, dashes and brackets allowed; at most "
+                    f"{applicant.PHONE_RAW_MAX} characters without them",
                 },
                 "email": {"type": "string", "maxLength": applicant.EMAIL_MAX, "format": "email"},
                 "school": text(applicant.SCHOOL_MAX),
