@@ -35,6 +35,7 @@ CLOSE_SHUTDOWN = 1001
 QUEUED = 1
 WRITTEN = 2
 
+PING_FRAME = b"\x89\x00"
 _LEN1 = struct.Struct("!BB").pack
 _LEN2 = struct.Struct("!BBH").pack
 _LEN3 = struct.Struct("!BBQ").pack
@@ -72,7 +73,9 @@ class Socket:
         "host",
         "last_seq",
         "meta",
+        "pinged",
         "queue_max",
+        "seen",
         "syncing",
         "transport",
         "ws",
@@ -105,6 +108,8 @@ class Socket:
         self.closed = False
         self.close_reason = ""
         self.meta: dict[str, Any] = {}
+        self.seen = asyncio.get_running_loop().time()  # when the peer last sent a frame
+        self.pinged = 0.0  # when the heartbeat last pinged it
 
     def _writable(self) -> bool:
         t = self.transport
@@ -158,6 +163,16 @@ class Socket:
         """Wait for a close started by `drop` (the handler returns only after it)."""
         if self._closer is not None:
             await self._closer
+
+    def ping(self) -> None:
+        if not self.closed and self._writable():
+            self.transport.write(PING_FRAME)  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        """Cut the connection without a close handshake (the peer has gone quiet)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def stop(self) -> None:
         """The handler is done: stop flushing."""
@@ -235,6 +250,7 @@ class Hub:
         self._next: dict[tuple, asyncio.Future[Any]] = {}  # see _batched
         self._running: dict[tuple, asyncio.Future[Any]] = {}
         self._batch_tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def channels_for(self, sock: Socket) -> list[str]:
         chans = [keys.channel(sock.bid, "p")]
@@ -413,7 +429,36 @@ class Hub:
                 log.exception("resync failed; closing socket so the client reconnects")
                 s.drop("resync_failed")
 
+    def start_heartbeat(self, interval: float) -> None:
+        """Start the one ping loop for all local sockets (once; later calls do nothing)."""
+        if self._heartbeat is None and interval > 0:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._heartbeat_loop(interval), name="jobcast-heartbeat"
+            )
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        """Ping each socket whose peer has been quiet for `interval`; cut off one that sent
+        nothing in the `interval / 2` after its ping.
+
+        One sweep every interval/4 for the whole process, rather than a timer per socket.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval / 4)
+            now = loop.time()
+            for group in list(self.sockets.values()):
+                for sock in list(group):
+                    if now - sock.seen < interval:
+                        continue
+                    if sock.pinged <= sock.seen:  # not pinged since it last spoke
+                        sock.ping()
+                        sock.pinged = now
+                    elif now - sock.pinged >= interval / 2:
+                        sock.abort()
+
     async def close_all(self, reason: str = "server shutting down") -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         socks = [s for group in self.sockets.values() for s in group]
         await asyncio.gather(
             *(s.ws.close(code=CLOSE_SHUTDOWN, message=reason.encode()) for s in socks),

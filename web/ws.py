@@ -7,6 +7,7 @@ client sends one JSON object per frame, `{"type": ..., "id": ..., "data": {...}}
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -133,13 +134,15 @@ async def viewer_socket(
     vid = viewer_id(request) or auth.new_viewer_id()
     name = clean(request.query.get("name", ""))[:NAME_MAX]
 
+    # Pings come from the hub's one heartbeat loop (no timer per socket); `_read_loop` answers
+    # the peer's pings and notes when it last heard from it.
     ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat,
+        heartbeat=None,
         # aiohttp closes the socket (1009) above this hard cap; between the setting and the cap
         # a frame gets a `too_large` error event and the connection lives on.
         max_msg_size=max(settings.ws_max_frame_bytes * 8, 64 * 1024),
         compress=False,
-        autoping=True,
+        autoping=False,
     )
     if minted:
         auth.set_viewer_cookie(request, ws, app[SIGNER], vid, settings)
@@ -157,6 +160,7 @@ async def viewer_socket(
     ctx = WsContext(app=app, bid=bid, viewer_id=vid, ip=ip, user=user, name=name, socket=sock)
     sock.meta["ctx"] = ctx
     hub = app[HUB]
+    hub.start_heartbeat(settings.ws_heartbeat)
     gauge = metrics.host_sockets if user is not None else metrics.viewers
     gauge.inc()
     try:
@@ -197,7 +201,10 @@ async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) ->
     actions = app[WS_ACTIONS]
     bucket = TokenBucket(settings.ws_messages_per_second, settings.ws_burst)
     refused = 0
-    async for msg in ws:
+    clock = asyncio.get_running_loop().time
+    while True:
+        msg = await ws.receive()
+        sock.seen = clock()
         if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
             wait = bucket.take()
             if wait:
@@ -218,9 +225,12 @@ async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) ->
                 )
                 continue
             await _handle(msg.data, ctx, sock, actions, metrics)
-        elif msg.type == WSMsgType.ERROR:
+        elif msg.type == WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type != WSMsgType.PONG:
+            # CLOSE, CLOSING, CLOSED or ERROR; aiohttp also closes (1009) on frames over
+            # max_msg_size.
             return
-    # aiohttp ends the iteration on close frames and on frames over max_msg_size (1009).
 
 
 async def _handle(
