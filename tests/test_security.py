@@ -742,3 +742,20 @@ async def test_whip_whep_cors_allows_what_whip_needs_and_no_credentials(client):
             assert "Set-Cookie" not in r.headers, (path, r.headers.get("Set-Cookie"))
             if path == f"/whip/{w.bid}":
                 assert status == 401 and err["error"]["code"] == "no_key", err
+
+
+async def test_cookie_endpoints_grant_no_cross_origin_reads(client):
+    """Only WHIP/WHEP answer CORS: the API, which cookies authenticate, gives another site
+    no Access-Control-Allow-Origin, so a page there cannot read a viewer's or host's data."""
+    w = await _world(client)
+    for caller, path in (
+        (w.applicant, "/api/me"),
+        (w.applicant, f"/api/broadcasts/{w.bid}/applied"),
+        (w.host, f"/api/broadcasts/{w.bid}/applications"),
+    ):
+        for method in ("GET", "OPTIONS"):
+            _, _, r = await caller.request(
+                method, path, origin=EVIL, headers={"Access-Control-Request-Method": "GET"}
+            )
+            assert "Access-Control-Allow-Origin" not in r.headers, (method, path)
+            assert "Access-Control-Allow-Credentials" not in r.headers, (method, path)
