@@ -354,3 +354,38 @@ async def test_every_body_field_and_query_parameter_takes_any_value(app_factory,
     assert not failures, "\n\n".join(failures)
     assert STATUSES.get(422, 0) > 100 and STATUSES.get(200, 0) > 100
     _no_errors_logged(caplog)
+
+
+async def test_router_errors_are_the_json_shape(app_factory, redis_url, caplog):
+    """Errors aiohttp raises itself (no route, wrong method) are the one JSON shape too, on
+    every API, WHIP and WHEP resource of the router."""
+    caplog.set_level(logging.WARNING)
+    client = await app_factory(redis_url)
+    methods = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    checked = 0
+    for resource in client.server.app.router.resources():
+        path = resource.canonical
+        if not path.startswith(JSON_PREFIXES):
+            continue
+        allowed = {r.method for r in resource}
+        url = path.replace("{action}", "mod.ban")
+        for name in ("bid", "oid", "aid", "sid", "name"):
+            url = url.replace("{" + name + "}", "abc234")
+        for method in sorted(methods - allowed):
+            r = await client.request(method, url)
+            # Another route may take the URL ("/openings/import" is also "/openings/{oid}"),
+            # so the answer may be that route's; whatever it is, it is the error shape.
+            assert r.status >= 400, (method, path)
+            body = await r.json()
+            assert set(body) == {"error"} and body["error"]["code"], (method, path, body)
+            if r.status == 405:
+                assert body["error"]["code"] == "method_not_allowed"
+                assert allowed <= set(r.headers["Allow"].replace(" ", "").split(","))
+                checked += 1
+    assert checked > 60
+    for url in ("/api/nosuch", "/api/broadcasts/a%2Fb", "/whip/", "/whep/a/b/c"):
+        r = await client.get(url)
+        assert r.status in (404, 405), url
+        body = await r.json()
+        assert set(body) == {"error"} and body["error"]["code"], url
+    _no_errors_logged(caplog)
