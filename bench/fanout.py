@@ -376,7 +376,10 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
         agg = {"received": 0, "frames": 0, "lost": 0, "dups": 0, "complete": 0}
         closed: dict[int, int] = {}
         last_ns = 0
+        worst: dict[int, int] = {}
         for _, s in replies:
+            for i, b in s["worst"].items():
+                worst[i] = max(worst.get(i, 0), b)
             for k in agg:
                 agg[k] += s[k]
             for bk, n in s["hist"].items():
@@ -394,6 +397,9 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
         res["p50_ms"] = percentile(hist, 0.50)
         res["p99_ms"] = percentile(hist, 0.99)
         res["max_ms"] = percentile(hist, 1.0)
+        # When the slow deliveries happened: the events whose last viewer waited longest.
+        slow = sorted(worst.items(), key=lambda kv: -kv[1])[:5]
+        res["slowest"] = [(i / args.rate, b * wsclient.BUCKET_NS / 1e6) for i, b in slow]
         await clients.ask(("quit",), timeout=30)
     finally:
         if clients is not None:
@@ -454,6 +460,8 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
             f"complete viewers {r['complete']}/{r['connected']}; closes {r['closed_by_server']}"
             f"; load {r['load_before']} -> {r['load_after']}"
         )
+        slow = ", ".join(f"{ms:.0f} ms at {t:.1f} s" for t, ms in r["slowest"])
+        lines.append(f"  {r['kind']} slowest events (last viewer, time into publishing): {slow}")
         for line in r["server_errors"]:
             lines.append(f"  {r['kind']} server log: {line}")
     return "\n".join(lines)

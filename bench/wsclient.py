@@ -39,6 +39,7 @@ class Stats:
         self.gaps = 0  # events skipped over (a later i arrived first)
         self.dups = 0  # an i at or below one already seen
         self.last_recv_ns = 0
+        self.worst: dict[int, int] = {}  # event i -> its slowest delivery (bucket)
         self.closed: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
 
@@ -53,6 +54,7 @@ class Stats:
             "dups": self.dups,
             "complete": sum(1 for v in viewers if v.next_i >= total),
             "last_recv_ns": self.last_recv_ns,
+            "worst": self.worst,
             "closed": dict(self.closed),
             "errors": dict(self.errors),
         }
@@ -192,7 +194,11 @@ class Viewer(asyncio.Protocol):
                     continue
                 stats.received += 1
                 b = (now - d["t"]) // BUCKET_NS
-                stats.hist[b if b < MAX_BUCKET else MAX_BUCKET] += 1
+                if b >= MAX_BUCKET:
+                    b = MAX_BUCKET
+                stats.hist[b] += 1
+                if b > stats.worst.get(i, -1):
+                    stats.worst[i] = b
                 stats.last_recv_ns = now
             elif kind == "synced" and not self.ready.done():
                 self.ready.set_result(None)
