@@ -241,7 +241,9 @@ class Server:
 
 
 class Clients:
-    def __init__(self, n: int, procs: int, port: int, path: str, cookie_secret: str) -> None:
+    def __init__(
+        self, n: int, procs: int, port: int, path: str, cookie_secret: str, from_i: int
+    ) -> None:
         ctx = mp.get_context("spawn")
         self.pipes = []
         self.procs = []
@@ -252,7 +254,7 @@ class Clients:
             parent, child = ctx.Pipe()
             p = ctx.Process(
                 target=wsclient.client_main,
-                args=(child, "127.0.0.1", port, path, share, cookie_secret),
+                args=(child, "127.0.0.1", port, path, share, cookie_secret, from_i),
                 daemon=True,
             )
             p.start()
@@ -321,7 +323,8 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
 
         t_conn = time.monotonic()
         secret = SECRET if args.cookies and kind == "jobcast" else ""
-        clients = Clients(args.viewers, args.clients, server.port, path, secret)
+        from_i = int(args.warmup * args.rate)
+        clients = Clients(args.viewers, args.clients, server.port, path, secret, from_i)
         ready = await clients.ask(None, timeout=60 + args.viewers / 20)
         connected = sum(m[1] for m in ready)
         errors: dict[str, int] = {}
@@ -373,6 +376,7 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
 
         replies = await clients.ask(("finish", total, args.drain), timeout=args.drain + 60)
         hist: dict[int, int] = {}
+        steady: dict[int, int] = {}
         agg = {"received": 0, "frames": 0, "lost": 0, "dups": 0, "complete": 0}
         closed: dict[int, int] = {}
         last_ns = 0
@@ -384,6 +388,8 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
                 agg[k] += s[k]
             for bk, n in s["hist"].items():
                 hist[bk] = hist.get(bk, 0) + n
+            for bk, n in s["steady"].items():
+                steady[bk] = steady.get(bk, 0) + n
             for code, n in s["closed"].items():
                 closed[code] = closed.get(code, 0) + n
             last_ns = max(last_ns, s["last_recv_ns"])
@@ -397,9 +403,16 @@ async def run_one(kind: str, args: argparse.Namespace, redis: RedisServer, tmp: 
         res["p50_ms"] = percentile(hist, 0.50)
         res["p99_ms"] = percentile(hist, 0.99)
         res["max_ms"] = percentile(hist, 1.0)
+        res["steady_p50_ms"] = percentile(steady, 0.50)
+        res["steady_p99_ms"] = percentile(steady, 0.99)
         # When the slow deliveries happened: the events whose last viewer waited longest.
         slow = sorted(worst.items(), key=lambda kv: -kv[1])[:5]
         res["slowest"] = [(i / args.rate, b * wsclient.BUCKET_NS / 1e6) for i, b in slow]
+        per_s: dict[int, float] = {}
+        for i, b in worst.items():
+            sec = int(i / args.rate)
+            per_s[sec] = max(per_s.get(sec, 0.0), b * wsclient.BUCKET_NS / 1e6)
+        res["worst_per_s"] = [round(per_s.get(sec, 0.0)) for sec in range(int(args.duration))]
         await clients.ask(("quit",), timeout=30)
     finally:
         if clients is not None:
@@ -462,6 +475,12 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         )
         slow = ", ".join(f"{ms:.0f} ms at {t:.1f} s" for t, ms in r["slowest"])
         lines.append(f"  {r['kind']} slowest events (last viewer, time into publishing): {slow}")
+        lines.append(f"  {r['kind']} slowest delivery (ms) in each second: {r['worst_per_s']}")
+        if args.warmup:
+            lines.append(
+                f"  {r['kind']} from {args.warmup:g} s into publishing: p50 "
+                f"{r['steady_p50_ms']:.1f} ms, p99 {r['steady_p99_ms']:.1f} ms"
+            )
         for line in r["server_errors"]:
             lines.append(f"  {r['kind']} server log: {line}")
     return "\n".join(lines)
@@ -474,6 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=20.0, help="seconds of publishing")
     p.add_argument("--workers", type=int, default=1, help="server worker processes")
     p.add_argument("--clients", type=int, default=2, help="client processes")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="also report latency from this many seconds into publishing (steady state)",
+    )
     p.add_argument("--drain", type=float, default=15.0, help="seconds to wait for stragglers")
     p.add_argument("--settle", type=float, default=3.0, help="idle seconds before RSS is read")
     p.add_argument(

@@ -33,6 +33,8 @@ class Stats:
 
     def __init__(self) -> None:
         self.hist: list[int] = [0] * (MAX_BUCKET + 1)
+        self.steady: list[int] = [0] * (MAX_BUCKET + 1)  # the same, from event `from_i` on
+        self.from_i = 0
         self.received = 0
         self.frames = 0
         self.bytes = 0
@@ -47,6 +49,7 @@ class Stats:
         tail = sum(max(0, total - v.next_i) for v in viewers)
         return {
             "hist": {i: n for i, n in enumerate(self.hist) if n},
+            "steady": {i: n for i, n in enumerate(self.steady) if n},
             "received": self.received,
             "frames": self.frames,
             "bytes": self.bytes,
@@ -197,6 +200,8 @@ class Viewer(asyncio.Protocol):
                 if b >= MAX_BUCKET:
                     b = MAX_BUCKET
                 stats.hist[b] += 1
+                if i >= stats.from_i:
+                    stats.steady[b] += 1
                 if b > stats.worst.get(i, -1):
                     stats.worst[i] = b
                 stats.last_recv_ns = now
@@ -275,7 +280,13 @@ def raise_nofile() -> int:
 
 
 def client_main(
-    conn: Connection, host: str, port: int, path: str, n: int, cookie_secret: str = ""
+    conn: Connection,
+    host: str,
+    port: int,
+    path: str,
+    n: int,
+    cookie_secret: str = "",
+    from_i: int = 0,
 ) -> None:
     """Child process: open `n` viewers, report, then wait for 'finish' and 'quit'."""
     raise_nofile()
@@ -285,14 +296,15 @@ def client_main(
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_client(conn, host, port, path, n, cookie_secret))
+    asyncio.run(_client(conn, host, port, path, n, cookie_secret, from_i))
 
 
 async def _client(
-    conn: Connection, host: str, port: int, path: str, n: int, cookie_secret: str
+    conn: Connection, host: str, port: int, path: str, n: int, cookie_secret: str, from_i: int
 ) -> None:
     loop = asyncio.get_running_loop()
     stats = Stats()
+    stats.from_i = from_i
     commands: asyncio.Queue = asyncio.Queue()
 
     def pipe_reader() -> None:
