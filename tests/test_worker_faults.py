@@ -4,10 +4,13 @@ worker), recover every event from the stream, and the broadcast goes on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from redis.asyncio import Redis
@@ -18,12 +21,12 @@ from tests.clients import ReconnectingViewer, children, wait_healthy
 from tests.redisproc import free_port
 
 
-async def test_worker_killed_viewers_recover_on_the_other(own_redis, tmp_path):
-    redis = Redis.from_url(own_redis.url)
-    log = EventLog(redis)
-    b = await BroadcastService(redis, log).create({"title": "fault drill"})
+@contextlib.asynccontextmanager
+async def serve_workers(
+    redis_url: str, data_dir: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """`jobcast serve --workers 2` as a real process; yields it once both workers are up."""
     port = free_port()
-    env = dict(os.environ, JOBCAST_LOG_JSON="0")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -33,22 +36,37 @@ async def test_worker_killed_viewers_recover_on_the_other(own_redis, tmp_path):
             "--workers",
             "2",
             "--redis-url",
-            own_redis.url,
+            redis_url,
             "--port",
             str(port),
             "--data-dir",
-            str(tmp_path),
+            str(data_dir),
         ],
-        env=env,
+        env={**os.environ, "JOBCAST_LOG_JSON": "0", **(env or {})},
         stderr=subprocess.DEVNULL,
     )
-    viewers: list[ReconnectingViewer] = []
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_healthy(base)
         async with asyncio.timeout(10):
             while len(children(proc.pid)) < 2:
                 await asyncio.sleep(0.1)
+        yield proc, base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_worker_killed_viewers_recover_on_the_other(own_redis, tmp_path):
+    redis = Redis.from_url(own_redis.url)
+    log = EventLog(redis)
+    b = await BroadcastService(redis, log).create({"title": "fault drill"})
+    viewers: list[ReconnectingViewer] = []
+    async with serve_workers(own_redis.url, tmp_path) as (proc, base):
         workers = children(proc.pid)
         viewers = [ReconnectingViewer(base, b.id) for _ in range(30)]
         async with asyncio.timeout(10):
@@ -72,16 +90,10 @@ async def test_worker_killed_viewers_recover_on_the_other(own_redis, tmp_path):
         async with asyncio.timeout(10):  # the supervisor replaced the dead worker
             while len(children(proc.pid)) < 2 or workers[0] in children(proc.pid):
                 await asyncio.sleep(0.1)
-    finally:
         for v in viewers:
             v.stop = True
             v.task.cancel()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        await redis.aclose()
+    await redis.aclose()
     assert proc.returncode == 0
 
 
@@ -94,39 +106,11 @@ async def test_reconnect_storm_of_2000_viewers(own_redis, tmp_path):
     redis = Redis.from_url(own_redis.url)
     log = EventLog(redis)
     b = await BroadcastService(redis, log).create({"title": "storm"})
-    port = free_port()
-    env = dict(
-        os.environ,
-        JOBCAST_LOG_JSON="0",
-        JOBCAST_LOG_LEVEL="warning",
-        JOBCAST_WS_CONNECTIONS_PER_IP="5000",  # every test viewer comes from 127.0.0.1
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "web.cli",
-            "serve",
-            "--workers",
-            "2",
-            "--redis-url",
-            own_redis.url,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path),
-        ],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
     viewers: list[ReconnectingViewer] = []
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
-    try:
-        base = f"http://127.0.0.1:{port}"
-        await wait_healthy(base)
-        async with asyncio.timeout(10):
-            while len(children(proc.pid)) < 2:
-                await asyncio.sleep(0.1)
+    # every test viewer comes from 127.0.0.1
+    env = {"JOBCAST_LOG_LEVEL": "warning", "JOBCAST_WS_CONNECTIONS_PER_IP": "5000"}
+    async with serve_workers(own_redis.url, tmp_path, env) as (proc, base):
         for i in range(2000):
             viewers.append(ReconnectingViewer(base, b.id, session))
             if i % 200 == 199:
@@ -153,15 +137,9 @@ async def test_reconnect_storm_of_2000_viewers(own_redis, tmp_path):
                 await asyncio.sleep(0.2)
         for v in viewers:
             assert v.applied == acked
-    finally:
         for v in viewers:
             v.stop = True
             v.task.cancel()
         await asyncio.gather(*(v.task for v in viewers), return_exceptions=True)
-        await session.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        await redis.aclose()
+    await session.close()
+    await redis.aclose()
