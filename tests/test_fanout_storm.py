@@ -152,3 +152,61 @@ async def test_frames_stay_in_order_when_a_socket_goes_from_queued_to_direct(
         await v.wait_for(lambda e: e.get("seq") == last)
         ticks = [e["data"]["i"] for e in v.of_type("test.tick")]
         assert ticks == list(range(ticks[0], total + 1))
+
+
+def _publish_blocking(redis_url: str, bid: str, events: list[tuple[str, int]]) -> None:
+    """Publish with a blocking client, so the server's loop (this test's loop) reads nothing
+    until the test awaits again: the events reach it as one burst."""
+    import redis
+
+    from core.events import _PUBLISH_LUA, encode_body
+
+    r = redis.Redis.from_url(redis_url)
+    for audience, i in events:
+        r.eval(
+            _PUBLISH_LUA,
+            2,
+            keys.events(bid),
+            keys.channel(bid, audience),
+            2000,
+            encode_body("test.tick", {"i": i, "a": audience}),
+            audience,
+        )
+    r.close()
+
+
+async def _frames_until(ws: Any, n: int) -> list[list[dict[str, Any]]]:
+    import orjson
+
+    frames: list[list[dict[str, Any]]] = []
+    async with asyncio.timeout(10):
+        while sum(1 for f in frames for e in f if e["type"] == "test.tick") < n:
+            msg = await ws.receive()
+            frames.append(orjson.loads(msg.data))
+    return frames
+
+
+async def test_a_burst_that_piled_up_goes_out_as_few_frames_in_order(app_factory, redis_url):
+    a = await app_factory(redis_url)
+    host = await login(a)
+    bid = await host.create_broadcast()
+    viewer = await a.ws_connect(f"/ws/b/{bid}")
+    while '"synced"' not in (await viewer.receive()).data:  # hello, snapshot, synced
+        pass
+    staff = await connect(a, bid, host=True)
+    _publish_blocking(redis_url, bid, [("p", i) for i in range(20)])
+    frames = await _frames_until(viewer, 20)
+    ticks = [e["data"]["i"] for f in frames for e in f if e["type"] == "test.tick"]
+    assert ticks == list(range(20))
+    assert len([f for f in frames if any(e["type"] == "test.tick" for e in f)]) < 20
+    await staff.wait_count("test.tick", 20)
+
+    # Host sockets are in two rooms: a burst mixing both keeps publish order, drops nothing.
+    mixed = [("p" if i % 3 else "h", i) for i in range(20, 40)]
+    _publish_blocking(redis_url, bid, mixed)
+    got = await staff.wait_count("test.tick", 40)
+    assert [e["data"]["i"] for e in got] == list(range(40))
+    frames = await _frames_until(viewer, len([m for m in mixed if m[0] == "p"]))
+    ticks = [e["data"]["i"] for f in frames for e in f if e["type"] == "test.tick"]
+    assert ticks == [i for aud, i in mixed if aud == "p"]
+    await viewer.close()

@@ -144,6 +144,33 @@ class Socket:
         self._kick()
         return QUEUED
 
+    def push_run(self, seqs: list[Seq | None], raws: list[bytes], frame: bytes) -> tuple[int, int]:
+        """Several events of one channel in publish order, `frame` holding them all.
+
+        Returns (events delivered, frames written now).
+        """
+        first, last = seqs[0], seqs[-1]
+        if (
+            not self.closed
+            and not self.syncing
+            and not self._queue
+            and first is not None
+            and last is not None
+            and first > self.last_seq
+            and self._writable()
+        ):
+            self.last_seq = last
+            self.transport.write(frame)  # type: ignore[union-attr]
+            return len(raws), 1
+        delivered = frames = 0
+        for seq, raw in zip(seqs, raws, strict=True):
+            r = self.push(seq, raw)
+            if r:
+                delivered += 1
+                if r == WRITTEN:
+                    frames += 1
+        return delivered, frames
+
     def send_now(self, raw: bytes) -> None:
         """Send a frame that carries no seq (errors, acks, presence)."""
         if not self.closed:
@@ -251,6 +278,7 @@ class Hub:
         self._running: dict[tuple, asyncio.Future[Any]] = {}
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._inbox: list[tuple[str, bytes]] = []
 
     def channels_for(self, sock: Socket) -> list[str]:
         chans = [keys.channel(sock.bid, "p")]
@@ -261,18 +289,44 @@ class Hub:
     # -- fan-out (called by the bus for every message) --------------------------------------
 
     def deliver(self, channel: str, raw: bytes) -> None:
+        """Take one message from the bus; the fan-out runs once the bus has read what Redis
+        had already sent, so a process that fell behind sends what piled up as one frame."""
+        if channel not in self.rooms:
+            return
+        self._inbox.append((channel, raw))
+        if len(self._inbox) == 1:
+            asyncio.get_running_loop().call_soon(self._fan_out)
+
+    def _fan_out(self) -> None:
+        inbox, self._inbox = self._inbox, []
+        start = 0
+        for k in range(1, len(inbox) + 1):  # runs of one channel, in arrival order
+            if k == len(inbox) or inbox[k][0] != inbox[start][0]:
+                self._fan_out_run(inbox[start][0], [raw for _, raw in inbox[start:k]])
+                start = k
+
+    def _fan_out_run(self, channel: str, raws: list[bytes]) -> None:
         room = self.rooms.get(channel)
         if not room:
             return
-        seq = seq_of(raw)
-        frame = text_frame(b"[" + raw + b"]")  # one frame for every socket that is keeping up
+        # One frame for every socket that is keeping up.
+        frame = text_frame(b"[" + b",".join(raws) + b"]")
         n = written = 0
-        for sock in room:
-            r = sock.push(seq, raw, frame)
-            if r:
-                n += 1
-                if r == WRITTEN:
-                    written += 1
+        if len(raws) == 1:
+            raw = raws[0]
+            seq = seq_of(raw)
+            for sock in room:
+                r = sock.push(seq, raw, frame)
+                if r:
+                    n += 1
+                    if r == WRITTEN:
+                        written += 1
+        else:
+            seqs = [seq_of(raw) for raw in raws]
+            for sock in room:
+                delivered, frames = sock.push_run(seqs, raws, frame)
+                n += delivered
+                written += frames
         self.metrics.events_delivered.inc(n)
         if written:
             self.metrics.frames_sent.inc(written)
