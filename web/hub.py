@@ -1,10 +1,11 @@
 """The per-process hub: which local sockets watch which broadcast, and fan-out to them.
 
-Fan-out never awaits a socket. An event is framed once (a JSON array of one event) and that
-frame is written to every socket whose transport is taking data. A socket whose peer isn't
-reading gets a bounded queue instead, sent as one frame when the transport drains; when the
-queue overflows the socket is closed with a reason, and its client reconnects with `since`
-and recovers from the stream.
+Fan-out never awaits a socket. An event is framed once (a JSON array holding it, or holding
+every event of its channel that the bus read in the same burst) and that frame is written to
+every socket whose transport is taking data. A socket whose peer isn't reading gets a bounded
+queue instead, sent as one frame when the transport drains; when the queue overflows the
+socket is closed with a reason, and its client reconnects with `since` and recovers from the
+stream. Sockets joining together share one snapshot or replay; one loop pings them all.
 """
 
 from __future__ import annotations
