@@ -405,9 +405,10 @@ def plot(samples: list[dict[str, Any]], out: Path) -> None:
     axes[0].plot(x, [r["redis_rss_mb"] for r in rows], label="redis RSS (MB)")
     axes[0].legend()
     axes[0].set_ylim(bottom=0)
-    axes[1].plot(x, [r["fds"] for r in rows], label="open fds (jobcast)")
-    axes[1].legend()
-    axes[1].set_ylim(bottom=0)
+    fd = [r["fds"] for r in rows]
+    axes[1].plot(x, fd, label="open fds (jobcast)")
+    axes[1].legend(loc="lower right")
+    axes[1].set_ylim(0, max(fd) * 1.25)
     axes[2].plot(x, [r["p50_ms"] for r in rows], label="p50 delivery (ms)")
     axes[2].plot(x, [r["p99_ms"] for r in rows], label="p99 delivery (ms)")
     axes[2].legend()
