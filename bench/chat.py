@@ -52,7 +52,7 @@ from core.events import EventLog  # noqa: E402
 
 sys.path.append(str(HERE))
 import wsclient  # noqa: E402
-from fanout import RedisServer, Server, cpu_seconds, load, percentile  # noqa: E402
+from fanout import RedisServer, Server, cpu_of, load, percentile  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -406,11 +406,11 @@ async def run_one(mode: str, args: argparse.Namespace, redis: RedisServer, tmp: 
         res["load_before"] = load()
         groups = {"server": server.all_pids(), "redis": [redis.proc.pid]}
         groups["clients"] = clients.pids()
-        cpu0 = {g: sum(cpu_seconds(p) for p in pids) for g, pids in groups.items()}
+        cpu0 = {g: sum(cpu_of(pids)) for g, pids in groups.items()}
         t0 = time.monotonic()
         sent = await clients.ask(("chat", args.duration, qids), timeout=args.duration + 60)
         wall = time.monotonic() - t0
-        cpu1 = {g: sum(cpu_seconds(p) for p in pids) for g, pids in groups.items()}
+        cpu1 = {g: sum(cpu_of(pids)) for g, pids in groups.items()}
         res["cpu_pct"] = {g: 100 * (cpu1[g] - cpu0[g]) / wall for g in groups}
         res["load_after"] = load()
         total = sum(m[1] for m in sent)
