@@ -14,10 +14,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from aiohttp import web
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from web import logs
+from web.datadir import DataDirBusy, DataDirLock, die_with_parent
+from web.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
 from web.settings import Settings
 
 log = logging.getLogger("jobcast")
@@ -40,6 +46,7 @@ async def _run_worker(
     *,
     reuse_port: bool,
     on_ready: Callable[[web.Application], object] | None = None,
+    keeper: EmbeddedRedis | None = None,
 ) -> None:
     from web.app import create_app
 
@@ -57,8 +64,18 @@ async def _run_worker(
         if asyncio.iscoroutine(res):
             await res
     log.info("worker ready", extra={"pid": os.getpid(), "port": settings.port})
+    watch = loop.create_task(_keep(keeper)) if keeper is not None else None
     await stop.wait()
+    if watch is not None:
+        watch.cancel()
     await runner.cleanup()
+
+
+async def _keep(keeper: EmbeddedRedis) -> None:
+    """Restart the embedded Redis when it dies (from the main thread, which it dies with)."""
+    while True:
+        await asyncio.sleep(0.2)
+        keeper.tick()
 
 
 def _worker_main() -> int:
@@ -69,40 +86,62 @@ def _worker_main() -> int:
     return 0
 
 
-def serve(settings: Settings) -> int:
-    from web.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
+def _clear_leftovers(data: Path, binary: str) -> Callable[[], None]:
+    def clear() -> None:
+        try:
+            EmbeddedRedis(data, binary).shutdown_stale()
+        except EmbeddedRedisError as e:
+            log.warning("could not stop the leftover redis-server", extra={"error": str(e)})
 
+    return clear
+
+
+def serve(settings: Settings) -> int:
     logs.setup(settings.log_level, settings.log_json)
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data)
     embedded = None
-    if not settings.redis_url:
-        embedded = EmbeddedRedis(data, settings.redis_server)
-        try:
-            url = embedded.start()
-        except EmbeddedRedisError as e:
-            print(f"jobcast: {e}", file=sys.stderr)
-            return 2
-        settings = settings.with_(redis_url=url)
-        log.info("embedded redis started", extra={"url": url})
-    if not settings.secret_key:
-        settings = settings.with_(secret_key=ensure_secret(data))
     try:
+        lock.acquire(
+            "serve",
+            clear_leftovers=_clear_leftovers(data, settings.redis_server),
+            allow_server=False,
+        )
+        if not settings.redis_url:
+            embedded = EmbeddedRedis(
+                data,
+                settings.redis_server,
+                appendfsync=settings.redis_appendfsync,
+                keep_fds=[lock.fd] if lock.fd is not None else [],
+            )
+            url = embedded.start()
+            settings = settings.with_(redis_url=url)
+            log.info("embedded redis started", extra={"url": url})
+        lock.record("serve", settings.redis_url)
+        if not settings.secret_key:
+            settings = settings.with_(secret_key=ensure_secret(data))
         if settings.demo:
             asyncio.run(_seed_demo(settings))
         if settings.workers <= 1:
             _install_uvloop()
-            asyncio.run(_run_worker(settings, reuse_port=False))
+            asyncio.run(_run_worker(settings, reuse_port=False, keeper=embedded))
         else:
-            _supervise(settings)
+            _supervise(settings, lock, embedded)
+    except (DataDirBusy, EmbeddedRedisError) as e:
+        print(f"jobcast: {e}", file=sys.stderr)
+        return 2
     finally:
         if embedded is not None:
             embedded.stop()
+        lock.release()
     return 0
 
 
-def _supervise(settings: Settings) -> None:
-    """Run N workers on one port; restart any that dies; stop them all on a signal."""
+def _supervise(settings: Settings, lock: DataDirLock, embedded: EmbeddedRedis | None) -> None:
+    """Run N workers on one port; restart any that dies (and the embedded Redis); stop them
+    all on a signal. The workers die with the supervisor and hold the data directory's lock
+    while they live, so a new server cannot start beside workers that outlived theirs."""
     env = dict(os.environ)
     procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -110,7 +149,12 @@ def _supervise(settings: Settings) -> None:
     def spawn(i: int) -> None:
         s = settings.with_(process_name=f"{os.uname().nodename}:w{i}:{os.getpid()}")
         env[CHILD_ENV] = json.dumps(asdict(s))
-        procs[i] = subprocess.Popen([sys.executable, "-m", "web.cli", "_worker"], env=env)
+        procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "_worker"],
+            env=env,
+            pass_fds=[lock.fd] if lock.fd is not None else [],
+            preexec_fn=die_with_parent(),
+        )
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -123,6 +167,8 @@ def _supervise(settings: Settings) -> None:
     log.info("workers started", extra={"workers": settings.workers, "port": settings.port})
     while not stopping:
         time.sleep(0.2)
+        if embedded is not None:
+            embedded.tick()
         for i, p in list(procs.items()):
             if p.poll() is not None and not stopping:
                 log.warning("worker exited; restarting", extra={"worker": i, "code": p.returncode})
@@ -157,7 +203,6 @@ async def _seed_demo(settings: Settings) -> None:
 
 def add_host(settings: Settings, username: str, role: str, password_stdin: bool) -> int:
     from web.auth import add_user
-    from web.embedded_redis import EmbeddedRedis
 
     if password_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
@@ -168,38 +213,75 @@ def add_host(settings: Settings, username: str, role: str, password_stdin: bool)
             return 2
     return _with_redis(
         settings,
+        "add-host",
         lambda r: add_user(r, username, password, role),  # type: ignore[arg-type]
-        EmbeddedRedis,
         done=f"{role} {username!r} saved",
     )
 
 
-def _with_redis(settings: Settings, fn, embedded_cls, done: str) -> int:
-    """Run `fn(redis)` against the configured Redis, starting the embedded one if needed."""
+def _with_redis(settings: Settings, command: str, fn: Callable, done: str) -> int:
+    """Run `fn(redis)` against the Redis of this data directory.
+
+    With `--redis-url`, that one. Otherwise, when `jobcast serve` runs on the data directory,
+    its Redis (named in the owner file), so the server sees the change at once; when none
+    runs, an embedded Redis of our own, under the data directory's lock.
+    """
     from core.errors import JobcastError
     from web.app import redis_client
 
+    lock: DataDirLock | None = None
     embedded = None
     url = settings.redis_url
-    if not url:
-        embedded = embedded_cls(settings.data_path, settings.redis_server)
-        url = embedded.start()
-
-    async def run() -> object:
-        r = redis_client(url)
-        try:
-            return await fn(r)
-        finally:
-            await r.aclose()
-
     try:
+        if not url:
+            lock = DataDirLock(settings.data_path)
+            server = lock.acquire(
+                command,
+                clear_leftovers=_clear_leftovers(settings.data_path, settings.redis_server),
+                allow_server=True,
+            )
+            if server is not None:
+                url = server.redis_url
+            else:
+                embedded = EmbeddedRedis(
+                    settings.data_path,
+                    settings.redis_server,
+                    appendfsync=settings.redis_appendfsync,
+                    keep_fds=[lock.fd] if lock.fd is not None else [],
+                )
+                url = embedded.start()
+                lock.record(command, url)
+
+        async def run() -> object:
+            r = redis_client(url)
+            try:
+                # The server's Redis may be restarting: give it a moment, not forever.
+                async with asyncio.timeout(30):
+                    while True:
+                        try:
+                            await r.ping()
+                            break
+                        except (RedisConnectionError, RedisTimeoutError, BusyLoadingError):
+                            await asyncio.sleep(0.2)
+                return await fn(r)
+            finally:
+                await r.aclose()
+
         result = asyncio.run(run())
+    except (DataDirBusy, EmbeddedRedisError) as e:
+        print(f"jobcast: {e}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"jobcast: Redis at {url} does not answer", file=sys.stderr)
+        return 2
     except JobcastError as e:
         print(f"jobcast: {e.message} {e.fields or ''}".strip(), file=sys.stderr)
         return 2
     finally:
         if embedded is not None:
             embedded.stop()
+        if lock is not None:
+            lock.release()
     print(done if result is None else f"{done}: {result}")
     return 0
 
@@ -209,8 +291,6 @@ def _with_redis(settings: Settings, fn, embedded_cls, done: str) -> int:
 
 def purge(settings: Settings, days: int | None) -> int:
     """Delete applications older than the retention period (settings or --days)."""
-    from web.embedded_redis import EmbeddedRedis
-
     keep = settings.application_retention_days if days is None else days
     if keep < 0:
         print("jobcast: --days must be 0 or more", file=sys.stderr)
@@ -225,9 +305,7 @@ def purge(settings: Settings, days: int | None) -> int:
         svc = ApplicationService(r, log, OpeningService(r, log))  # type: ignore[arg-type]
         return f"{await svc.purge(keep)} deleted"
 
-    return _with_redis(
-        settings, run, EmbeddedRedis, done=f"applications older than {keep} days purged"
-    )
+    return _with_redis(settings, "purge", run, done=f"applications older than {keep} days purged")
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ class Settings:
         "", "Redis URL (redis://, rediss:// or unix://); empty starts an embedded redis-server"
     )
     redis_server: str = _opt("redis-server", "redis-server binary for the embedded Redis")
+    redis_appendfsync: str = _opt(
+        "always",
+        "embedded Redis fsync policy: always (acknowledged writes are on disk, also when the"
+        " disk fills) or everysec (faster; a machine crash can lose the last second)",
+    )
     workers: int = _opt(1, "worker processes sharing the port (SO_REUSEPORT)")
     demo: bool = _opt(False, "seed a demo broadcast with sample openings and a demo host")
     secret_key: str = _opt(
