@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+import orjson
 import redis
 
 from core import keys
@@ -133,6 +134,15 @@ async def test_serve_killed_then_restarted_keeps_one_redis_and_everything_acknow
                 status, body = await c.apply(oids[n % len(oids)], n)
                 assert status == 201, body
                 acked.append(body["application_id"])
+        async with Client(server.base) as h:
+            assert await h.login(server.user, server.password) == 200
+            for oid in oids:  # acknowledged events: one card.pinned each
+                r = await h.session.post(
+                    f"{server.base}/api/broadcasts/{server.bid}/pin",
+                    json={"opening_id": oid},
+                    headers={"X-CSRF-Token": h.csrf},
+                )
+                assert r.status == 200, await r.text()
         first_redis = redis_servers(tmp_path)
         assert len(first_redis) == 1
     finally:
@@ -144,6 +154,12 @@ async def test_serve_killed_then_restarted_keeps_one_redis_and_everything_acknow
         r = _direct(tmp_path)
         stored = {x.decode() for x in r.zrange(keys.applications(server.bid), 0, -1)}
         assert set(acked) <= stored
+        pinned = [
+            orjson.loads(b"{" + f[b"b"])["data"]["opening"]["id"]
+            for _, f in r.xrange(keys.events(server.bid))
+            if b'"type":"card.pinned"' in f[b"b"]
+        ]
+        assert pinned[-len(oids) :] == oids
         r.close()
         async with Client(restarted.base) as c:
             status, body = await c.apply(oids[0], 1000)
