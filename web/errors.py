@@ -22,6 +22,7 @@ from core.errors import (
 )
 from web.appkeys import METRICS
 from web.jsonutil import json_response
+from web.redis_errors import Refusal, message, refusal_kind, retry_after
 
 log = logging.getLogger("jobcast.http")
 
@@ -37,6 +38,8 @@ STATUS: dict[type[JobcastError], int] = {
     UnsupportedMediaType: 415,
 }
 
+# Redis out of reach. Every other refusal (OOM, READONLY, MISCONF...) is told apart by
+# `web.redis_errors.refusal_kind`; catch Exception and ask it.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
 
 
@@ -78,6 +81,14 @@ _HTTP_CODES = {
 }
 
 
+def refusal_response(kind: Refusal) -> web.Response:
+    """503 `unavailable` for a Redis refusal, with `Retry-After` and the kind under `redis`."""
+    wait = retry_after(kind)
+    return error_response(
+        503, "unavailable", message(kind), headers={"Retry-After": str(wait)}, redis=kind
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
@@ -85,23 +96,23 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
         return await handler(request)
     except JobcastError as e:
         resp = from_error(e)
-    except REDIS_DOWN as e:
-        log.warning("redis unavailable", extra={"path": request.path, "error": str(e)})
-        resp = error_response(
-            503,
-            "unavailable",
-            "storage is unavailable, try again shortly",
-            headers={"Retry-After": "1"},
-        )
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == "application/json":
             raise
         code = _HTTP_CODES.get(e.status, "http_error")
         message = e.reason if e.text is None or e.text.startswith(f"{e.status}:") else e.text
         resp = error_response(e.status, code, message, headers=_keep_headers(e))
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
-        resp = error_response(500, "internal", "internal error")
+    except Exception as e:
+        kind = refusal_kind(e)
+        if kind is None:
+            log.exception("unhandled error", extra={"path": request.path})
+            resp = error_response(500, "internal", "internal error")
+        else:
+            log.warning(
+                "redis refused", extra={"path": request.path, "redis": kind, "error": str(e)}
+            )
+            metrics.redis_refusals.labels(kind).inc()
+            resp = refusal_response(kind)
     metrics.http_errors.labels(str(resp.status)).inc()
     return resp
 

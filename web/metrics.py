@@ -56,6 +56,12 @@ class Metrics:
         self.ws_errors = Counter(
             "jobcast_ws_errors", "Error events sent to clients", ["code"], registry=r
         )
+        self.redis_refusals = Counter(
+            "jobcast_redis_refusals",
+            "Requests, socket actions and joins answered unavailable as Redis refused, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.http_errors = Counter(
             "jobcast_http_errors", "HTTP error responses", ["status"], registry=r
         )
