@@ -103,11 +103,21 @@ class OpeningService:
         return o
 
     async def state(self, bid: str) -> State:
-        async with self.redis.pipeline(transaction=True) as p:
-            p.hgetall(keys.openings(bid))
-            p.lrange(keys.lineup(bid), 0, -1)
+        """Every opening, the lineup and the pin, for reading (writes read under WATCH).
+
+        Not a MULTI: Redis refuses to queue any command, reads included, in a MULTI while it
+        is over `maxmemory`, and reads should keep working then. A write may land between
+        the three reads, so the openings are read last: every card the pin or the lineup
+        names is then found, unless it was deleted in between, and such a card is left out
+        (`ordered()` skips lineup ids without a card; a pin without its card shows as none).
+        A snapshot reads its seq before this, so the event of any write in between comes
+        after that seq and sets the rest right.
+        """
+        async with self.redis.pipeline(transaction=False) as p:
             p.hgetall(keys.pinned(bid))
-            raw, lineup, pin = await p.execute()
+            p.lrange(keys.lineup(bid), 0, -1)
+            p.hgetall(keys.openings(bid))
+            pin, lineup, raw = await p.execute()
         return _state(raw, lineup, pin)
 
     async def list(
