@@ -17,7 +17,7 @@ moderator session), `host` (a host session only), `stream-key` (WHIP's bearer ke
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 
@@ -29,6 +29,7 @@ from openings.applications import IDEMPOTENCY_KEY_MAX
 from openings.applications import STATUSES as APPLICATION_STATUSES
 from web.auth import CSRF_HEADER, SESSION_COOKIE, USERNAME_MAX, VIEWER_COOKIE
 from web.jsonutil import json_response
+from web.redis_errors import HEALTH_KINDS, Refusal
 
 Schema = dict[str, Any]
 routes = web.RouteTableDef()
@@ -173,6 +174,10 @@ def _schemas() -> dict[str, Schema]:
                             "type": "number",
                             "minimum": 0,
                             "description": "seconds (429, 503; also the Retry-After header)",
+                        },
+                        "redis": {
+                            "enum": list(get_args(Refusal)),
+                            "description": "503 `unavailable`: how Redis refused",
                         },
                     },
                     "required": ["code", "message"],
@@ -777,7 +782,10 @@ def _api(d: _Doc) -> None:
         tag="meta",
         responses={
             200: ok(out({"ok": {"const": True}, "redis": {"const": "up"}})),
-            503: ok(out({"ok": {"const": False}, "redis": {"const": "down"}}), "Redis is down"),
+            503: ok(
+                out({"ok": {"const": False}, "redis": {"enum": list(HEALTH_KINDS)}}),
+                "Redis is down or refuses writes (the kind under `redis`)",
+            ),
         },
     )
     d.op(

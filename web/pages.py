@@ -21,13 +21,14 @@ import jinja2
 import segno
 from aiohttp import web
 
+from core import keys
 from core.errors import NotFound
 from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from web import auth, i18n
 from web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
-from web.errors import REDIS_DOWN
 from web.jsonutil import json_response
 from web.metrics import CONTENT_TYPE
+from web.redis_errors import health_kind, refusal_kind
 from web.requests import host_user, viewer_id
 
 log = logging.getLogger("jobcast.pages")
@@ -178,8 +179,12 @@ async def viewer_page(request: web.Request) -> web.Response:
     bid = request.match_info["bid"]
     try:
         return await _viewer_page(request, bid)
-    except REDIS_DOWN:
-        log.warning("viewer page without redis", extra={"path": request.path})
+    except Exception as e:
+        kind = refusal_kind(e)
+        if kind is None:
+            raise
+        log.warning("viewer page without redis", extra={"path": request.path, "redis": kind})
+        request.app[METRICS].redis_refusals.labels(kind).inc()
         return busy_page(request)
 
 
@@ -304,12 +309,21 @@ async def static_file(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers, content_type=a.content_type, charset="utf-8")
 
 
+# The health probe's key. SET NX is flagged write and deny-oom, so it is refused exactly when
+# writes are (out of memory, disk errors, read-only replica, loading, busy); once the key
+# exists it changes nothing and is not written to the AOF.
+HEALTHZ_KEY = f"{keys.PREFIX}:healthz"
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """200 `{"ok": true, "redis": "up"}` when Redis takes writes, else 503 with the kind."""
     try:
-        await request.app[REDIS].ping()
-    except Exception:
-        return json_response({"ok": False, "redis": "down"}, status=503)
+        await request.app[REDIS].set(HEALTHZ_KEY, 1, nx=True)
+    except Exception as e:
+        if refusal_kind(e) is None:
+            log.warning("health probe failed", extra={"error": str(e)})
+        return json_response({"ok": False, "redis": health_kind(e)}, status=503)
     return json_response({"ok": True, "redis": "up"})
 
 
