@@ -22,6 +22,7 @@ from core.text import clean
 from web import auth
 from web.appkeys import (
     BROADCASTS,
+    BUS,
     HUB,
     METRICS,
     SETTINGS,
@@ -29,14 +30,18 @@ from web.appkeys import (
     WS_ACTIONS,
     WS_IP_COUNTS,
 )
-from web.errors import REDIS_DOWN
+from web.errors import refusal_response
 from web.hub import Socket
+from web.redis_errors import Refusal, message, refusal_kind, retry_after
 from web.requests import client_ip, host_user, viewer_id
 
 log = logging.getLogger("jobcast.ws")
 
 NAME_MAX = 24
 CLOSE_FLOOD = 4029
+# How long a handshake waits for the bus's pub/sub connection (reconnecting after a Redis
+# restart) before it is answered 503 instead of being upgraded.
+BUS_WAIT = 2.0
 
 
 @dataclass(slots=True)
@@ -90,6 +95,23 @@ def error_event(code: str, message: str, id_: Any = None, **extra: Any) -> bytes
     return orjson.dumps(ev)
 
 
+def refusal_event(kind: Refusal, id_: Any = None) -> bytes:
+    """The socket's form of a Redis refusal: `unavailable`, with the kind and when to retry."""
+    return error_event("unavailable", message(kind), id_, redis=kind, retry_after=retry_after(kind))
+
+
+async def _bus_ready(app: web.Application) -> bool:
+    bus = app[BUS]
+    if bus.connected.is_set():
+        return True
+    try:
+        async with asyncio.timeout(BUS_WAIT):
+            await bus.connected.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 def _parse_since(request: web.Request) -> tuple[int, int] | None:
     raw = request.query.get("since")
     if not raw:
@@ -119,6 +141,9 @@ async def viewer_socket(
     settings = app[SETTINGS]
     metrics = app[METRICS]
     bid = request.match_info["bid"]
+    # Everything that reads Redis before `ws.prepare` fails as a plain HTTP answer (the error
+    # middleware makes a refusal 503 with Retry-After); after the 101 only socket frames can
+    # say what went wrong, so nothing may escape from there to the middleware.
     if not await app[BROADCASTS].exists(bid):
         raise NotFound("no such broadcast", code="broadcast_not_found")
     since = _parse_since(request)
@@ -146,6 +171,10 @@ async def viewer_socket(
     )
     if minted:
         auth.set_viewer_cookie(request, ws, app[SIGNER], vid, settings)
+    if not await _bus_ready(app):
+        log.warning("socket refused: the bus is not connected", extra={"path": request.path})
+        metrics.redis_refusals.labels("down").inc()
+        return refusal_response("down")
     await ws.prepare(request)
     counts[ip] = counts.get(ip, 0) + 1
 
@@ -170,24 +199,56 @@ async def viewer_socket(
         )
         try:
             mode = await hub.join(sock, since)
-        except (JobcastError, *REDIS_DOWN) as e:
-            code = e.code if isinstance(e, JobcastError) else "unavailable"
-            await ws.send_frame(
-                b"[" + error_event(code, "try again shortly") + b"]", WSMsgType.TEXT
-            )
-            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
+        except Exception as e:
+            await _refuse_join(ws, e, metrics)
             return ws
         sock.send_now(orjson.dumps({"type": "synced", "data": {"mode": mode}}))
         await _read_loop(ws, ctx, sock)  # until the peer closes, or `sock.drop` closes it
         await sock.wait_closed()
+    except Exception:
+        # Past the 101 the middleware's HTTP answer would land inside the socket as garbage.
+        log.exception("socket failed", extra={"path": request.path})
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal")
     finally:
         sock.stop()
-        await hub.leave(sock)
+        try:
+            await hub.leave(sock)
+        except Exception:
+            log.exception("socket leave failed")
         gauge.dec()
         counts[ip] -= 1
         if counts[ip] <= 0:
             del counts[ip]
     return ws
+
+
+async def _refuse_join(ws: web.WebSocketResponse, e: Exception, metrics: Any) -> None:
+    """The join failed after the upgrade: one error event, then close.
+
+    A Redis refusal (or the bus not answering) closes with 1013, try again later; the client
+    reconnects with backoff and `since`. Anything else is a bug: `internal`, 1011.
+    """
+    kind = refusal_kind(e)
+    close, reason = WSCloseCode.TRY_AGAIN_LATER, b"unavailable"
+    if kind is not None:
+        metrics.redis_refusals.labels(kind).inc()
+        metrics.ws_errors.labels("unavailable").inc()
+        frame = refusal_event(kind)
+        log.warning("socket join refused", extra={"redis": kind, "error": str(e)})
+    elif isinstance(e, JobcastError):
+        metrics.ws_errors.labels(e.code).inc()
+        frame = orjson.dumps({"type": "error", "data": e.to_dict()})
+    else:
+        log.exception("socket join failed")
+        metrics.ws_errors.labels("internal").inc()
+        frame = error_event("internal", "internal error")
+        close, reason = WSCloseCode.INTERNAL_ERROR, b"internal"
+    try:
+        await ws.send_frame(b"[" + frame + b"]", WSMsgType.TEXT)
+        await ws.close(code=close, message=reason)
+    except (ConnectionError, RuntimeError):
+        pass  # the peer is gone already
 
 
 def _role(user: auth.HostUser | None) -> str:
@@ -277,13 +338,17 @@ async def _handle(
         if id_ is not None:
             ev["id"] = id_
         sock.send_now(orjson.dumps(ev))
-    except REDIS_DOWN:
+    except Exception as e:
+        kind = refusal_kind(e)
+        if kind is None:
+            log.exception("ws action failed")
+            metrics.ws_errors.labels("internal").inc()
+            sock.send_now(error_event("internal", "internal error", id_))
+            return
+        log.warning("ws action refused", extra={"redis": kind, "error": str(e)})
+        metrics.redis_refusals.labels(kind).inc()
         metrics.ws_errors.labels("unavailable").inc()
-        sock.send_now(error_event("unavailable", "storage unavailable, retry", id_))
-    except Exception:
-        log.exception("ws action failed")
-        metrics.ws_errors.labels("internal").inc()
-        sock.send_now(error_event("internal", "internal error", id_))
+        sock.send_now(refusal_event(kind, id_))
 
 
 async def _set_name(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
