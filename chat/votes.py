@@ -17,13 +17,17 @@ import logging
 from redis.asyncio import Redis
 
 from core import keys
-from core.events import EventLog, encode_body
+from core.events import APPEND_LUA, PUBLIC, EventLog, encode_body, publish_keys
 
 log = logging.getLogger("jobcast.chat.votes")
 
 # The event body is made by core.events.encode_body with a placeholder where the counts go,
 # so the wire format stays defined in one place; the script only fills in the counts.
-_FLUSH_LUA = """
+# KEYS: 1 dirty set, 2 tick lock, 3 votes zset, 4-7 core.events.publish_keys(bid, PUBLIC)
+# ARGV: 1 interval ms, 2 stream maxlen, 3 body before the counts, 4 body after them
+_FLUSH_LUA = (
+    APPEND_LUA
+    + """
 if redis.call('SCARD', KEYS[1]) == 0 then return 0 end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return -1 end
 local ids = redis.call('SMEMBERS', KEYS[1])
@@ -31,10 +35,10 @@ redis.call('DEL', KEYS[1])
 local t = {}
 for _, id in ipairs(ids) do t[id] = tonumber(redis.call('ZSCORE', KEYS[3], id) or '0') end
 local body = ARGV[3] .. cjson.encode(t) .. ARGV[4]
-local seq = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'a', 'p', 'b', body)
-redis.call('PUBLISH', KEYS[5], '{"seq":"' .. seq .. '",' .. body)
+jc_publish(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[2], 'p', body)
 return #ids
 """
+)
 
 
 class VoteCoalescer:
@@ -64,10 +68,9 @@ class VoteCoalescer:
                 keys.question_dirty(bid),
                 keys.question_tick(bid),
                 keys.question_votes(bid),
-                keys.events(bid),
-                keys.channel(bid, "p"),
+                *publish_keys(bid, PUBLIC),
             ],
-            args=[max(1, int(self.interval * 1000)), self.log.maxlen, prefix, suffix],
+            args=[max(1, int(self.interval * 1000)), self.log.maxlen_of(PUBLIC), prefix, suffix],
         )
         if n > 0:
             self.published += 1

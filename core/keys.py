@@ -18,8 +18,21 @@ BROADCAST_INDEX = f"{PREFIX}:broadcasts"  # zset of broadcast ids scored by crea
 
 
 def events(bid: str) -> str:
-    """The broadcast's capped event stream; entry id == event seq."""
+    """The broadcast's capped stream of public events; entry id == event seq. (Streams written
+    before host-only events had their own stream hold some of those too, marked `a` = `h`.)"""
     return f"{PREFIX}:{{b:{bid}}}:events"
+
+
+def host_events(bid: str) -> str:
+    """The broadcast's capped stream of host-only events, capped on its own so that a burst of
+    them never shortens the viewers' history; its ids come from the same sequence."""
+    return f"{PREFIX}:{{b:{bid}}}:events:h"
+
+
+def event_last(bid: str) -> str:
+    """String: the last seq handed out in the broadcast, whichever stream it went to; the next
+    one is drawn above it, so seqs are unique and increasing across both streams."""
+    return f"{PREFIX}:{{b:{bid}}}:events:last"
 
 
 def channel(bid: str, audience: str) -> str:

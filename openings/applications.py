@@ -25,7 +25,7 @@ from redis.exceptions import WatchError
 
 from core import keys
 from core.errors import Conflict, Invalid, NotFound, RateLimited
-from core.events import HOST, EventLog
+from core.events import APPEND_LUA, HOST, EventLog, publish_keys
 from core.ids import is_valid_id, new_id
 from openings.applicant import validate_application
 from openings.models import EDUCATION
@@ -36,12 +36,15 @@ IDEMPOTENCY_KEY_MAX = 100
 _IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
 # KEYS: 1 idempotency, 2 openings hash, 3 viewer rate, 4 ip rate, 5 phones, 6 new application,
-#       7 broadcast applications, 8 opening applications, 9 viewer applied, 10 events, 11 host ch
+#       7 broadcast applications, 8 opening applications, 9 viewer applied,
+#       10-13 core.events.publish_keys(bid, HOST)
 # ARGV: 1 fingerprint, 2 application id, 3 opening id, 4 now ms, 5 phone, 6 idempotency ttl,
 #       7 viewer limit, 8 ip limit, 9 rate window, 10 stream maxlen, 11 key prefix of an
 #       application (for EXISTS on an earlier id), 12 the application's fields as a JSON object
 #       of strings (one argument instead of forty: packing arguments is the client's main cost)
-_APPLY_LUA = """
+_APPLY_LUA = (
+    APPEND_LUA
+    + """
 local prev = redis.call('GET', KEYS[1])
 if prev then
   local fp, aid, dup = string.match(prev, '^(%S+) (%S+) (%S+)$')
@@ -83,15 +86,17 @@ local total = redis.call('ZCARD', KEYS[7])
 local body = '"type":"application.received","data":{"opening_id":"' .. ARGV[3] ..
   '","application_id":"' .. ARGV[2] .. '","count":' .. count .. ',"total":' .. total ..
   '},"ts":' .. ARGV[4] .. '}'
-local id = redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[10], '*', 'a', 'h', 'b', body)
-redis.call('PUBLISH', KEYS[11], '{"seq":"' .. id .. '",' .. body)
+jc_publish(KEYS[10], KEYS[11], KEYS[12], KEYS[13], ARGV[10], 'h', body)
 return {'new', ARGV[2], '0', count}
 """
+)
 
 # KEYS: 1 application, 2 broadcast applications, 3 opening applications, 4 phones,
-#       5 viewer applied, 6 events, 7 host channel
+#       5 viewer applied, 6-9 core.events.publish_keys(bid, HOST)
 # ARGV: 1 application id, 2 opening id, 3 phone, 4 stream maxlen, 5 now ms
-_DELETE_LUA = """
+_DELETE_LUA = (
+    APPEND_LUA
+    + """
 if redis.call('HGET', KEYS[1], 'opening_id') ~= ARGV[2] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -103,10 +108,10 @@ local total = redis.call('ZCARD', KEYS[2])
 local body = '"type":"application.deleted","data":{"opening_id":"' .. ARGV[2] ..
   '","application_id":"' .. ARGV[1] .. '","count":' .. count .. ',"total":' .. total ..
   '},"ts":' .. ARGV[5] .. '}'
-local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'a', 'h', 'b', body)
-redis.call('PUBLISH', KEYS[7], '{"seq":"' .. id .. '",' .. body)
+jc_publish(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[4], 'h', body)
 return count
 """
+)
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,7 @@ class ApplicationService:
                 keys.applications(bid),
                 keys.opening_applications(bid, oid),
                 keys.viewer_applied(bid, vid),
-                keys.events(bid),
-                keys.channel(bid, HOST),
+                *publish_keys(bid, HOST),
             ],
             args=[
                 fp,
@@ -231,7 +235,7 @@ class ApplicationService:
                 lim.per_viewer,
                 lim.per_ip,
                 lim.window,
-                self.log.maxlen,
+                self.log.maxlen_of(HOST),
                 keys.application(bid, ""),
                 packed,
             ],
@@ -379,10 +383,9 @@ class ApplicationService:
                 keys.opening_applications(bid, oid),
                 keys.opening_phones(bid, oid),
                 keys.viewer_applied(bid, vid),
-                keys.events(bid),
-                keys.channel(bid, HOST),
+                *publish_keys(bid, HOST),
             ],
-            args=[aid, oid, phone, self.log.maxlen, int(time.time() * 1000)],
+            args=[aid, oid, phone, self.log.maxlen_of(HOST), int(time.time() * 1000)],
         )
         if count is None:
             raise NotFound("no such application", code="application_not_found")

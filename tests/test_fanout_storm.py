@@ -159,18 +159,17 @@ def _publish_blocking(redis_url: str, bid: str, events: list[tuple[str, int]]) -
     until the test awaits again: the events reach it as one burst."""
     import redis
 
-    from core.events import _PUBLISH_LUA, encode_body
+    from core.events import PUBLISH_LUA, encode_body, publish_keys
 
     r = redis.Redis.from_url(redis_url)
     for audience, i in events:
         r.eval(
-            _PUBLISH_LUA,
-            2,
-            keys.events(bid),
-            keys.channel(bid, audience),
+            PUBLISH_LUA,
+            4,
+            *publish_keys(bid, audience),
             2000,
-            encode_body("test.tick", {"i": i, "a": audience}),
             audience,
+            encode_body("test.tick", {"i": i, "a": audience}),
         )
     r.close()
 

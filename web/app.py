@@ -121,7 +121,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = redis_client(settings.redis_url)
     app[REDIS] = redis
-    log = EventLog(redis, maxlen=settings.event_history)
+    log = EventLog(redis, maxlen=settings.event_history, host_maxlen=settings.host_event_history)
     app[EVENT_LOG] = log
     app[BROADCASTS] = BroadcastService(redis, log)
     app[SESSIONS] = Sessions(redis, app[SIGNER], settings)

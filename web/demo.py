@@ -27,7 +27,9 @@ async def seed(settings: Settings) -> dict[str, Any]:
 
     redis = redis_client(settings.redis_url)
     try:
-        log = EventLog(redis, maxlen=settings.event_history)
+        log = EventLog(
+            redis, maxlen=settings.event_history, host_maxlen=settings.host_event_history
+        )
         broadcasts = BroadcastService(redis, log)
         bid_raw = await redis.get(DEMO_KEY)
         bid = bid_raw.decode() if bid_raw else None

@@ -60,7 +60,10 @@ class Settings:
         500, "WebSocket connections one IP may hold on one process (halls share one IP)"
     )
     ws_heartbeat: float = _opt(30.0, "seconds between WebSocket pings")
-    event_history: int = _opt(2000, "events kept per broadcast for reconnect replay")
+    event_history: int = _opt(2000, "public events kept per broadcast for reconnect replay")
+    host_event_history: int = _opt(
+        2000, "host-only events kept per broadcast (their own stream) for host console replay"
+    )
     presence_interval: float = _opt(2.0, "seconds between viewer-count updates")
     session_ttl: int = _opt(12 * 3600, "seconds a host login lasts")
     chat_max_chars: int = _opt(300, "longest chat message or question, in characters")
