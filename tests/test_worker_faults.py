@@ -21,6 +21,14 @@ from tests.clients import ReconnectingViewer, children, wait_healthy
 from tests.redisproc import free_port
 
 
+def listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:port (one per SO_REUSEPORT worker)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if r[1] == want and r[3] == "0A")
+
+
 @contextlib.asynccontextmanager
 async def serve_workers(
     redis_url: str, data_dir: Path, env: dict[str, str] | None = None
@@ -48,8 +56,10 @@ async def serve_workers(
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_healthy(base)
-        async with asyncio.timeout(30):
-            while len(children(proc.pid)) < 2:
+        # Both workers listening, not just started: until the second one listens, the kernel
+        # hands every connection to the first.
+        async with asyncio.timeout(60):
+            while len(children(proc.pid)) < 2 or listeners(port) < 2:
                 await asyncio.sleep(0.1)
         yield proc, base
     finally:
