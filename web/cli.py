@@ -301,7 +301,9 @@ def purge(settings: Settings, days: int | None) -> int:
         from openings.applications import ApplicationService
         from openings.service import OpeningService
 
-        log = EventLog(r, maxlen=settings.event_history)  # type: ignore[arg-type]
+        log = EventLog(  # type: ignore[arg-type]
+            r, maxlen=settings.event_history, host_maxlen=settings.host_event_history
+        )
         svc = ApplicationService(r, log, OpeningService(r, log))  # type: ignore[arg-type]
         return f"{await svc.purge(keep)} deleted"
 
