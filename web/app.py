@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     app[pages.JINJA] = pages.make_env()
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_bus_ctx)
+    app.on_shutdown.append(_close_sockets)
 
     app.router.add_routes(api_auth.routes)
     app.router.add_routes(api_broadcasts.routes)
@@ -129,11 +130,25 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await redis.aclose()
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """Before the server waits for its handlers: every socket gets 1001 now (Hub.shutdown),
+    so the socket handlers end within about a second instead of holding that wait until its
+    timeout."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.shutdown()
+
+
 async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
     process = settings.process_name or f"{socket.gethostname()}:{os.getpid()}:{id(app):x}"
-    hub = Hub(app[EVENT_LOG], metrics, snapshot=None)  # type: ignore[arg-type]
+    hub = Hub(
+        app[EVENT_LOG],
+        metrics,
+        snapshot=None,  # type: ignore[arg-type]
+        frame_max=settings.ws_send_frame_bytes,
+    )
     bus = Bus(settings.redis_url, hub.deliver, metrics, on_resubscribed=hub.resync_all)
     hub.bus = bus
     presence = Presence(app[REDIS], hub, process, settings.presence_interval)

@@ -1,11 +1,18 @@
 """The per-process hub: which local sockets watch which broadcast, and fan-out to them.
 
 Fan-out never awaits a socket. An event is framed once (a JSON array holding it, or holding
-every event of its channel that the bus read in the same burst) and that frame is written to
-every socket whose transport is taking data. A socket whose peer isn't reading gets a bounded
-queue instead, sent as one frame when the transport drains; when the queue overflows the
-socket is closed with a reason, and its client reconnects with `since` and recovers from the
-stream. Sockets joining together share one snapshot or replay; one loop pings them all.
+every event of its channel that the bus read in the same burst, up to the frame cap) and that
+frame is written to every socket whose transport is taking data. A socket whose peer isn't
+reading gets a bounded queue instead, sent in frames of at most the cap as the transport
+drains; when the queue overflows the socket is closed with a reason, and its client reconnects
+with `since` and recovers from the stream. Sockets joining together share one snapshot or
+replay; one loop pings them all.
+
+Closing never waits for the peer: the close frame is written to the transport after what it
+already holds, the transport is closed (it sends what it holds, then FIN), and a timer aborts
+it if the peer doesn't take that within a bound. On shutdown every socket gets its 1001 at
+once and whatever hasn't drained after a short grace is aborted, so the handlers end before
+the server's own shutdown wait.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from core import keys
 from core.events import EventLog, format_seq, seq_of
@@ -36,7 +43,12 @@ CLOSE_SHUTDOWN = 1001
 QUEUED = 1
 WRITTEN = 2
 
+FRAME_MAX = 256 * 1024  # default cap on one text frame's payload (web.settings)
+CLOSE_TIMEOUT = 10.0  # default seconds a dropped socket gets to drain (web.settings)
+SHUTDOWN_GRACE = 1.0  # seconds sockets get on shutdown before the rest are aborted
+
 PING_FRAME = b"\x89\x00"
+_ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 _LEN1 = struct.Struct("!BB").pack
 _LEN2 = struct.Struct("!BBH").pack
 _LEN3 = struct.Struct("!BBQ").pack
@@ -52,16 +64,39 @@ def text_frame(payload: bytes) -> bytes:
     return _LEN3(0x81, 127, n) + payload
 
 
+def close_frame(code: int, reason: str) -> bytes:
+    """An RFC 6455 close frame with `code` and as much of `reason` as fits (123 bytes)."""
+    payload = struct.pack("!H", code) + reason.encode()[:123]
+    return _LEN1(0x88, len(payload)) + payload
+
+
+def chunk_end(raws: list[bytes], start: int, cap: int) -> int:
+    """End of the next frame's events in `raws[start:]`: as many whole events as fit in a
+    JSON array of at most `cap` bytes, and always at least one (an event larger than the cap
+    goes alone)."""
+    size = len(raws[start]) + 2  # "[" event "]"
+    end = start + 1
+    n = len(raws)
+    while end < n:
+        size += len(raws[end]) + 1  # "," event
+        if size > cap:
+            break
+        end += 1
+    return end
+
+
 class Socket:
     """One connected viewer or host console.
 
     Frames are written straight to the transport while it accepts them; only when the
     transport has paused writing (the peer isn't reading) do events queue, and a flusher task
-    sends the queue as one frame when it resumes.
+    sends the queue, in frames of at most `frame_max`, as the transport drains.
     """
 
     __slots__ = (
-        "_closer",
+        "_abort_timer",
+        "_close_timeout",
+        "_credit",
         "_flusher",
         "_metrics",
         "_pending",
@@ -71,9 +106,11 @@ class Socket:
         "bid",
         "close_reason",
         "closed",
+        "frame_max",
         "host",
         "last_seq",
         "meta",
+        "on_close",
         "pinged",
         "queue_max",
         "seen",
@@ -91,26 +128,40 @@ class Socket:
         queue_max: int,
         request: web.BaseRequest,
         metrics: Metrics,
+        frame_max: int = FRAME_MAX,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self.ws = ws
         self.bid = bid
         self.host = host
         self.queue_max = queue_max
+        self.frame_max = frame_max
+        self._close_timeout = close_timeout
         self._request = request
         self.transport = request.transport
         self._protocol = request.protocol
         self._metrics = metrics
         self._queue: list[bytes] = []
+        # Catch-up events still at the head of the queue: they don't count against queue_max,
+        # which bounds how far a viewer falls behind the live events.
+        self._credit = 0
         self._pending: list[tuple[Seq | None, bytes]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
         self.syncing = True
         self.last_seq: Seq = (0, 0)
         self.closed = False
         self.close_reason = ""
         self.meta: dict[str, Any] = {}
+        # Told when this side closes the socket (the hub stops counting it as a viewer).
+        self.on_close: Callable[[Socket], None] | None = None
         self.seen = asyncio.get_running_loop().time()  # when the peer last sent a frame
         self.pinged = 0.0  # when the heartbeat last pinged it
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for the transport to drain."""
+        return len(self._queue)
 
     def _writable(self) -> bool:
         t = self.transport
@@ -120,6 +171,9 @@ class Socket:
             and not t.is_closing()
             and not self.ws.closed
         )
+
+    def _overflowing(self) -> bool:
+        return len(self._queue) - self._credit > self.queue_max
 
     # Called from the fan-out loop: must not await.
     def push(self, seq: Seq | None, raw: bytes, frame: bytes | None = None) -> int:
@@ -139,7 +193,7 @@ class Socket:
             self.transport.write(frame or text_frame(b"[" + raw + b"]"))  # type: ignore[union-attr]
             return WRITTEN
         self._queue.append(raw)
-        if len(self._queue) > self.queue_max:
+        if self._overflowing():
             self.drop("too_slow")
             return 0
         self._kick()
@@ -179,18 +233,83 @@ class Socket:
             self._kick()
 
     def drop(self, reason: str) -> None:
-        """Close with `reason` once what is queued has been sent (or 2 s have passed)."""
-        if not self.closed:
-            self.closed = True
-            self.close_reason = reason
-            if reason == "too_slow":
-                self._metrics.slow_dropped.inc()
-            self._closer = asyncio.get_running_loop().create_task(self._close())
+        """Close with `reason` (4008 for `too_slow`, else 4003) without awaiting anything.
+
+        A viewer too slow for its queue loses what is queued (it would never catch up; its
+        client recovers with `since`) and gets the close frame right after what the transport
+        already holds. Any other reason (a ban, a flood) sends what is queued first, so the
+        error event that explains it arrives. The transport then has `close_timeout` seconds
+        to drain before it is aborted.
+        """
+        if self.closed:
+            return
+        self.close_reason = reason
+        if reason == "too_slow":
+            self._metrics.slow_dropped.inc()
+            self._queue.clear()
+            self._credit = 0
+            code = CLOSE_TOO_SLOW
+        else:
+            code = CLOSE_POLICY
+        self._close(code, reason, self._close_timeout)
+
+    def shut_down(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """The server is stopping: 1001 now, queued events discarded, aborted after `grace`."""
+        if self.closed:
+            self.hurry(grace)
+            return
+        self.close_reason = "shutdown"
+        self._queue.clear()
+        self._credit = 0
+        self._close(CLOSE_SHUTDOWN, "server shutting down", grace)
+
+    def hurry(self, grace: float) -> None:
+        """Abort within `grace` seconds if the transport hasn't gone by then."""
+        t = self.transport
+        if t is None:
+            return
+        if self._abort_timer is not None:
+            if self._abort_timer.when() - asyncio.get_running_loop().time() <= grace:
+                return
+            self._abort_timer.cancel()
+        self._abort_timer = asyncio.get_running_loop().call_later(grace, t.abort)
+
+    def _close(self, code: int, reason: str, timeout: float) -> None:
+        self.closed = True
+        self._pending = []
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self.on_close is not None:
+            self.on_close(self)
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if self._queue:
+            self._write_queue(force=True)
+        t.write(close_frame(code, reason))
+        # The peer's reply isn't awaited: close() stops reading, sends what the transport
+        # holds, then FIN; the timer cuts off a peer that doesn't take it.
+        t.close()
+        self._abort_timer = asyncio.get_running_loop().call_later(timeout, t.abort)
 
     async def wait_closed(self) -> None:
-        """Wait for a close started by `drop` (the handler returns only after it)."""
-        if self._closer is not None:
-            await self._closer
+        """After a close started here: wait until the connection has gone.
+
+        That is bounded by the abort timer; the handler returns only after it, so a closing
+        socket keeps counting against its address until it is really gone.
+        """
+        if self._abort_timer is None:
+            return
+        try:
+            async with asyncio.timeout(self._close_timeout + 1):
+                while True:
+                    msg = await self.ws.receive()
+                    if msg.type in _ENDED:
+                        return
+        except (TimeoutError, ConnectionError, RuntimeError):
+            if self.transport is not None:
+                self.transport.abort()
 
     def ping(self) -> None:
         if not self.closed and self._writable():
@@ -213,28 +332,53 @@ class Socket:
         self._pending = []
 
     def finish_sync(self, events: list[bytes], last_seq: Seq | None) -> None:
-        """Queue `events` (replay or snapshot), then whatever arrived live meanwhile."""
+        """Queue `events` (replay or snapshot), then whatever arrived live meanwhile.
+
+        They all leave in frames of at most `frame_max`, as fast as the transport takes them.
+        """
+        if self.closed:
+            return
         if last_seq is not None:
             self.last_seq = last_seq
         self._queue.extend(events)
+        self._credit += len(events)
         self.syncing = False
         pending, self._pending = self._pending, []
         for seq, raw in pending:
             if self.push(seq, raw) == WRITTEN:
                 self._metrics.frames_sent.inc()
-        if len(self._queue) > self.queue_max + len(events):
+        if self.closed:
+            return
+        if self._overflowing():
             self.drop("too_slow")
+            return
         self._kick()
+
+    def _write_queue(self, *, force: bool = False) -> None:
+        """Write queued events in frames of at most `frame_max` while the transport takes
+        them (all of them when `force`)."""
+        q = self._queue
+        t = self.transport
+        assert t is not None
+        cap = self.frame_max
+        i = frames = 0
+        n = len(q)
+        while i < n and (force or not self._protocol.writing_paused):
+            j = chunk_end(q, i, cap)
+            t.write(text_frame(b"[" + b",".join(q[i:j]) + b"]"))
+            frames += 1
+            i = j
+        del q[:i]
+        self._credit = max(0, self._credit - i)
+        self._metrics.frames_sent.inc(frames)
 
     def _kick(self) -> None:
         """Send the queue now if the transport takes it, else make sure a flusher waits."""
         if self._flusher is not None or not self._queue:
             return
         if self._writable():
-            batch, self._queue = self._queue, []
-            self.transport.write(text_frame(b"[" + b",".join(batch) + b"]"))  # type: ignore[union-attr]
-            self._metrics.frames_sent.inc()
-        elif self.transport is not None and not self.transport.is_closing():
+            self._write_queue()
+        if self._queue and self.transport is not None and not self.transport.is_closing():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
@@ -246,31 +390,29 @@ class Socket:
                 if self._protocol.writing_paused:
                     await self._request.writer.drain()
                     continue
-                batch, self._queue = self._queue, []
-                t.write(text_frame(b"[" + b",".join(batch) + b"]"))
-                self._metrics.frames_sent.inc()
+                self._write_queue()
         except (ConnectionError, RuntimeError):
             self.closed = True
         finally:
             self._flusher = None
 
-    async def _close(self) -> None:
-        code = CLOSE_TOO_SLOW if self.close_reason == "too_slow" else CLOSE_POLICY
-        try:
-            async with asyncio.timeout(2):
-                if self._flusher is not None:
-                    await self._flusher
-                await self.ws.close(code=code, message=self.close_reason.encode()[:120])
-        except (TimeoutError, ConnectionError, RuntimeError):
-            if self.transport is not None:
-                self.transport.abort()
-
 
 class Hub:
-    def __init__(self, log_: EventLog, metrics: Metrics, snapshot: SnapshotFn) -> None:
+    def __init__(
+        self,
+        log_: EventLog,
+        metrics: Metrics,
+        snapshot: SnapshotFn,
+        *,
+        frame_max: int = FRAME_MAX,
+    ) -> None:
         self.log = log_
         self.metrics = metrics
         self.snapshot = snapshot
+        self.frame_max = frame_max
+        self.closing = False  # shutting down: no socket joins any more
+        self._draining: set[Socket] = set()  # closed from this side, connection not gone yet
+        self._idle: asyncio.Event | None = None  # set when the last socket has left
         self.bus: Bus | None = None
         self.rooms: dict[str, set[Socket]] = {}  # channel -> sockets
         self.sockets: dict[str, set[Socket]] = {}  # broadcast id -> sockets
@@ -300,10 +442,17 @@ class Hub:
 
     def _fan_out(self) -> None:
         inbox, self._inbox = self._inbox, []
+        cap = self.frame_max
         start = 0
         for k in range(1, len(inbox) + 1):  # runs of one channel, in arrival order
             if k == len(inbox) or inbox[k][0] != inbox[start][0]:
-                self._fan_out_run(inbox[start][0], [raw for _, raw in inbox[start:k]])
+                channel = inbox[start][0]
+                raws = [raw for _, raw in inbox[start:k]]
+                i = 0
+                while i < len(raws):  # each frame at most the cap
+                    j = chunk_end(raws, i, cap)
+                    self._fan_out_run(channel, raws if i == 0 and j == len(raws) else raws[i:j])
+                    i = j
                 start = k
 
     def _fan_out_run(self, channel: str, raws: list[bytes]) -> None:
@@ -345,7 +494,11 @@ class Hub:
     async def join(self, sock: Socket, since: Seq | None) -> str:
         """Subscribe (first), then fill the socket from replay or snapshot, then go live."""
         assert self.bus is not None
+        if self.closing:
+            sock.shut_down()
+            return "closed"
         sock.begin_sync()
+        sock.on_close = self._closed
         chans = self.channels_for(sock)
         for ch in chans:
             self.rooms.setdefault(ch, set()).add(sock)
@@ -365,10 +518,10 @@ class Hub:
             await self.leave(sock)
             raise
 
-    async def leave(self, sock: Socket, *, release: bool = True) -> None:
-        chans = self.channels_for(sock)
+    def _detach(self, sock: Socket) -> bool:
+        """Take `sock` out of its rooms and the viewer count; False if it wasn't in them."""
         removed = False
-        for ch in chans:
+        for ch in self.channels_for(sock):
             room = self.rooms.get(ch)
             if room is not None and sock in room:
                 room.discard(sock)
@@ -386,8 +539,29 @@ class Hub:
                     del self._viewers[sock.bid]
             if not socks:
                 del self.sockets[sock.bid]
+        return removed
+
+    def _closed(self, sock: Socket) -> None:
+        """A socket closed from this side is no longer a viewer: out of the fan-out and the
+        count right away, while its connection drains (its handler then calls `leave`).
+
+        Called from inside the fan-out loop, which is iterating the socket's room: the
+        detach runs just after it."""
+        asyncio.get_running_loop().call_soon(self._detach_closed, sock)
+
+    def _detach_closed(self, sock: Socket) -> None:
+        if self._detach(sock):  # else its handler has left already
+            self._draining.add(sock)
+
+    async def leave(self, sock: Socket, *, release: bool = True) -> None:
+        removed = self._detach(sock)
+        if sock in self._draining:
+            self._draining.discard(sock)
+            removed = True
+        if self._idle is not None and not self.sockets and not self._draining:
+            self._idle.set()
         if release and removed and self.bus is not None:
-            await self.bus.release(*chans)
+            await self.bus.release(*self.channels_for(sock))
 
     async def sync(self, sock: Socket, since: Seq | None, cache: dict | None = None) -> str:
         """Bring a (syncing) socket up to date from `since`: 'replay' or 'snapshot'."""
@@ -511,11 +685,36 @@ class Hub:
                     elif now - sock.pinged >= interval / 2:
                         sock.abort()
 
-    async def close_all(self, reason: str = "server shutting down") -> None:
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Close every socket with 1001 at once, without waiting for any peer's reply.
+
+        Runs before the server waits for its handlers (`app.on_shutdown`): each socket gets
+        the close frame after what its transport already holds, its queued events are
+        discarded (clients recover with `since`) and its transport is closed; what hasn't
+        gone after `grace` seconds is aborted. Returns once every handler has left the hub,
+        so the server's wait for them ends at once.
+        """
+        self.closing = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         socks = [s for group in self.sockets.values() for s in group]
-        await asyncio.gather(
-            *(s.ws.close(code=CLOSE_SHUTDOWN, message=reason.encode()) for s in socks),
-            return_exceptions=True,
-        )
+        socks.extend(self._draining)
+        for s in socks:
+            s.shut_down(grace)
+        if not self.sockets and not self._draining:
+            return
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.timeout(grace + 0.5):
+                await self._idle.wait()
+        except TimeoutError:
+            left = [s for group in self.sockets.values() for s in group]
+            left.extend(self._draining)
+            log.warning("sockets still open after the shutdown grace", extra={"n": len(left)})
+            for s in left:
+                if s.transport is not None:
+                    s.transport.abort()
+
+    async def close_all(self) -> None:
+        """What `shutdown` didn't get to (an app stopped without its on_shutdown signal)."""
+        await self.shutdown()

@@ -60,6 +60,13 @@ class Settings:
         500, "WebSocket connections one IP may hold on one process (halls share one IP)"
     )
     ws_heartbeat: float = _opt(30.0, "seconds between WebSocket pings")
+    ws_send_frame_bytes: int = _opt(
+        256 * 1024,
+        "largest text frame the server sends (whole events; one larger event goes alone)",
+    )
+    ws_close_timeout: float = _opt(
+        10.0, "seconds a socket closed as too slow has to take its close frame before it is cut"
+    )
     event_history: int = _opt(2000, "public events kept per broadcast for reconnect replay")
     host_event_history: int = _opt(
         2000, "host-only events kept per broadcast (their own stream) for host console replay"

@@ -185,6 +185,8 @@ async def viewer_socket(
         queue_max=settings.ws_queue_events,
         request=request,
         metrics=metrics,
+        frame_max=settings.ws_send_frame_bytes,
+        close_timeout=settings.ws_close_timeout,
     )
     ctx = WsContext(app=app, bid=bid, viewer_id=vid, ip=ip, user=user, name=name, socket=sock)
     sock.meta["ctx"] = ctx
@@ -265,6 +267,8 @@ async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) ->
     clock = asyncio.get_running_loop().time
     while True:
         msg = await ws.receive()
+        if sock.closed:  # closed from this side (drop, shutdown): `sock.wait_closed` follows
+            return
         sock.seen = clock()
         if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
             wait = bucket.take()
