@@ -269,3 +269,39 @@ async def test_a_stale_redis_on_the_directory_is_shut_down_cleanly_not_unlinked(
         if stale.poll() is None:
             stale.kill()
             stale.wait()
+
+
+def _modes(root: Path) -> dict[str, int]:
+    out = {str(root): root.stat().st_mode & 0o777}
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            out[str(p.relative_to(root))] = p.stat().st_mode & 0o777
+    return out
+
+
+async def test_applicants_data_is_readable_by_its_owner_only(tmp_path: Path):
+    """With a umask of 022 and a data directory made world-readable by an older install,
+    serve makes the directory 0700 and the AOF, secret key and every other file 0600."""
+    data = tmp_path / "data"
+    (data / "redis").mkdir(parents=True)
+    os.chmod(data, 0o755)
+    (data / "old.txt").write_text("from an older install")
+    os.chmod(data / "old.txt", 0o644)
+    old_umask = os.umask(0o022)
+    try:
+        server = Server(data).start()
+    finally:
+        os.umask(old_umask)
+    try:
+        async with Client(server.base) as c:
+            oids = await c.openings(server.bid)
+            status, _ = await c.apply(oids[0], 7)
+            assert status == 201
+        modes = _modes(data)
+        aof = [k for k in modes if "appendonlydir/" in k]
+        assert aof, modes
+        assert modes[str(data)] == 0o700
+        for name, mode in modes.items():
+            assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
+    finally:
+        server.stop()

@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from web import logs
-from web.datadir import DataDirBusy, DataDirLock, die_with_parent
+from web.datadir import PRIVATE_UMASK, DataDirBusy, DataDirLock, die_with_parent, make_private
 from web.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
 from web.settings import Settings
 
@@ -98,8 +98,9 @@ def _clear_leftovers(data: Path, binary: str) -> Callable[[], None]:
 
 def serve(settings: Settings) -> int:
     logs.setup(settings.log_level, settings.log_json)
+    os.umask(PRIVATE_UMASK)  # everything Jobcast writes (Redis included) is the owner's only
     data = settings.data_path
-    data.mkdir(parents=True, exist_ok=True)
+    make_private(data)
     lock = DataDirLock(data)
     embedded = None
     try:
@@ -232,6 +233,7 @@ def _with_redis(settings: Settings, command: str, fn: Callable, done: str) -> in
     lock: DataDirLock | None = None
     embedded = None
     url = settings.redis_url
+    os.umask(PRIVATE_UMASK)
     try:
         if not url:
             lock = DataDirLock(settings.data_path)
@@ -243,6 +245,7 @@ def _with_redis(settings: Settings, command: str, fn: Callable, done: str) -> in
             if server is not None:
                 url = server.redis_url
             else:
+                make_private(settings.data_path)
                 embedded = EmbeddedRedis(
                     settings.data_path,
                     settings.redis_server,

@@ -170,20 +170,55 @@ class DataDirLock:
             time.sleep(0.1)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
-    """A `preexec_fn` that makes the child get `sig` when its parent dies (Linux).
+def die_with_parent(
+    sig: int = signal.SIGTERM, *, umask: int | None = None
+) -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child get `sig` when its parent dies (Linux), and
+    optionally sets its umask (the embedded Redis writes applicants' data).
 
     The parent is the thread that forks, so children must be started from the main thread.
     When the parent died between the fork and the prctl, the child exits at once.
     """
-    if not sys.platform.startswith("linux"):
+    linux = sys.platform.startswith("linux")
+    if not linux and umask is None:
         return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if linux else None
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
+        if umask is not None:
+            os.umask(umask)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
 
     return preexec
+
+
+PRIVATE_UMASK = 0o077
+
+
+def make_private(path: Path) -> None:
+    """Data directory 0700, and every file and folder under it for its owner only.
+
+    Applies to directories made before this rule (an older install, or a umask of 022): the
+    append-only files hold applicants' names and phones, and the accounts' password hashes.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    for root, _dirs, files in os.walk(path):
+        with contextlib.suppress(OSError):
+            os.chmod(root, 0o700)
+        for name in files:
+            full = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                if not os.path.islink(full):
+                    os.chmod(full, 0o600 if not _is_socket(full) else 0o700)
+
+
+def _is_socket(path: str) -> bool:
+    import stat
+
+    with contextlib.suppress(OSError):
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    return False

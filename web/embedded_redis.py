@@ -28,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from web.datadir import die_with_parent
+from web.datadir import PRIVATE_UMASK, die_with_parent
 
 log = logging.getLogger("jobcast.redis")
 
@@ -161,7 +161,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches Jobcast, which stops Redis in order
             pass_fds=self.keep_fds,  # it holds the data directory's lock while it lives
-            preexec_fn=die_with_parent(),
+            preexec_fn=die_with_parent(umask=PRIVATE_UMASK),  # its files: owner only
         )
         self._started_at = time.monotonic()
 
