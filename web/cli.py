@@ -51,7 +51,20 @@ async def _run_worker(
     from web.app import create_app
 
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
+    # aiohttp arms its keep-alive timer when a connection opens and clears it only once a
+    # whole request header has arrived: the same timer closes connections that never finish
+    # their headers (slowloris) and idle keep-alive ones.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        # The hub closes every socket before this wait (app.on_shutdown); an ordinary request
+        # still running gets 1 s, then is cancelled, so a stop takes under 3 s. Cancelling
+        # loses nothing acknowledged: a write is one Redis call, and clients retry it with
+        # their Idempotency-Key.
+        shutdown_timeout=1.0,
+        keepalive_timeout=settings.http_idle_timeout,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)
     await site.start()

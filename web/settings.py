@@ -46,6 +46,11 @@ class Settings:
     trust_proxy: bool = _opt(
         False, "trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy"
     )
+    http_idle_timeout: float = _opt(
+        20.0,
+        "seconds a connection may take to send a whole request header, or stay idle between"
+        " requests, before it is closed",
+    )
     max_body_bytes: int = _opt(64 * 1024, "largest JSON request body in bytes")
     max_upload_bytes: int = _opt(2 * 1024 * 1024, "largest CSV upload in bytes")
     ws_max_frame_bytes: int = _opt(8 * 1024, "largest WebSocket frame a client may send")
