@@ -10,12 +10,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import ipaddress
 import logging
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 import segno
@@ -30,6 +31,7 @@ from web.jsonutil import json_response
 from web.metrics import CONTENT_TYPE
 from web.redis_errors import health_kind, refusal_kind
 from web.requests import host_user, viewer_id
+from web.settings import Settings
 
 log = logging.getLogger("jobcast.pages")
 routes = web.RouteTableDef()
@@ -115,10 +117,42 @@ def page_lang(request: web.Request) -> str:
 
 
 def base_url(request: web.Request) -> str:
+    """The base of links and QR codes: `public_url`, else this server's own address.
+
+    The `Host` header is the client's to choose, so it is used only when it names this
+    server: the address the connection came in on, a loopback name when that address is
+    loopback, or a host of `allowed_origins`. Anything else would put a stranger's host into
+    a viewer link or a QR code that caches keep.
+    """
     settings = request.app[SETTINGS]
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    return auth.own_origin(request, settings)
+    scheme = "https" if auth.is_secure(request, settings) else "http"
+    local = _local_address(request)
+    if request.host in _own_hosts(local, settings):
+        return f"{scheme}://{request.host}"
+    if local is None:
+        return f"{scheme}://{settings.host}:{settings.port}"
+    ip, port = local
+    return f"{scheme}://{f'[{ip}]' if ':' in ip else ip}:{port}"
+
+
+def _local_address(request: web.Request) -> tuple[str, int] | None:
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sock, tuple) and len(sock) >= 2:
+        return str(sock[0]), int(sock[1])
+    return None
+
+
+def _own_hosts(local: tuple[str, int] | None, settings: Settings) -> set[str]:
+    hosts = {urlsplit(o.strip()).netloc for o in settings.allowed_origins.split(",") if o.strip()}
+    if local is not None:
+        ip, port = local
+        bare = f"[{ip}]" if ":" in ip else ip
+        hosts |= {f"{bare}:{port}"} | ({bare} if port in (80, 443) else set())
+        if ipaddress.ip_address(ip.split("%")[0]).is_loopback:
+            hosts |= {f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
+    return hosts
 
 
 # The scripts each page loads, in order; the page embeds the strings of these scripts only.
