@@ -46,3 +46,21 @@ async def test_csp_lets_pages_connect_to_their_own_origin_only(client):
     csp = r.headers["Content-Security-Policy"]
     connect = next(d for d in csp.split(";") if d.strip().startswith("connect-src"))
     assert connect.split()[1:] == ["'self'"], csp
+
+
+async def test_moderators_see_application_counts_over_http_as_on_their_socket(client):
+    """One rule: application counts (no personal data) are for staff, on the socket and over
+    HTTP alike; applicants themselves are for hosts only."""
+    from tests.openings_helpers import applicant, application_body, make_opening
+
+    host = await login(client)
+    bid = await host.create_broadcast()
+    o = await make_opening(host, bid)
+    r = await (await applicant(client)).apply(o["id"], application_body())
+    assert r.status == 201
+    mod = await login(client, "mod9", "moderator")
+    r = await mod.get(f"/api/broadcasts/{bid}/applications/counts")
+    assert r.status == 200
+    assert (await r.json())["applications_total"] == 1
+    r = await mod.get(f"/api/broadcasts/{bid}/applications")
+    assert r.status == 403

@@ -1079,8 +1079,8 @@ def _applications(d: _Doc) -> None:
     d.op(
         "get",
         base + "/counts",
-        "Applications per opening and in all",
-        access="host",
+        "Applications per opening and in all (counts only: staff, like the host socket)",
+        access="staff",
         tag=t,
         params=(BID,),
         errors=(404,),

@@ -328,7 +328,8 @@ async def export_applications(request: web.Request) -> web.Response:
 
 @routes.get("/api/broadcasts/{bid}/applications/counts")
 async def application_counts(request: web.Request) -> web.Response:
-    await require_host(request)
+    """Counts only, no personal data: staff see them, as on the host console's socket."""
+    await require_host(request, host_only=False)
     bid = await _broadcast(request)
     return json_response(await request.app[APPLICATIONS].snapshot(bid, True))
 
