@@ -118,7 +118,8 @@ class BroadcastService:
         self.redis = redis
         self.log = log
 
-    async def create(self, data: Any) -> Broadcast:
+    async def create(self, data: Any, *, org: str = "default") -> Broadcast:
+        """`org` is the organization that owns it (web/orgs.py), stored beside its fields."""
         fields = _validate(data, partial=False)
         now = _now_ms()
         for _ in range(5):
@@ -127,7 +128,7 @@ class BroadcastService:
             # HSETNX on id guards the (astronomically unlikely) collision.
             if await self.redis.hsetnx(keys.broadcast(bid), "id", bid):
                 async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(keys.broadcast(bid), mapping=b.to_hash())
+                    pipe.hset(keys.broadcast(bid), mapping={**b.to_hash(), "org": org})
                     pipe.zadd(keys.BROADCAST_INDEX, {bid: now})
                     await pipe.execute()
                 return b

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from web import orgs
 from web.appkeys import BROADCASTS, PRESENCE
 from web.jsonutil import json_response
 from web.requests import host_user, read_json, require_host
@@ -13,16 +14,23 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/broadcasts")
 async def list_broadcasts(request: web.Request) -> web.Response:
+    """Viewers: every broadcast not ended. Staff: all of their organization's."""
     items = await request.app[BROADCASTS].list()
     if await host_user(request) is None:
         items = [b for b in items if b.status != "ended"]
+    else:
+        mine = await orgs.visible(request, [b.id for b in items])
+        items = [b for b in items if b.id in mine]
     return json_response({"broadcasts": [b.public() for b in items]})
 
 
 @routes.post("/api/broadcasts")
 async def create_broadcast(request: web.Request) -> web.Response:
     await require_host(request)
-    b = await request.app[BROADCASTS].create(await read_json(request))
+    org = await orgs.caller_org(request)
+    b = await request.app[BROADCASTS].create(
+        await read_json(request), org=orgs.DEFAULT if org in (None, orgs.ALL) else org
+    )
     return json_response(b.public(), status=201, headers={"Location": f"/api/broadcasts/{b.id}"})
 
 

@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.broadcasts import BroadcastService
 from core.events import EventLog
-from web import api_auth, api_broadcasts, chat_api, media_api, openapi, openings_api, pages
+from web import api_auth, api_broadcasts, chat_api, media_api, openapi, openings_api, orgs, pages
 from web.appkeys import (
     BROADCASTS,
     BUS,
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
             error_middleware,
             origin_middleware,
             viewer_cookie_middleware,
+            orgs.make_middleware(),  # a host reaches only its organization's broadcasts
         ],
         client_max_size=settings.max_upload_bytes,
     )

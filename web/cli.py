@@ -215,8 +215,11 @@ async def _seed_demo(settings: Settings) -> None:
 # -- add-host ----------------------------------------------------------------------------------
 
 
-def add_host(settings: Settings, username: str, role: str, password_stdin: bool) -> int:
+def add_host(
+    settings: Settings, username: str, role: str, password_stdin: bool, org: str = "default"
+) -> int:
     from web.auth import add_user
+    from web.orgs import set_user_org
 
     if password_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
@@ -225,11 +228,37 @@ def add_host(settings: Settings, username: str, role: str, password_stdin: bool)
         if getpass.getpass("Again: ") != password:
             print("jobcast: passwords differ", file=sys.stderr)
             return 2
+
+    async def run(r: object) -> None:
+        from web.orgs import org_exists
+
+        if not await org_exists(r, org):  # type: ignore[arg-type]
+            from core.errors import Invalid
+
+            raise Invalid(f"no organization {org!r}; create it with: jobcast orgs add {org}")
+        await add_user(r, username, password, role)  # type: ignore[arg-type]
+        await set_user_org(r, username, org)  # type: ignore[arg-type]
+
+    return _with_redis(settings, "add-host", run, done=f"{role} {username!r} of {org!r} saved")
+
+
+def orgs_command(settings: Settings, action: str, org: str | None, name: str) -> int:
+    """`jobcast orgs list` and `jobcast orgs add ID [--name NAME]`."""
+    from web import orgs
+
+    async def run(r: object) -> str:
+        if action == "add":
+            if not org:
+                from core.errors import Invalid
+
+                raise Invalid("orgs add needs an id")
+            await orgs.create_org(r, org, name)  # type: ignore[arg-type]
+            return org
+        rows = await orgs.list_orgs(r)  # type: ignore[arg-type]
+        return "\n" + "\n".join(f"{o['id']}\t{o['name']}" for o in rows)
+
     return _with_redis(
-        settings,
-        "add-host",
-        lambda r: add_user(r, username, password, role),  # type: ignore[arg-type]
-        done=f"{role} {username!r} saved",
+        settings, "orgs", run, done="organization saved" if action == "add" else "organizations"
     )
 
 
@@ -338,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("username")
     a.add_argument("--role", choices=["host", "moderator"], default="host")
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.add_argument("--org", default="default", help="the account's organization (default: default)")
+    a.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator: sees and manages every organization (a host of the organization *)",
+    )
     a.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
     a.add_argument("--redis-url", default=None, help="Redis URL")
     pg = sub.add_parser("purge", help="delete applications older than the retention period")
@@ -346,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pg.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
     pg.add_argument("--redis-url", default=None, help="Redis URL")
+    og = sub.add_parser("orgs", help="list or add organizations (employment centers)")
+    og.add_argument("action", choices=["list", "add"])
+    og.add_argument("org", nargs="?", default=None, help="id: a-z, 0-9 and -")
+    og.add_argument("--name", default="", help="display name")
+    og.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
+    og.add_argument("--redis-url", default=None, help="Redis URL")
     sub.add_parser("_worker", help=argparse.SUPPRESS)
     return p
 
@@ -361,7 +402,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(settings)
     if args.command == "add-host":
-        return add_host(settings, args.username, args.role, args.password_stdin)
+        if args.operator and args.role != "host":
+            print("jobcast: an operator is a host account", file=sys.stderr)
+            return 2
+        org = "*" if args.operator else args.org
+        return add_host(settings, args.username, args.role, args.password_stdin, org)
+    if args.command == "orgs":
+        return orgs_command(settings, args.action, args.org, args.name)
     if args.command == "purge":
         return purge(settings, args.days)
     raise SystemExit(f"unknown command {args.command}")

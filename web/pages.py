@@ -25,7 +25,7 @@ from aiohttp import web
 from core import keys
 from core.errors import NotFound
 from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
-from web import auth, i18n
+from web import auth, i18n, orgs
 from web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
 from web.jsonutil import json_response
 from web.metrics import CONTENT_TYPE
@@ -309,6 +309,7 @@ async def host_console(request: web.Request) -> web.Response:
         return render(request, "host_login.html", user=None)
     try:
         b = await request.app[BROADCASTS].get(request.match_info["bid"])
+        await orgs.check_broadcast(request, b.id)  # another center's: as if there were none
     except NotFound:
         return render(request, "not_found.html", status=404)
     return render(

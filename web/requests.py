@@ -13,6 +13,7 @@ from web.appkeys import SESSIONS, SETTINGS, SIGNER
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _USER = web.RequestKey("jobcast.user", object)
+USER_KEY = _USER  # web/orgs.py clears it: staff of another organization act as viewers
 _VIEWER = web.RequestKey("jobcast.viewer", str)
 
 
