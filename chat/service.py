@@ -12,6 +12,7 @@ from chat.config import ChatConfig
 from chat.gate import Gate
 from chat.messages import ChatService, publish_messages
 from chat.moderation import ModerationService
+from chat.names import NameService
 from chat.questions import OpeningLookup, QuestionService
 from chat.review import ReviewQueue
 from chat.votes import VoteCoalescer
@@ -38,6 +39,7 @@ class ChatRoom:
             redis, log, config, self.gate, self.review, self.votes, opening_lookup
         )
         self.moderation = ModerationService(redis, log)
+        self.names = NameService(redis)
 
     async def decide(self, bid: str, data: dict[str, Any], by: Actor) -> dict[str, Any]:
         """Approve or reject a held message or question: `kind`, `id`, `approve` (bool)."""

@@ -233,6 +233,12 @@ def mod_words(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:mod:words"
 
 
+def staff_names(bid: str) -> str:
+    """Set of the confusable skeletons of names hosts and moderators chose in the broadcast
+    (viewers may not take them)."""
+    return f"{PREFIX}:{{b:{bid}}}:names:staff"
+
+
 def mod_slow(bid: str) -> str:
     """String: slow mode interval in seconds (absent: off)."""
     return f"{PREFIX}:{{b:{bid}}}:mod:slow"

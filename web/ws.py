@@ -18,11 +18,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from core.errors import Invalid, JobcastError, NotFound, RateLimited
 from core.events import parse_seq
-from core.text import clean
 from web import auth
 from web.appkeys import (
     BROADCASTS,
     BUS,
+    CHAT,
     HUB,
     METRICS,
     SETTINGS,
@@ -157,7 +157,7 @@ async def viewer_socket(
     # browser without the cookie gets it on the 101 response so the id survives a reload.
     minted = auth.viewer_id(request, app[SIGNER]) is None
     vid = viewer_id(request) or auth.new_viewer_id()
-    name = clean(request.query.get("name", ""))[:NAME_MAX]
+    name = await app[CHAT].names.from_query(bid, request.query.get("name", ""), staff=bool(user))
 
     # Pings come from the hub's one heartbeat loop (no timer per socket); `_read_loop` answers
     # the peer's pings and notes when it last heard from it.
@@ -356,12 +356,8 @@ async def _handle(
 
 
 async def _set_name(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
-    raw = data.get("name")
-    if not isinstance(raw, str):
-        raise Invalid("name must be a string", fields={"name": "must be a string"})
-    name = clean(raw)
-    if not name or len(name) > NAME_MAX:
-        raise Invalid("bad name", fields={"name": f"1 to {NAME_MAX} characters"})
+    # The rules for names (chat/names.py): cleaning, contacts, blocked words, staff names.
+    name = await ctx.app[CHAT].names.check(ctx.bid, data.get("name"), staff=ctx.is_staff)
     ctx.name = name
     return {"name": name}
 
