@@ -5,7 +5,8 @@ and UTF-16 ("Unicode text"), comma, tab or semicolon separated, with Chinese or 
 headers. Every row is validated like an API request; the caller stores all rows or none.
 
 Export writes UTF-8 with a BOM (so Excel shows Chinese intact) and defuses cells that Excel
-would run as formulas (a leading = + - @ gets a ' in front; import takes it off again).
+would run as formulas (a leading = + - @, in any width, gets a ' in front; import takes it
+off again).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +102,13 @@ EXPORT_COLUMNS = (
 )
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets read the full-width and small forms (＝＋－＠, ﹦﹢﹣﹫) and the minus sign as
+# the ASCII ones, so those start formulas too.
+_FORMULA_ALSO = ("\u2212",)
+
+
+def _formula_char(c: str) -> bool:
+    return c in _FORMULA_ALSO or unicodedata.normalize("NFKC", c) in _FORMULA_START
 
 
 @dataclass
@@ -160,7 +169,7 @@ def _norm_header(h: str) -> str:
 
 def _cell(value: str) -> str:
     v = value.strip()
-    if len(v) > 1 and v[0] == "'" and v[1] in _FORMULA_START:
+    if len(v) > 1 and v[0] == "'" and _formula_char(v[1]):
         return v[1:]
     return v
 
@@ -282,7 +291,7 @@ def parse_openings(
 
 def _safe(value: Any) -> str:
     s = "" if value is None else str(value)
-    return "'" + s if s.startswith(_FORMULA_START) else s
+    return "'" + s if s and _formula_char(s[0]) else s
 
 
 def _writer() -> tuple[io.StringIO, Any]:
