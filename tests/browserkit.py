@@ -33,7 +33,10 @@ ARGS = [
 ]
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DOC_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Where `screenshot` writes: a temporary folder, unless pytest runs with `--screenshots`
+# (then docs/screenshots, which the README shows): a test run changes no tracked file.
+SCREENSHOTS = DOC_SCREENSHOTS
 
 
 def require_browser() -> None:
@@ -90,7 +93,7 @@ async def new_page(
 
 
 async def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
-    """docs/screenshots/NAME.png of the top of the page (or all of it), as a person sees it."""
+    """NAME.png of the top of the page (or all of it), as a person sees it (see SCREENSHOTS)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.evaluate(

@@ -9,9 +9,25 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests import browserkit
 from tests.redisproc import RedisProcess
 from web.app import create_app
 from web.settings import Settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        action="store_true",
+        help="write the browser tests' screenshots to docs/screenshots (the README's pictures)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("--screenshots", default=False):
+        import tempfile
+
+        browserkit.SCREENSHOTS = Path(tempfile.mkdtemp(prefix="jobcast-screenshots-"))
 
 
 @pytest.fixture(scope="session")
