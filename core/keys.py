@@ -116,8 +116,15 @@ def opening_applications(bid: str, oid: str) -> str:
 
 
 def opening_phones(bid: str, oid: str) -> str:
-    """Hash: normalised phone -> application id (one application per phone and opening)."""
+    """Hash: normalised phone -> application id, as stored when one application per phone and
+    opening was kept. Read once per phone to move that application into `phone_applications`."""
     return f"{PREFIX}:{{b:{bid}}}:op:{oid}:phones"
+
+
+def phone_applications(bid: str, oid: str, digest: str) -> str:
+    """Zset: application id -> created unix ms, every application to the opening with one
+    phone number. `digest` names the number (a hash, to keep numbers out of key names)."""
+    return f"{PREFIX}:{{b:{bid}}}:op:{oid}:phone:{digest}"
 
 
 def viewer_applied(bid: str, vid: str) -> str:
@@ -126,13 +133,15 @@ def viewer_applied(bid: str, vid: str) -> str:
 
 
 def idempotency(bid: str, vid: str, key: str) -> str:
-    """String 'fingerprint application-id duplicate-flag' for one Idempotency-Key."""
+    """String 'fingerprint application-id' for one Idempotency-Key (older entries carry a
+    third field, a duplicate flag, which is ignored)."""
     return f"{PREFIX}:{{b:{bid}}}:idem:{vid}:{key}"
 
 
 def apply_rate(bid: str, who: str, window: int) -> str:
-    """Counter of application attempts by `who` ('v:ID' or 'ip:ADDR'); it expires `window`
-    seconds after the first attempt (a fixed window per applicant)."""
+    """Counter of application attempts by `who` ('v:ID', 'ip:ADDR', or 'p:DIGEST:ADDR' for a
+    phone number at an address); it expires `window` seconds after the first attempt (a fixed
+    window per applicant)."""
     return f"{PREFIX}:{{b:{bid}}}:rl:{who}:{window}"
 
 

@@ -2,10 +2,16 @@
 
 One Lua script does all of an application's checks and writes, so they are atomic and cost one
 round trip: the idempotency key (same key and body: the first result; another body: refused),
-whether the opening is published and before its deadline, the per-viewer and per-IP rate
-limits, the one-application-per-phone-and-opening rule, the writes, and the host-only
-`application.received` event carrying ids and counts. Fifty concurrent submits with one key
-therefore store one application, and nothing is half-written.
+whether the opening is published and before its deadline, the per-viewer, per-IP and per-phone
+rate limits, the writes, and the host-only `application.received` event carrying ids and
+counts. Fifty concurrent submits with one key therefore store one application, and nothing is
+half-written.
+
+Every submission is stored, also when its phone number already applied to the opening: the
+sender cannot tell a number that applied before from a new one (same status, same answer, an
+id of its own), so nobody learns whether someone else applied, and nobody can apply first in
+another person's name to make that person's own application vanish. Hosts see all
+submissions for one number to one opening side by side (`same_phone`) and decide.
 
 Durability: the caller answers only after the script returned, and Redis answers only after it
 appended the write to its AOF (see docs/protocol.md, "What durable means").
@@ -33,24 +39,27 @@ from openings.service import OpeningService
 
 STATUSES = ("new", "contacted", "interview", "hired", "rejected")
 IDEMPOTENCY_KEY_MAX = 100
+SAME_PHONE_IDS_MAX = 20  # ids listed under same_phone_ids (the count is exact)
 _IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
-# KEYS: 1 idempotency, 2 openings hash, 3 viewer rate, 4 ip rate, 5 phones, 6 new application,
-#       7 broadcast applications, 8 opening applications, 9 viewer applied,
-#       10-13 core.events.publish_keys(bid, HOST)
+# KEYS: 1 idempotency, 2 openings hash, 3 viewer rate, 4 ip rate, 5 phone-at-this-ip rate,
+#       6 this phone's applications to the opening, 7 legacy phones hash, 8 new application,
+#       9 broadcast applications, 10 opening applications, 11 viewer applied,
+#       12-15 core.events.publish_keys(bid, HOST)
 # ARGV: 1 fingerprint, 2 application id, 3 opening id, 4 now ms, 5 phone, 6 idempotency ttl,
 #       7 viewer limit, 8 ip limit, 9 rate window, 10 stream maxlen, 11 key prefix of an
 #       application (for EXISTS on an earlier id), 12 the application's fields as a JSON object
-#       of strings (one argument instead of forty: packing arguments is the client's main cost)
+#       of strings (one argument instead of forty: packing arguments is the client's main cost),
+#       13 phone limit
 _APPLY_LUA = (
     APPEND_LUA
     + """
 local prev = redis.call('GET', KEYS[1])
 if prev then
-  local fp, aid, dup = string.match(prev, '^(%S+) (%S+) (%S+)$')
+  local fp, aid = string.match(prev, '^(%S+) (%S+)')
   if fp ~= ARGV[1] then return {'mismatch'} end
   if redis.call('EXISTS', ARGV[11] .. aid) == 0 then return {'gone', aid} end
-  return {'replay', aid, dup}
+  return {'replay', aid}
 end
 local raw = redis.call('HGET', KEYS[2], ARGV[3])
 if not raw then return {'missing'} end
@@ -58,41 +67,46 @@ local op = cjson.decode(raw)
 if op['status'] ~= 'published' then return {'closed'} end
 local deadline = tonumber(op['deadline_ms']) or 0
 if deadline > 0 and tonumber(ARGV[4]) > deadline then return {'expired'} end
-local nv = redis.call('INCR', KEYS[3])
-if nv == 1 then redis.call('EXPIRE', KEYS[3], ARGV[9]) end
-if nv > tonumber(ARGV[7]) then return {'rate', 'viewer', '', redis.call('TTL', KEYS[3])} end
-local ni = redis.call('INCR', KEYS[4])
-if ni == 1 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
-if ni > tonumber(ARGV[8]) then return {'rate', 'ip', '', redis.call('TTL', KEYS[4])} end
-local existing = redis.call('HGET', KEYS[5], ARGV[5])
-if existing and redis.call('EXISTS', ARGV[11] .. existing) == 1 then
-  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. existing .. ' 1', 'EX', ARGV[6])
-  redis.call('HSET', KEYS[9], ARGV[3], existing)
-  return {'dup', existing}
+local limits = {
+  {KEYS[3], ARGV[7], 'viewer'}, {KEYS[4], ARGV[8], 'ip'}, {KEYS[5], ARGV[13], 'phone'}
+}
+for _, l in ipairs(limits) do
+  local n = redis.call('INCR', l[1])
+  if n == 1 then redis.call('EXPIRE', l[1], ARGV[9]) end
+  if n > tonumber(l[2]) then return {'rate', l[3], redis.call('TTL', l[1])} end
+end
+-- An application stored while one per phone and opening was kept joins this phone's list.
+local legacy = redis.call('HGET', KEYS[7], ARGV[5])
+if legacy then
+  local at = redis.call('HGET', ARGV[11] .. legacy, 'created_at')
+  if at then redis.call('ZADD', KEYS[6], tonumber(at) or 0, legacy) end
+  redis.call('HDEL', KEYS[7], ARGV[5])
 end
 local flat = {'opening_title', op['title'], 'employer', op['employer']['name']}
 for k, v in pairs(cjson.decode(ARGV[12])) do
   flat[#flat + 1] = k
   flat[#flat + 1] = v
 end
-redis.call('HSET', KEYS[6], unpack(flat))
-redis.call('HSET', KEYS[5], ARGV[5], ARGV[2])
-redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2])
-redis.call('ZADD', KEYS[8], ARGV[4], ARGV[2])
-redis.call('HSET', KEYS[9], ARGV[3], ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2] .. ' 0', 'EX', ARGV[6])
-local count = redis.call('ZCARD', KEYS[8])
-local total = redis.call('ZCARD', KEYS[7])
+redis.call('HSET', KEYS[8], unpack(flat))
+redis.call('ZADD', KEYS[6], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[9], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[10], ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[11], ARGV[3], ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[6])
+local count = redis.call('ZCARD', KEYS[10])
+local total = redis.call('ZCARD', KEYS[9])
+local same = redis.call('ZCARD', KEYS[6]) - 1
 local body = '"type":"application.received","data":{"opening_id":"' .. ARGV[3] ..
   '","application_id":"' .. ARGV[2] .. '","count":' .. count .. ',"total":' .. total ..
-  '},"ts":' .. ARGV[4] .. '}'
-jc_publish(KEYS[10], KEYS[11], KEYS[12], KEYS[13], ARGV[10], 'h', body)
-return {'new', ARGV[2], '0', count}
+  ',"same_phone":' .. same .. '},"ts":' .. ARGV[4] .. '}'
+jc_publish(KEYS[12], KEYS[13], KEYS[14], KEYS[15], ARGV[10], 'h', body)
+return {'new', ARGV[2], same}
 """
 )
 
-# KEYS: 1 application, 2 broadcast applications, 3 opening applications, 4 phones,
-#       5 viewer applied, 6-9 core.events.publish_keys(bid, HOST)
+# KEYS: 1 application, 2 broadcast applications, 3 opening applications, 4 legacy phones hash,
+#       5 viewer applied, 6 this phone's applications to the opening,
+#       7-10 core.events.publish_keys(bid, HOST)
 # ARGV: 1 application id, 2 opening id, 3 phone, 4 stream maxlen, 5 now ms
 _DELETE_LUA = (
     APPEND_LUA
@@ -101,6 +115,7 @@ if redis.call('HGET', KEYS[1], 'opening_id') ~= ARGV[2] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
 if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[5], ARGV[2]) end
 local count = redis.call('ZCARD', KEYS[3])
@@ -108,16 +123,26 @@ local total = redis.call('ZCARD', KEYS[2])
 local body = '"type":"application.deleted","data":{"opening_id":"' .. ARGV[2] ..
   '","application_id":"' .. ARGV[1] .. '","count":' .. count .. ',"total":' .. total ..
   '},"ts":' .. ARGV[5] .. '}'
-jc_publish(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[4], 'h', body)
+jc_publish(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[4], 'h', body)
 return count
 """
 )
+
+
+def phone_digest(phone: str) -> str:
+    """Names a phone number in Redis key names (so numbers don't show in key listings and
+    monitoring); not a secret: the number itself is in the application."""
+    return hashlib.sha256(phone.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
 class ApplyLimits:
     per_viewer: int = 20
     per_ip: int = 600
+    # Counted per phone number at one address as well, so that a fresh viewer cookie per
+    # request does not reset one applicant's budget. Per address, so that nobody elsewhere can
+    # use up the budget of someone else's number; rotating numbers too meets the per-IP limit.
+    per_phone: int = 20
     window: int = 600  # seconds
     idempotency_ttl: int = 24 * 3600
 
@@ -126,16 +151,16 @@ class ApplyLimits:
 class ApplyResult:
     application_id: str
     opening_id: str
-    duplicate: bool  # this phone had already applied to this opening
+    duplicate: bool  # this phone had applied to this opening before (for hosts and metrics)
     replayed: bool  # the same Idempotency-Key was seen before
     new: bool  # this request stored the application
 
     def public(self) -> dict[str, Any]:
-        """What the applicant gets back: ids and flags, none of the personal data."""
+        """What the applicant gets back: their own ids, none of the personal data, and nothing
+        that tells whether the phone number had applied before."""
         return {
             "application_id": self.application_id,
             "opening_id": self.opening_id,
-            "duplicate": self.duplicate,
             "applied": True,
         }
 
@@ -212,12 +237,15 @@ class ApplicationService:
             **fields,
         }
         packed = orjson.dumps({k: str(v) for k, v in record.items()})
+        digest = phone_digest(fields["phone"])
         res = await self._apply(
             keys=[
                 keys.idempotency(bid, vid, key),
                 keys.openings(bid),
                 keys.apply_rate(bid, "v:" + vid, lim.window),
                 keys.apply_rate(bid, "ip:" + ip, lim.window),
+                keys.apply_rate(bid, f"p:{digest}:{ip}", lim.window),
+                keys.phone_applications(bid, oid, digest),
                 keys.opening_phones(bid, oid),
                 keys.application(bid, aid),
                 keys.applications(bid),
@@ -238,19 +266,16 @@ class ApplicationService:
                 self.log.maxlen_of(HOST),
                 keys.application(bid, ""),
                 packed,
+                lim.per_phone,
             ],
         )
         kind = res[0].decode()
         if kind == "new":
             self.stored += 1
             self.log.published += 1
-            return ApplyResult(aid, oid, duplicate=False, replayed=False, new=True)
+            return ApplyResult(aid, oid, duplicate=int(res[2]) > 0, replayed=False, new=True)
         if kind == "replay":  # this Idempotency-Key was seen: the first result again
-            return ApplyResult(
-                res[1].decode(), oid, duplicate=res[2] == b"1", replayed=True, new=False
-            )
-        if kind == "dup":  # this phone already applied to this opening
-            return ApplyResult(res[1].decode(), oid, duplicate=True, replayed=False, new=False)
+            return ApplyResult(res[1].decode(), oid, duplicate=False, replayed=True, new=False)
         if kind == "mismatch":
             raise Invalid(
                 "this Idempotency-Key was used with a different application",
@@ -270,7 +295,7 @@ class ApplicationService:
             raise RateLimited(
                 "too many applications, try again later",
                 code="rate_limited",
-                retry_after=max(1, int(res[3])),
+                retry_after=max(1, int(res[2])),
                 extra={"limit": who},
             )
         raise RuntimeError(f"unexpected apply result {kind}")
@@ -302,7 +327,25 @@ class ApplicationService:
         h = await self.redis.hgetall(keys.application(bid, aid)) if is_valid_id(aid) else {}
         if not h:
             raise NotFound("no such application", code="application_not_found")
-        return _public(h)
+        return (await self._same_phone(bid, [_public(h)]))[0]
+
+    async def _same_phone(self, bid: str, apps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Mark each application with the other applications to its opening from its phone
+        number: `same_phone` (how many) and `same_phone_ids` (newest first, at most
+        SAME_PHONE_IDS_MAX)."""
+        async with self.redis.pipeline(transaction=False) as p:
+            for a in apps:
+                key = keys.phone_applications(bid, a["opening_id"], phone_digest(a["phone"]))
+                p.zcard(key)
+                p.zscore(key, a["id"])
+                p.zrevrange(key, 0, SAME_PHONE_IDS_MAX)
+            res = await p.execute()
+        for i, a in enumerate(apps):
+            n, own, ids = res[3 * i : 3 * i + 3]
+            a["same_phone"] = int(n) - (1 if own is not None else 0)
+            others = [x.decode() for x in ids if x.decode() != a["id"]]
+            a["same_phone_ids"] = others[:SAME_PHONE_IDS_MAX]
+        return apps
 
     async def list(
         self,
@@ -338,9 +381,8 @@ class ApplicationService:
                 for aid in ids:
                     p.hgetall(keys.application(bid, aid.decode()))
                 rows = await p.execute()
-            for h in rows:
-                if h:
-                    yield _public(h)
+            for a in await self._same_phone(bid, [_public(h) for h in rows if h]):
+                yield a
             start += chunk
 
     async def set_status(self, bid: str, aid: str, status: Any) -> dict[str, Any]:
@@ -383,6 +425,7 @@ class ApplicationService:
                 keys.opening_applications(bid, oid),
                 keys.opening_phones(bid, oid),
                 keys.viewer_applied(bid, vid),
+                keys.phone_applications(bid, oid, phone_digest(phone)),
                 *publish_keys(bid, HOST),
             ],
             args=[aid, oid, phone, self.log.maxlen_of(HOST), int(time.time() * 1000)],

@@ -335,6 +335,9 @@ APPLICATION_COLUMNS = (
     ("申请时间", "created_at"),
     ("同意书版本", "consent_version"),
     ("同意时间", "consented_at"),
+    # Every submission is stored: these name the others to the same opening from this number.
+    ("同号其他申请数", "same_phone"),
+    ("同号其他申请编号", "same_phone_ids"),
 )
 
 
@@ -354,6 +357,8 @@ def export_applications(items: Iterable[dict[str, Any]]) -> bytes:
             "graduation_year": a["graduation_year"] or "",
             "created_at": _cst(a["created_at"]),
             "consented_at": _cst(a["consented_at"]),
+            "same_phone": a.get("same_phone", 0),
+            "same_phone_ids": " ".join(a.get("same_phone_ids", ())),
         }
         w.writerow([_safe(values[f]) for _, f in APPLICATION_COLUMNS])
     return buf.getvalue().encode("utf-8")

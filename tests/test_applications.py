@@ -1,5 +1,5 @@
-"""Applications: validation, idempotency, one per phone and opening, 50 concurrent submits with
-one key store one application, rate limits, hosts-only personal data, the status workflow,
+"""Applications: validation, idempotency, every submission stored (also for one phone and
+opening), 50 concurrent submits with one key store one application, rate limits, hosts-only personal data, the status workflow,
 exports, deletion and retention."""
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ async def test_apply_then_applied_survives_a_reload(app_factory, redis_url):
     r = await v.apply(o["id"], application_body())
     assert r.status == 201, await r.text()
     body = await r.json()
-    assert body["duplicate"] is False and body["opening_id"] == o["id"]
+    assert set(body) == {"application_id", "opening_id", "applied"}
+    assert body["opening_id"] == o["id"]
     assert "phone" not in body and "name" not in body
     assert await v.applied(bid) == [o["id"]]
     # the same browser (cookie) on another visit, through another instance
@@ -138,7 +139,7 @@ async def test_idempotency_key_same_body_replays_other_body_422(app_factory, red
     assert total == 1
 
 
-async def test_same_phone_same_opening_returns_the_existing_one(app_factory, redis_url):
+async def test_same_phone_same_opening_is_stored_again_and_marked(app_factory, redis_url):
     a, b, host, bid, o = await _setup(app_factory, redis_url)
     v1 = await applicant(b)
     r1 = await v1.apply(o["id"], application_body())
@@ -146,17 +147,20 @@ async def test_same_phone_same_opening_returns_the_existing_one(app_factory, red
     # another device (another viewer id), same phone written differently
     v2 = await applicant(await app_factory(redis_url))
     r2 = await v2.apply(o["id"], application_body(phone="+86 138 0013 8000", name="张伟 "))
-    assert r2.status == 200, await r2.text()
+    assert r2.status == 201, await r2.text()
     second = await r2.json()
-    assert second["duplicate"] is True
-    assert second["application_id"] == first["application_id"]
+    assert second["application_id"] != first["application_id"]
     assert await v2.applied(bid) == [o["id"]]
-    # a different opening is a new application
+    # a different opening is a new application, not marked
     o2 = await make_opening(host, bid, title="另一个岗位")
     r3 = await v1.apply(o2["id"], application_body())
     assert r3.status == 201
-    total, _ = await a.server.app[APPLICATIONS].list(bid)
-    assert total == 2
+    total, items = await a.server.app[APPLICATIONS].list(bid)
+    assert total == 3
+    marks = {x["id"]: (x["same_phone"], x["same_phone_ids"]) for x in items}
+    assert marks[first["application_id"]] == (1, [second["application_id"]])
+    assert marks[second["application_id"]] == (1, [first["application_id"]])
+    assert marks[(await r3.json())["application_id"]] == (0, [])
 
 
 async def test_fifty_concurrent_submits_with_one_key_store_one(app_factory, redis_url):
@@ -173,13 +177,17 @@ async def test_fifty_concurrent_submits_with_one_key_store_one(app_factory, redi
     assert await redis.zcard(keys.opening_applications(bid, o["id"])) == 1
 
 
-async def test_fifty_concurrent_keys_same_phone_store_one(app_factory, redis_url):
-    _a, b, _host, _bid, o = await _setup(app_factory, redis_url, apply_per_viewer=100)
+async def test_fifty_concurrent_keys_same_phone_store_fifty(app_factory, redis_url):
+    a, b, _host, bid, o = await _setup(
+        app_factory, redis_url, apply_per_viewer=100, apply_per_phone=100
+    )
     v = await applicant(b)
     rs = await asyncio.gather(*(v.apply(o["id"], application_body()) for _ in range(50)))
-    statuses = sorted(r.status for r in rs)
-    assert statuses == [200] * 49 + [201]
-    assert len({(await r.json())["application_id"] for r in rs}) == 1
+    assert [r.status for r in rs] == [201] * 50
+    ids = {(await r.json())["application_id"] for r in rs}
+    assert len(ids) == 50
+    total, items = await a.server.app[APPLICATIONS].list(bid)
+    assert total == 50 and {x["same_phone"] for x in items} == {49}
 
 
 async def test_rate_limits_answer_429_with_retry_after(app_factory, redis_url):
@@ -278,7 +286,7 @@ async def test_events_carry_counts_to_hosts_and_nothing_to_viewers(app_factory, 
         assert (await v.apply(o["id"], application_body(phone=f"1350000000{i}"))).status == 201
     got = await console.wait_count("application.received", 3)
     assert [e["data"]["count"] for e in got] == [1, 2, 3]
-    assert set(got[0]["data"]) == {"opening_id", "application_id", "count", "total"}
+    assert set(got[0]["data"]) == {"opening_id", "application_id", "count", "total", "same_phone"}
     aid = got[0]["data"]["application_id"]
     r = await host.patch(f"/api/broadcasts/{bid}/applications/{aid}", {"status": "contacted"})
     assert r.status == 200 and (await r.json())["status"] == "contacted"

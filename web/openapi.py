@@ -323,7 +323,6 @@ def _schemas() -> dict[str, Schema]:
             {
                 "application_id": ID,
                 "opening_id": ID,
-                "duplicate": BOOL,
                 "applied": {"const": True},
             }
         ),
@@ -347,6 +346,8 @@ def _schemas() -> dict[str, Schema]:
                 "updated_at": MS,
                 "consent_version": STR,
                 "consented_at": MS,
+                "same_phone": INT,
+                "same_phone_ids": array(ID),
             }
         ),
         "ApplicationList": out({"total": INT, "applications": array(ref("Application"))}),
@@ -1028,8 +1029,10 @@ def _applications(d: _Doc) -> None:
             ),
         ),
         responses={
-            200: ok(ref("ApplyResult"), "this phone had applied to this opening already"),
-            201: ok(ref("ApplyResult"), "stored"),
+            201: ok(
+                ref("ApplyResult"),
+                "stored (the same answer whether or not the number applied before)",
+            ),
         },
     )
     d.op(

@@ -274,11 +274,11 @@ async def apply(request: web.Request) -> web.Response:
         idempotency_key=request.headers.get("Idempotency-Key"),
         body=body,
     )
-    outcome = "new" if res.new else "replayed" if res.replayed else "duplicate"
+    outcome = "replayed" if res.replayed else "same_phone" if res.duplicate else "new"
     request.app[APPLY_RESULTS].labels(outcome).inc()
-    status = 201 if res.new or (res.replayed and not res.duplicate) else 200
+    # One answer whether or not the number applied before: a 201 with this submission's id.
     headers = {"Idempotent-Replayed": "true"} if res.replayed else None
-    return json_response(res.public(), status=status, headers=headers)
+    return json_response(res.public(), status=201, headers=headers)
 
 
 @routes.get("/api/broadcasts/{bid}/applied")
@@ -416,7 +416,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS],
         app[EVENT_LOG],
         openings,
-        ApplyLimits(per_viewer=s.apply_per_viewer, per_ip=s.apply_per_ip, window=s.apply_window),
+        ApplyLimits(
+            per_viewer=s.apply_per_viewer,
+            per_ip=s.apply_per_ip,
+            per_phone=s.apply_per_phone,
+            window=s.apply_window,
+        ),
     )
     yield
 
@@ -426,7 +431,8 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_services_ctx)
     app[APPLY_RESULTS] = Counter(
         "jobcast_applications",
-        "Application submissions answered, by outcome (new, duplicate, replayed)",
+        "Application submissions answered, by outcome (new; same_phone: stored, and the number "
+        "had applied to the opening before; replayed)",
         ["outcome"],
         registry=app[METRICS].registry,
     )

@@ -105,6 +105,9 @@ class Settings:
     apply_per_ip: int = _opt(
         600, "applications one IP may submit to one broadcast per apply_window (halls share IPs)"
     )
+    apply_per_phone: int = _opt(
+        20, "applications with one phone number from one IP to one broadcast per apply_window"
+    )
     apply_window: int = _opt(600, "seconds of the application rate-limit window")
     application_retention_days: int = _opt(
         180, "days applications are kept; `jobcast purge` deletes older ones"

@@ -212,9 +212,27 @@
       h("td", null, JC.dateTime(a.created_at)),
       h("td", null, a.opening_title || (S.openings.get(a.opening_id) || {}).title || a.opening_id),
       h("td", null, a.name),
-      h("td", null, a.phone),
+      h("td", null, a.phone, samePhone(a)),
       h("td", null, a.degree ? (JC.eduLabel ? JC.eduLabel(a.degree) : a.degree_label) : "", a.major ? " · " + a.major : ""),
       h("td", null, sel));
+  }
+  // Every submission is stored, also from a number that applied to the opening before (the
+  // sender can't tell); the host sees the others from the same number and decides.
+  function samePhone(a) {
+    if (!a.same_phone) return null;
+    return [" ", h("span", { class: "reason", dataset: { same: a.id }, title: (a.same_phone_ids || []).join(" ") },
+      _("Same number: %(n)s more", { n: a.same_phone }))];
+  }
+  function markSamePhone(a) {
+    for (const id of a.same_phone_ids || []) {
+      const tr = rows.querySelector('tr[data-app="' + CSS.escape(id) + '"]');
+      if (!tr) continue;
+      const cell = tr.children[3];
+      const old = cell.querySelector("[data-same]");
+      if (old) old.remove();
+      const ids = [a.id, ...(a.same_phone_ids || []).filter((x) => x !== id)];
+      cell.append(...samePhone({ id: id, same_phone: a.same_phone, same_phone_ids: ids }));
+    }
   }
   async function loadApps(more) {
     if (!rows || !isHost) return;
@@ -249,7 +267,7 @@
       const a = await api("GET", bpath + "/applications/" + enc(d.application_id));
       const empty = rows.querySelector(".empty");
       if (empty) empty.closest("tr").remove();
-      if (!rows.querySelector('tr[data-app="' + CSS.escape(a.id) + '"]')) { rows.prepend(appRow(a)); appsOffset += 1; }
+      if (!rows.querySelector('tr[data-app="' + CSS.escape(a.id) + '"]')) { rows.prepend(appRow(a)); appsOffset += 1; markSamePhone(a); }
     } catch (e) { /* deleted meanwhile */ }
   }
   function setCount(oid, n, total) {

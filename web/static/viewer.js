@@ -285,11 +285,11 @@
     const submit = document.getElementById("apply-submit");
     submit.disabled = true;
     try {
-      const res = await submitApplication(applying.oid, body, applying.key);
+      await submitApplication(applying.oid, body, applying.key);
       try { localStorage.setItem(FORM_KEY, JSON.stringify({ name: body.name, phone: body.phone, degree: body.degree || "", major: body.major || "" })); } catch (ex) { /* private mode */ }
       markApplied(applying.oid);
       dialog.close();
-      JC.toast(res && res.duplicate ? _("You had already applied for this opening with this number") : _("Application sent"));
+      JC.toast(_("Application sent"));
       applying = null;
     } catch (ex) {
       if (ex.fields && showFieldErrors(ex.fields)) document.getElementById("apply-error").textContent = ex.text();
