@@ -30,8 +30,9 @@ FrameSink = Callable[[str, RTCRtpCodecParameters, JitterFrame], None]
 class IngestPeer:
     """One WHIP session: the publisher's peer connection and what it negotiated."""
 
-    def __init__(self, sid: str, bid: str, on_frame: FrameSink) -> None:
-        self.sid = sid
+    def __init__(self, sid: str, bid: str, on_frame: FrameSink, *, resource_hash: str = "") -> None:
+        self.sid = sid  # public: snapshots and events carry it
+        self.resource_hash = resource_hash  # sha256 of the secret in the publisher's Location
         self.bid = bid
         self.pc: RTCPeerConnection | None = None
         self.codecs: dict[str, RTCRtpCodecParameters] = {}

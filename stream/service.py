@@ -6,6 +6,12 @@ process that dies frees its broadcast within `INGEST_TTL`. The media itself neve
 Redis: frames go from the publisher's receivers to the viewers' senders in memory (or over a
 local socket to egress processes, see stream/egress.py).
 
+A WHIP session has two ids. The public one (`session` in snapshots, `stream.live`, the stream
+state) tells viewers that a new publisher took over. The resource id in the 201's `Location`
+is the publisher's credential for `DELETE`: a second secret, handed only to the client that
+POSTed with the stream key, and kept only as a hash (in memory and in Redis, where it names the
+process that holds the session for a DELETE landing on another worker).
+
 Lifecycle of a broadcast's stream:
     POST /whip  -> claim the ingest (409 if another healthy publisher holds it) -> 201
     first frame -> BroadcastService.start (broadcast `live`) + `stream.live`
@@ -254,14 +260,16 @@ class MediaService:
             if not self._replaceable(stream.ingest):
                 raise Conflict("another publisher is live", code="publisher_live")
             replacing = stream.ingest.sid
-        sid = secrets.token_urlsafe(16)
+        sid = secrets.token_urlsafe(16)  # public
+        resource = secrets.token_urlsafe(32)  # the publisher's alone
+        resource_hash = _hash_key(resource)
         holder = await self._claim(
             keys=[keys.ingest(bid)],
             args=[replacing or "", sid, self.config.process, "", "", _now_ms(), _ttl_ms()],
         )
         if holder is not None:
             raise Conflict("another publisher is live", code="publisher_live")
-        ingest = IngestPeer(sid, bid, self._frame_sink(bid))
+        ingest = IngestPeer(sid, bid, self._frame_sink(bid), resource_hash=resource_hash)
         try:
             sdp = await ingest.open(offer_text, self.config.ice, self.config.video_codecs)
         except BaseException:
@@ -290,10 +298,10 @@ class MediaService:
             if self.config.record:
                 self._start_recording(stream, ingest)
         await self.redis.hset(keys.ingest(bid), mapping=mapping)
-        await self.redis.set(keys.media_session(sid), self.config.process, px=_ttl_ms())
+        await self.redis.set(keys.media_session(resource_hash), self.config.process, px=_ttl_ms())
         self.counters["ingests"] += 1
         return SessionAnswer(
-            sid, sdp, f"/whip/{bid}/{sid}", self.config.ice_servers.links(f"p-{bid}")
+            sid, sdp, f"/whip/{bid}/{resource}", self.config.ice_servers.links(f"p-{bid}")
         )
 
     def _replaceable(self, ingest: IngestPeer) -> bool:
@@ -304,7 +312,7 @@ class MediaService:
     async def _replace(self, stream: LiveStream, old: IngestPeer, new: IngestPeer) -> None:
         """A reconnecting publisher takes over; viewers stay if the codecs did not change."""
         await old.close()
-        await self.redis.delete(keys.media_session(old.sid))
+        await self.redis.delete(keys.media_session(old.resource_hash))
         if stream.recorder is not None:
             await self._stop_recording(stream)
         same = {k: c.name for k, c in old.codecs.items()} == {
@@ -315,24 +323,32 @@ class MediaService:
             await self._publish_ended(stream.bid, old.sid, "replaced")
             stream.announced = False
 
-    async def unpublish(self, bid: str, sid: str, *, forwarded: bool = False) -> None:
+    async def unpublish(self, bid: str, resource: str) -> None:
+        """End the stream whose WHIP resource id (from the 201's Location) is `resource`.
+
+        The public session id is not a resource id: a DELETE naming it is an unknown session.
+        """
+        await self._unpublish(bid, _hash_key(resource))
+
+    async def _unpublish(self, bid: str, resource_hash: str, *, forwarded: bool = False) -> None:
         stream = self.streams.get(bid)
-        if stream is not None and stream.ingest is not None and stream.ingest.sid == sid:
-            await self._end(bid, sid, "publisher_left")
+        ingest = stream.ingest if stream is not None else None
+        if ingest is not None and hmac.compare_digest(ingest.resource_hash, resource_hash):
+            await self._end(bid, ingest.sid, "publisher_left")
             return
         msg = {"op": "unpublish", "bid": bid}
-        if not forwarded and await self._forward_by_session(sid, msg):
+        if not forwarded and await self._forward_by_session(resource_hash, msg):
             return
         raise NotFound("no such WHIP session", code="session_not_found")
 
     async def _release(self, bid: str, sid: str) -> None:
+        """Give up a claim whose answer failed (its resource was never handed out)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(keys.ingest(bid))
             current = await pipe.hget(keys.ingest(bid), "sid")
             pipe.multi()
             if current is not None and current.decode() == sid:
                 pipe.delete(keys.ingest(bid))
-            pipe.delete(keys.media_session(sid))
             await pipe.execute()
 
     async def _end(self, bid: str, sid: str, reason: str) -> None:
@@ -354,7 +370,7 @@ class MediaService:
                 pipe.multi()
                 if current is not None and current.decode() == sid:
                     pipe.delete(keys.ingest(bid))
-                pipe.delete(keys.media_session(sid))
+                pipe.delete(keys.media_session(ingest.resource_hash))
                 if stream.announced:
                     self.log.add_to(pipe, bid, "stream.ended", _ended_data(bid, sid, reason))
                 await pipe.execute()
@@ -511,7 +527,7 @@ class MediaService:
             await self.stop_play(msg["bid"], msg["sid"], forwarded=True)
             return True
         if op == "unpublish":
-            await self.unpublish(msg["bid"], msg["sid"], forwarded=True)
+            await self._unpublish(msg["bid"], msg["sid"], forwarded=True)
             return True
         raise NotFound(f"unknown media request {op!r}")
 
@@ -576,7 +592,7 @@ class MediaService:
                 await self._end(bid, ingest.sid, "publisher_lost")
                 continue
             held = await self._refresh(keys=[keys.ingest(bid)], args=[ingest.sid, _ttl_ms()])
-            await self.redis.pexpire(keys.media_session(ingest.sid), _ttl_ms())
+            await self.redis.pexpire(keys.media_session(ingest.resource_hash), _ttl_ms())
             if not held:
                 # Our claim expired (Redis restarted, or we stalled) and someone else may hold
                 # it now: stop quietly rather than fight over the broadcast.

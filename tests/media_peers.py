@@ -108,6 +108,7 @@ class Publisher:
         self.audio = AudioStreamTrack()
         self.video_codec = video_codec
         self.location: str | None = None
+        self.session: str | None = None  # the public id (the 201's ETag), not the Location's
         self.answer: str | None = None
         self.offer: str | None = None
 
@@ -132,6 +133,7 @@ class Publisher:
             raise AssertionError(f"WHIP POST {r.status}: {await r.text()}")
         if r.status == 201:
             self.location = r.headers["Location"]
+            self.session = r.headers["ETag"].strip('"')
             self.answer = await r.text()
             await self.pc.setRemoteDescription(RTCSessionDescription(self.answer, "answer"))
         return r

@@ -234,7 +234,8 @@ async def test_reconnecting_publisher_takes_over_and_viewers_keep_playing(app_fa
     assert not ws.of_type("stream.ended")
     r = await client.get(f"/api/broadcasts/{bid}/stream")
     state = await r.json()
-    assert state["state"] == "live" and state["session"] == pub2.location.rsplit("/", 1)[1]
+    assert state["state"] == "live" and state["session"] == pub2.session
+    assert state["session"] != pub.session and pub2.session not in pub2.location
     await pub2.delete()
     await ws.wait_for("stream.ended", timeout=10)
     await v.close()

@@ -2,8 +2,10 @@
 
 The handlers only translate HTTP: stream.service.MediaService does the work. WHIP/WHEP are
 called cross-origin (OBS, other pages) without cookies, so they answer CORS with `*` and are
-exempt from the Origin check (web/security.py); the stream key or the unguessable session
-URL is the credential.
+exempt from the Origin check (web/security.py). The stream key is the credential for a WHIP
+POST; the resource URL in its 201's `Location` (a secret, unlike the public session id that
+snapshots and events carry) is the credential for DELETE. A WHEP session's URL is known only
+to its viewer.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ async def whip_options(request: web.Request) -> web.Response:
 @routes.delete("/whip/{bid}/{sid}")
 @_cors
 async def whip_delete(request: web.Request) -> web.Response:
+    # {sid} here is the secret resource id from the Location, not the public session id
     await request.app[MEDIA].unpublish(request.match_info["bid"], request.match_info["sid"])
     return web.Response(status=200)
 

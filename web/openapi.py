@@ -11,7 +11,8 @@ it to a running app and checks every answer against it.
 Each operation carries `x-jobcast-access`, who may call it:
 `public`, `viewer` (the signed viewer cookie, plus X-CSRF-Token on writes), `staff` (a host or
 moderator session), `host` (a host session only), `stream-key` (WHIP's bearer key) or
-`session-url` (the unguessable WHIP/WHEP session URL is the credential).
+`session-url` (the unguessable WHIP/WHEP resource URL from the POST's Location is the
+credential).
 """
 
 from __future__ import annotations
@@ -429,7 +430,11 @@ def _schemas() -> dict[str, Schema]:
         "StreamState": out(
             {
                 "state": {"enum": ["offline", "starting", "live"]},
-                "session": STR,
+                "session": {
+                    **STR,
+                    "description": "public id of the WHIP session (new when a publisher takes"
+                    " over); not the resource id in the publisher's Location",
+                },
                 "whep": STR,
                 "codecs": out({"video": STR, "audio": STR}, optional=("video", "audio")),
             },
@@ -597,7 +602,12 @@ def _param(name: str, where: str, schema: Schema, description: str = "", **kw: A
 BID = _param("bid", "path", {"type": "string", "minLength": 1}, "broadcast id")
 OID = _param("oid", "path", {"type": "string", "minLength": 1}, "opening id")
 AID = _param("aid", "path", {"type": "string", "minLength": 1}, "application id")
-SID = _param("sid", "path", {"type": "string", "minLength": 1}, "WHIP/WHEP session id")
+SID = _param(
+    "sid",
+    "path",
+    {"type": "string", "minLength": 1},
+    "the resource id from the POST's Location (for WHIP a secret, not the public `session`)",
+)
 
 
 def _query(name: str, schema: Schema, description: str = "") -> Schema:
