@@ -11,8 +11,8 @@ their senders, which is where the CPU goes (about 200 packets per second per vie
 Wire format (both directions): 4-byte big-endian length, 1 type byte, body.
   b"F" frame (app -> egress): bid length (1) + bid, kind (1: v/a), keyframe (1),
        timestamp (4), payload count (2), payload lengths (2 each), payloads.
-  b"J" JSON: requests with "req" ids and their replies, and notices ("op": keyframe, gone,
-       stats).
+  b"J" JSON: requests with "req" ids and their replies, and notices ("op": keyframe,
+       connected, gone, stats).
 
 A slow egress process never holds the app process up: when its socket buffer passes a limit,
 frames for it are dropped and its video restarts at the next keyframe (one is requested).
@@ -183,6 +183,7 @@ class EgressPool:
         connect_timeout: float,
         on_keyframe_wanted: Callable[[str], None],
         on_gone: Callable[[str, str, str], None],
+        on_connected: Callable[[str], None] | None = None,
     ) -> None:
         self.children = [_Child(i) for i in range(count)]
         self.config = {
@@ -192,6 +193,7 @@ class EgressPool:
         }
         self._want_keyframe = on_keyframe_wanted
         self._on_gone = on_gone
+        self._on_connected = on_connected
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next_req = 0
         self._closing = False
@@ -240,6 +242,9 @@ class EgressPool:
                     fut.set_exception(error_from_json(msg.get("error") or {}))
         elif op == "keyframe":
             self._want_keyframe(msg["bid"])
+        elif op == "connected":
+            if self._on_connected is not None and msg["sid"] in child.viewers:
+                self._on_connected(msg["sid"])
         elif op == "gone":
             self._forget(child, msg["sid"])
             self._on_gone(msg["sid"], msg["bid"], msg["reason"])
@@ -402,6 +407,7 @@ async def _serve(fd: int, config: dict[str, Any]) -> None:
         on_gone=lambda sid, bid, reason: send(
             {"op": "gone", "sid": sid, "bid": bid, "reason": reason}
         ),
+        on_connected=lambda sid: send({"op": "connected", "sid": sid}),
     )
     tasks: set[asyncio.Task[None]] = set()
 

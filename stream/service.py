@@ -12,6 +12,10 @@ is the publisher's credential for `DELETE`: a second secret, handed only to the 
 POSTed with the stream key, and kept only as a hash (in memory and in Redis, where it names the
 process that holds the session for a DELETE landing on another worker).
 
+A WHEP viewer holds a slot of `max_viewers` from its offer on; until it connects, it also
+counts against its client address (`pending_per_address`), so that one client sending offers
+it never completes cannot fill the cap.
+
 Lifecycle of a broadcast's stream:
     POST /whip  -> claim the ingest (409 if another healthy publisher holds it) -> 201
     first frame -> BroadcastService.start (broadcast `live`) + `stream.live`
@@ -26,7 +30,9 @@ import contextlib
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -40,7 +46,7 @@ from redis.asyncio import Redis
 
 from core import keys
 from core.broadcasts import BroadcastService
-from core.errors import Conflict, NotFound, Unauthorized
+from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.events import EventLog
 from core.ids import is_valid_id
 from stream.aiortc_internals import IcePolicy, Packetized, check_versions
@@ -88,7 +94,8 @@ class MediaConfig:
     publisher_grace: float = 10.0
     keyframe_interval: float = 1.0
     queue_frames: int = 30
-    connect_timeout: float = 20.0
+    connect_timeout: float = 10.0
+    pending_per_address: int = 4
     record: bool = False
     recordings_dir: Path = Path("./data/recordings")
     process: str = "local"
@@ -175,6 +182,7 @@ class MediaService:
             "connect_timeout": config.connect_timeout,
             "on_keyframe_wanted": self.want_keyframe,
             "on_gone": self.viewer_gone,
+            "on_connected": self.viewer_connected,
         }
         if egress is None and config.egress_processes > 0:
             egress = EgressPool(config.egress_processes, config.ice, **hub_args)
@@ -185,7 +193,14 @@ class MediaService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
-        self.counters = {"ingests": 0, "viewers_opened": 0, "keyframe_requests": 0}
+        # WHEP sessions not connected yet: sid -> (address key, monotonic time of the offer)
+        self._unfinished: dict[str, tuple[str, float]] = {}
+        self.counters = {
+            "ingests": 0,
+            "viewers_opened": 0,
+            "keyframe_requests": 0,
+            "pending_refused": 0,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -481,7 +496,10 @@ class MediaService:
 
     # -- WHEP -----------------------------------------------------------------------------------
 
-    async def play(self, bid: str, offer_text: str, *, forwarded: bool = False) -> SessionAnswer:
+    async def play(
+        self, bid: str, offer_text: str, *, client: str = "", forwarded: bool = False
+    ) -> SessionAnswer:
+        """Open a WHEP session for the viewer at address `client` (client_ip of the request)."""
         await self.broadcasts.get(bid)
         offer = parse_offer(offer_text)
         stream = self.streams.get(bid)
@@ -489,19 +507,54 @@ class MediaService:
             owner = await self.redis.hget(keys.ingest(bid), "process")
             if owner is not None and not forwarded and owner.decode() != self.config.process:
                 result = await self.control.request(
-                    owner.decode(), {"op": "play", "bid": bid, "offer": offer_text}
+                    owner.decode(),
+                    {"op": "play", "bid": bid, "offer": offer_text, "client": client},
                 )
                 return SessionAnswer(**result)
             raise Conflict("the broadcast is not live", code="not_live")
+        address = address_key(client)
+        self._check_unfinished(address)
         check_capacity(len(self.egress), self.config.max_viewers)
         viewer_codecs(offer, stream.codecs)
         sid = secrets.token_urlsafe(16)
-        sdp = await self.egress.open(bid, sid, offer_text, dict(stream.codecs))
+        # Counted before the first await, so that concurrent offers from one address all count;
+        # released when it connects, fails, times out or is deleted (viewer_connected/gone).
+        self._unfinished[sid] = (address, time.monotonic())
+        try:
+            sdp = await self.egress.open(bid, sid, offer_text, dict(stream.codecs))
+        except BaseException:
+            self._unfinished.pop(sid, None)
+            raise
         await self.redis.set(keys.media_session(sid), self.config.process, px=_ttl_ms())
         self.counters["viewers_opened"] += 1
         return SessionAnswer(
             sid, sdp, f"/whep/{bid}/{sid}", self.config.ice_servers.links(f"v-{bid}")
         )
+
+    def _check_unfinished(self, address: str) -> None:
+        """429 when `address` already has `pending_per_address` sessions not connected yet."""
+        limit = self.config.pending_per_address
+        if limit <= 0:
+            return
+        started = [t for a, t in self._unfinished.values() if a == address]
+        if len(started) < limit:
+            return
+        self.counters["pending_refused"] += 1
+        # the oldest of them is connected or closed by then
+        wait = min(started) + self.config.connect_timeout - time.monotonic()
+        raise RateLimited(
+            f"this address has {len(started)} video connections still connecting: "
+            "finish or close one first",
+            code="too_many_pending",
+            retry_after=max(1, math.ceil(wait)),
+        )
+
+    def unfinished(self, client: str | None = None) -> int:
+        """WHEP sessions of this process not connected yet (of one client address)."""
+        if client is None:
+            return len(self._unfinished)
+        address = address_key(client)
+        return sum(1 for a, _ in self._unfinished.values() if a == address)
 
     async def stop_play(self, bid: str, sid: str, *, forwarded: bool = False) -> None:
         if await self.egress.close(sid, "deleted"):
@@ -521,7 +574,9 @@ class MediaService:
     async def _handle_control(self, msg: dict[str, Any]) -> Any:
         op = msg.get("op")
         if op == "play":
-            answer = await self.play(msg["bid"], msg["offer"], forwarded=True)
+            answer = await self.play(
+                msg["bid"], msg["offer"], client=msg.get("client", ""), forwarded=True
+            )
             return dataclasses.asdict(answer)
         if op == "stop":
             await self.stop_play(msg["bid"], msg["sid"], forwarded=True)
@@ -531,7 +586,11 @@ class MediaService:
             return True
         raise NotFound(f"unknown media request {op!r}")
 
+    def viewer_connected(self, sid: str) -> None:
+        self._unfinished.pop(sid, None)
+
     def viewer_gone(self, sid: str, bid: str, reason: str) -> None:
+        self._unfinished.pop(sid, None)
         self._spawn(self._forget_session(sid))
 
     async def _forget_session(self, sid: str) -> None:
@@ -601,6 +660,20 @@ class MediaService:
             status = await self.redis.hget(keys.broadcast(bid), "status")
             if status == b"ended":
                 await self._end(bid, ingest.sid, "broadcast_ended")
+
+
+def address_key(client: str) -> str:
+    """What the unfinished-offer limit counts by: the address, or its /64 for IPv6, which one
+    subscriber usually holds whole (counting single IPv6 addresses would limit nobody)."""
+    try:
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _ttl_ms() -> int:

@@ -1,8 +1,13 @@
 """Viewer peer connections (WHEP) of one process: the app process itself, or an egress process.
 
 A `ViewerHub` owns one `FanOut` per broadcast and one peer connection per viewer. Frames come
-in through `push` (from the local relay or from the app process over a socket), keyframe wants
-and gone viewers go out through the callbacks it was given.
+in through `push` (from the local relay or from the app process over a socket), keyframe wants,
+connected viewers and gone viewers go out through the callbacks it was given.
+
+A viewer that has not connected (ICE and DTLS) holds a slot of the viewer cap, so it is closed
+as soon as its connection fails, and in any case `connect_timeout` seconds after its offer: an
+offer whose candidates lead nowhere would otherwise keep aioice retrying its checks for about
+a minute.
 """
 
 from __future__ import annotations
@@ -58,12 +63,14 @@ class ViewerHub:
         connect_timeout: float,
         on_keyframe_wanted: Callable[[str], None],
         on_gone: Callable[[str, str, str], None],
+        on_connected: Callable[[str], None] | None = None,
     ) -> None:
         self.ice = ice
         self.queue_frames = queue_frames
         self.connect_timeout = connect_timeout
         self._want_keyframe = on_keyframe_wanted
         self._on_gone = on_gone
+        self._on_connected = on_connected
         self.fanouts: dict[str, FanOut] = {}
         self.peers: dict[str, ViewerPeer] = {}
         self.closed_failed = 0
@@ -121,11 +128,16 @@ class ViewerHub:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             state = pc.connectionState
-            if state == "connected":
+            if state == "connected" and not peer.connected:
                 peer.connected = True
+                if self._on_connected is not None:
+                    self._on_connected(sid)
             elif state in ("failed", "closed") and not peer.closing:
                 await self.close(sid, "failed" if state == "failed" else "closed")
 
+        if pc.connectionState in ("failed", "closed"):
+            # ICE failed before the handler above existed (no candidate pair at all)
+            self._close_soon(sid, "failed")
         asyncio.get_running_loop().call_later(
             self.connect_timeout, lambda: self._check_connected(sid)
         )
@@ -139,9 +151,12 @@ class ViewerHub:
     def _check_connected(self, sid: str) -> None:
         peer = self.peers.get(sid)
         if peer is not None and not peer.connected and not peer.closing:
-            task = asyncio.ensure_future(self.close(sid, "connect_timeout"))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._close_soon(sid, "connect_timeout")
+
+    def _close_soon(self, sid: str, reason: str) -> None:
+        task = asyncio.ensure_future(self.close(sid, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def push(self, bid: str, kind: str, frame: Packetized) -> None:
         fan = self.fanouts.get(bid)
@@ -161,10 +176,12 @@ class ViewerHub:
                 tr.stop()
         if reason in ("failed", "connect_timeout"):
             self.closed_failed += 1
+        self._drop_empty(peer.bid)
+        # told before the close is awaited, so that its slot and its place in the
+        # unfinished-offer count are given back at the same moment
+        self._on_gone(sid, peer.bid, reason)
         with contextlib.suppress(Exception):
             await peer.pc.close()
-        self._drop_empty(peer.bid)
-        self._on_gone(sid, peer.bid, reason)
         return True
 
     def _drop_empty(self, bid: str) -> None:

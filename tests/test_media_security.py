@@ -1,7 +1,9 @@
 """WHIP and WHEP against an outside attacker, with real aiortc peers over real HTTP.
 
 Ending the stream takes the publisher's secret resource URL (the 201's Location), never the
-public session id that viewers, snapshots and `stream.live` carry.
+public session id that viewers, snapshots and `stream.live` carry. Offers that never connect
+are limited per client address and lose their viewer slot when their connection fails or their
+connect deadline passes, so one client cannot keep the other viewers out of the video.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -17,14 +20,15 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from tests.helpers import connect, login
-from tests.media_peers import Publisher, Viewer
-from web.appkeys import REDIS
+from tests.media_peers import Publisher, Viewer, loopback_peer, make_offer
+from web.appkeys import MEDIA, REDIS
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
 MEDIA_SETTINGS = {"media_ice_addresses": "127.0.0.1", "media_publisher_grace": 3.0}
 SDP = {"Content-Type": "application/sdp"}
 EVIL = "https://evil.example"
+_FP = ":".join(["5A"] * 32)
 
 
 async def _broadcast_with_key(client: TestClient) -> tuple[str, str]:
@@ -41,6 +45,65 @@ async def _error(r: Any, status: int, code: str) -> dict[str, Any]:
     body = await r.json()
     assert set(body) == {"error"} and body["error"]["code"] == code, body
     return body["error"]
+
+
+async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for a condition of the server's state (polled: it has no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+def _offer_to(address: str) -> str:
+    """A WHEP offer whose only ICE candidate is `address`:9: on 127.0.0.1 nothing answers the
+    checks (the offer never connects); on ::1 no candidate pair can form (ICE fails at once)."""
+    lines = [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "a=msid-semantic: WMS *",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "c=IN IP4 0.0.0.0",
+        f"a=ice-ufrag:{secrets.token_hex(4)}",
+        "a=ice-pwd:oU6kR1dXq2hP8sL0aZ4vB7nM",
+        f"a=fingerprint:sha-256 {_FP}",
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=recvonly",
+        "a=rtcp-mux",
+        "a=rtpmap:96 H264/90000",
+        "a=rtcp-fb:96 nack",
+        "a=rtcp-fb:96 nack pli",
+        "a=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        f"a=candidate:1 1 udp 2122260223 {address} 9 typ host",
+        "a=end-of-candidates",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+class FromAddress:
+    """HTTP to the test server from another loopback source address (a second client)."""
+
+    def __init__(self, client: TestClient, address: str) -> None:
+        self.client = client
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=(address, 0))
+        )
+
+    async def post(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        r = await self.session.post(self.client.make_url(path), **kw)
+        await r.read()
+        return r
+
+    async def delete(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        r = await self.session.delete(self.client.make_url(path), **kw)
+        await r.read()
+        return r
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 async def _redis_contents(redis: Redis) -> bytes:
@@ -124,4 +187,165 @@ async def test_only_the_publishers_location_ends_the_stream(app_factory, redis_u
     state = await (await a.get(f"/api/broadcasts/{bid}/stream")).json()
     assert state["state"] == "offline"
     await v.close()
+    await pub.close()
+
+
+# -- finding 6: offers that never connect ---------------------------------------------------
+
+
+async def test_unfinished_offers_are_limited_per_address(app_factory, redis_url):
+    client = await app_factory(redis_url, media_pending_per_address=2, **MEDIA_SETTINGS)
+    bid, key = await _broadcast_with_key(client)
+    pub = Publisher(client, bid, key)
+    await pub.publish()
+    media = client.server.app[MEDIA]
+    held = []
+    for _ in range(2):
+        r = await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP)
+        assert r.status == 201, await r.text()
+        held.append(r.headers["Location"])
+    for _ in range(5):
+        r = await client.post(
+            f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers={**SDP, "Origin": EVIL}
+        )
+        err = await _error(r, 429, "too_many_pending")
+        assert 1 <= int(r.headers["Retry-After"]) <= 10 and err["retry_after"] >= 1
+    assert media.unfinished("127.0.0.1") == 2 and media.stats()["pending_refused"] == 5
+    # a real viewer on another address gets in and plays; once connected it counts no more
+    other = FromAddress(client, "127.0.0.2")
+    v = Viewer(other, bid)  # type: ignore[arg-type]
+    await v.play()
+    await v.wait_frames(10, timeout=15)
+    await _until(lambda: media.unfinished("127.0.0.2") == 0)
+    # a DELETE gives the held place back at once
+    assert (await client.delete(held[0])).status == 200
+    r = await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP)
+    assert r.status == 201, await r.text()
+    await v.close()
+    await other.close()
+    assert await pub.delete() == 200
+    await pub.close()
+
+
+async def test_the_limit_counts_the_forwarded_address_and_ipv6_by_64(app_factory, redis_url):
+    from stream.service import address_key
+
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:10.1.2.3") == "10.1.2.3"
+    client = await app_factory(
+        redis_url, trust_proxy=True, media_pending_per_address=1, **MEDIA_SETTINGS
+    )
+    bid, key = await _broadcast_with_key(client)
+    pub = Publisher(client, bid, key)
+    await pub.publish()
+
+    async def offer(forwarded_for: str) -> Any:
+        headers = {**SDP, "X-Forwarded-For": forwarded_for}
+        return await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=headers)
+
+    assert (await offer("2001:db8:1:2::1")).status == 201
+    await _error(await offer("2001:db8:1:2:ffff::9"), 429, "too_many_pending")
+    assert (await offer("2001:db8:1:3::1")).status == 201
+    assert (await offer("10.1.2.3")).status == 201
+    await _error(await offer("10.1.2.3"), 429, "too_many_pending")
+    assert await pub.delete() == 200
+    await pub.close()
+
+
+async def test_an_offer_that_never_connects_frees_its_slot_at_the_deadline(app_factory, redis_url):
+    client = await app_factory(
+        redis_url, media_max_viewers=1, media_connect_timeout=2.0, **MEDIA_SETTINGS
+    )
+    bid, key = await _broadcast_with_key(client)
+    pub = Publisher(client, bid, key)
+    await pub.publish()
+    media = client.server.app[MEDIA]
+    shut_out = loopback_peer()  # its offer made first: nothing slow between the two POSTs
+    shut_out.addTransceiver("video", direction="recvonly")
+    real_offer = await make_offer(shut_out)
+    r = await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP)
+    assert r.status == 201, await r.text()
+    r = await client.post(f"/whep/{bid}", data=real_offer, headers=SDP)
+    await _error(r, 503, "viewer_limit")
+    await shut_out.close()
+    await _until(lambda: len(media.egress) == 0)
+    assert media.unfinished() == 0 and media.stats()["failed"] == 1
+    v = Viewer(client, bid)
+    await v.play()
+    await v.wait_frames(10, timeout=15)
+    await v.close()
+    assert await pub.delete() == 200
+    await pub.close()
+
+
+async def test_an_offer_whose_connection_fails_frees_its_slot_at_once(app_factory, redis_url):
+    # a deadline longer than the test: only the failure itself can free the slot
+    client = await app_factory(
+        redis_url, media_max_viewers=1, media_connect_timeout=300.0, **MEDIA_SETTINGS
+    )
+    bid, key = await _broadcast_with_key(client)
+    pub = Publisher(client, bid, key)
+    await pub.publish()
+    media = client.server.app[MEDIA]
+    # ICE fails: no candidate of the offer can pair with the server's
+    r = await client.post(f"/whep/{bid}", data=_offer_to("::1"), headers=SDP)
+    assert r.status == 201, await r.text()
+    await _until(lambda: len(media.egress) == 0)
+    # ICE succeeds, DTLS fails: the peer's certificate is not the one its offer announced
+    from aiortc import RTCSessionDescription
+
+    liar = loopback_peer()
+    liar.addTransceiver("video", direction="recvonly")
+    offer = await make_offer(liar)
+    lines = [
+        f"a=fingerprint:sha-256 {_FP}" if line.startswith("a=fingerprint:") else line
+        for line in offer.split("\r\n")
+    ]
+    r = await client.post(f"/whep/{bid}", data="\r\n".join(lines), headers=SDP)
+    assert r.status == 201, await r.text()
+    # the slot is held until the liar answers the DTLS handshake, which needs the answer
+    shut_out = Viewer(client, bid)
+    await _error(await shut_out.play(expect=503), 503, "viewer_limit")
+    await shut_out.close()
+    await liar.setRemoteDescription(RTCSessionDescription(await r.text(), "answer"))
+    await _until(lambda: len(media.egress) == 0)
+    assert media.unfinished() == 0 and media.stats()["failed"] == 2
+    v = Viewer(client, bid)
+    await v.play()
+    await v.wait_frames(10, timeout=15)
+    await v.close()
+    await liar.close()
+    assert await pub.delete() == 200
+    await pub.close()
+
+
+async def test_egress_processes_report_connected_and_failed_viewers(app_factory, redis_url):
+    client = await app_factory(
+        redis_url, media_egress_processes=1, media_pending_per_address=1, **MEDIA_SETTINGS
+    )
+    bid, key = await _broadcast_with_key(client)
+    pub = Publisher(client, bid, key)
+    await pub.publish()
+    media = client.server.app[MEDIA]
+    viewers = []
+    for _ in range(2):  # one address, one after the other: a connected viewer is not pending
+        v = Viewer(client, bid)
+        await v.play()
+        await v.wait_frames(5, timeout=20)
+        await _until(lambda: media.unfinished() == 0)
+        viewers.append(v)
+    r = await client.post(f"/whep/{bid}", data=_offer_to("::1"), headers=SDP)
+    assert r.status == 201, await r.text()
+    await _until(lambda: media.unfinished() == 0)  # ICE failed in the egress process
+    r = await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP)
+    assert r.status == 201, await r.text()
+    await _error(
+        await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP),
+        429,
+        "too_many_pending",
+    )
+    for v in viewers:
+        await v.close()
+    assert await pub.delete() == 200
     await pub.close()

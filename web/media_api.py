@@ -25,7 +25,7 @@ from stream.service import MediaConfig, MediaService, SessionAnswer
 from web.appkeys import BROADCASTS, EVENT_LOG, MEDIA, METRICS, REDIS, SETTINGS, SNAPSHOT_PARTS
 from web.errors import from_error
 from web.jsonutil import json_response
-from web.requests import require_host
+from web.requests import client_ip, require_host
 from web.settings import Settings
 
 routes = web.RouteTableDef()
@@ -66,11 +66,15 @@ def media_config(settings: Settings) -> MediaConfig:
     codecs = tuple(c.strip().upper() for c in settings.media_video_codecs.split(",") if c.strip())
     if not codecs or any(c not in ("H264", "VP8") for c in codecs):
         raise SystemExit("media_video_codecs: a comma-separated list of H264 and VP8")
+    if not settings.media_connect_timeout > 0:
+        raise SystemExit("media_connect_timeout: a number of seconds above 0")
     return MediaConfig(
         ice=ice,
         ice_servers=servers,
         video_codecs=codecs,
         max_viewers=settings.media_max_viewers,
+        connect_timeout=settings.media_connect_timeout,
+        pending_per_address=settings.media_pending_per_address,
         publisher_grace=settings.media_publisher_grace,
         keyframe_interval=settings.media_keyframe_interval,
         queue_frames=settings.media_viewer_queue,
@@ -210,7 +214,9 @@ async def whip_patch(request: web.Request) -> web.Response:
 @_cors
 async def whep_post(request: web.Request) -> web.Response:
     offer = await _read_sdp(request)
-    answer = await request.app[MEDIA].play(request.match_info["bid"], offer)
+    answer = await request.app[MEDIA].play(
+        request.match_info["bid"], offer, client=client_ip(request)
+    )
     return _created(answer)
 
 
@@ -323,6 +329,7 @@ class _MediaCollector:
         "keyframe_requests": "Keyframes wanted (joins, lag, viewers' PLI) before spacing",
         "ingests": "WHIP sessions accepted",
         "viewers_opened": "WHEP sessions accepted",
+        "pending_refused": "WHEP offers refused: their address had too many unconnected ones",
         "egress_dropped": "Frames not written to a backed-up egress process",
     }
 

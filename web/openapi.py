@@ -1305,7 +1305,7 @@ def _media(d: _Doc) -> None:
             body_media=sdp,
             errors=(400, 401, 404, 409, 413, 415, 422)
             if kind == "whip"
-            else (400, 404, 409, 413, 415, 422),
+            else (400, 404, 409, 413, 415, 422, 429),
             responses={201: created},
         )
         d.op(

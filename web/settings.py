@@ -136,6 +136,12 @@ class Settings:
     media_max_viewers: int = _opt(
         150, "WHEP viewers this process serves (its egress processes included); then 503"
     )
+    media_connect_timeout: float = _opt(
+        10.0, "seconds a WHEP viewer has to connect after its offer; then its slot is freed"
+    )
+    media_pending_per_address: int = _opt(
+        4, "WHEP sessions one client address may have still connecting; then 429 (0: no limit)"
+    )
     media_egress_processes: int = _opt(
         0, "separate processes that send media to viewers (0: this process does)"
     )
