@@ -21,3 +21,4 @@ class ChatConfig:
     review_max: int = 1000  # held items kept; the oldest beyond this are dropped
     batch_s: float = 0.05  # messages a process accepts within this are published together
     votes_interval: float = 0.5  # seconds between `question.votes`; 0: one event per vote
+    votes_per_address: int = 3  # viewers from one address whose votes count for a question

@@ -3,8 +3,15 @@ highlight, hide and restore; the ordered list for the snapshot.
 
 A question is a Redis hash (its fields change one at a time, so two moderators acting at once
 do not overwrite each other); its vote count lives in a zset of approved questions and the
-voters in a set per question, so a vote is one atomic script: one vote per viewer, and it can
-be withdrawn. Ordered by votes (most first), then age (oldest first).
+voters in a hash per question (viewer id -> address), so a vote is one atomic script: one vote
+per viewer, and it can be withdrawn. Ordered by votes (most first), then age (oldest first).
+
+A viewer id costs nothing (a socket without the cookie gets a new one), so the count that
+orders the questions counts addresses too: at most `votes_per_address` viewers from one
+address (an IPv6 address by its /64) count for one question. Thirty sockets from one machine
+add at most that many votes, a household or an office a few, while a hall behind one address
+is undercounted; so hosts also see every vote (`voters`) and how many addresses they came
+from (`addresses`): many voters from few addresses is a burst.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from chat.errors import Held
 from chat.gate import Gate
 from chat.messages import message_text, now_ms
 from chat.review import ReviewQueue
-from chat.votes import VoteCoalescer
+from chat.votes import VoteCoalescer, vote_address
 from core import keys
 from core.errors import Conflict, Forbidden, Invalid, NotFound
 from core.events import HOST, PUBLIC, EventLog
@@ -32,6 +39,12 @@ from core.text import text_field
 # (broadcast id, opening id) -> does that opening exist in the broadcast?
 OpeningLookup = Callable[[str, str], Awaitable[bool]]
 
+# KEYS: 1 question, 2 voters from before addresses were kept (a set), 3 votes zset, 4 hidden,
+#       5 dirty, 6 bans, 7 banned addresses, 8 voter -> address, 9 address -> voters
+# ARGV: 1 question id, 2 viewer id, 3 up ('1'/'0'), 4 ip (for the ban), 5 coalesce ('1'/'0'),
+#       6 vote address, 7 votes counted per address
+# The count is the sum over addresses of min(voters from it, cap): a vote moves it only while
+# its address is within the cap, and a withdrawal only when the address was.
 _VOTE_LUA = """
 if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 or redis.call('HEXISTS', KEYS[7], ARGV[4]) == 1
 then return {-2, 0} end
@@ -39,20 +52,31 @@ local st = redis.call('HGET', KEYS[1], 'status')
 if not st or st == 'held' or redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
   return {-1, 0}
 end
-local changed
-if ARGV[3] == '1' then
-  changed = redis.call('SADD', KEYS[2], ARGV[2])
+local up, cap, changed = ARGV[3] == '1', tonumber(ARGV[7]), 0
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then
+  if not up then
+    redis.call('SREM', KEYS[2], ARGV[2])
+    redis.call('ZINCRBY', KEYS[3], -1, ARGV[1])
+    changed = 1
+  end
 else
-  changed = redis.call('SREM', KEYS[2], ARGV[2])
+  local prev = redis.call('HGET', KEYS[8], ARGV[2])
+  if up and not prev then
+    redis.call('HSET', KEYS[8], ARGV[2], ARGV[6])
+    if redis.call('HINCRBY', KEYS[9], ARGV[6], 1) <= cap then
+      redis.call('ZINCRBY', KEYS[3], 1, ARGV[1])
+    end
+    changed = 1
+  elseif prev and not up then
+    redis.call('HDEL', KEYS[8], ARGV[2])
+    local left = redis.call('HINCRBY', KEYS[9], prev, -1)
+    if left < cap then redis.call('ZINCRBY', KEYS[3], -1, ARGV[1]) end
+    if left <= 0 then redis.call('HDEL', KEYS[9], prev) end
+    changed = 1
+  end
 end
-local n
-if changed == 1 then
-  n = redis.call('ZINCRBY', KEYS[3], ARGV[3] == '1' and 1 or -1, ARGV[1])
-  if ARGV[5] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
-else
-  n = redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0'
-end
-return {changed, tonumber(n)}
+if changed == 1 and ARGV[5] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
+return {changed, tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0')}
 """
 
 # Clear the highlight only if it still points at this question.
@@ -209,8 +233,18 @@ class QuestionService:
                 keys.question_dirty(bid),
                 keys.mod_bans(bid),
                 keys.mod_ban_ips(bid),
+                keys.question_voter_addrs(bid, qid),
+                keys.question_addr_votes(bid, qid),
             ],
-            args=[qid, actor.viewer_id, "1" if up else "0", actor.ip, "1" if coalesce else "0"],
+            args=[
+                qid,
+                actor.viewer_id,
+                "1" if up else "0",
+                actor.ip,
+                "1" if coalesce else "0",
+                vote_address(actor.ip),
+                self.config.votes_per_address,
+            ],
         )
         if changed == -2:
             raise Forbidden("you are banned from this room", code="banned")
@@ -221,7 +255,23 @@ class QuestionService:
                 self.votes.touch(bid)
             else:  # one event per vote: the baseline the coalescer is measured against
                 await self.log.publish(bid, "question.votes", {"votes": {qid: n}})
+                sources = await self.vote_sources(bid, [qid])
+                await self.log.publish(bid, "question.voters", {"voters": sources}, audience=HOST)
         return {"id": qid, "votes": n, "voted": up, "changed": changed == 1}
+
+    async def vote_sources(self, bid: str, qids: list[str]) -> dict[str, dict[str, int]]:
+        """For hosts: question id -> `voters` (every viewer's vote) and `addresses` (how many
+        addresses they voted from)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for qid in qids:
+                pipe.hlen(keys.question_voter_addrs(bid, qid))
+                pipe.scard(keys.question_voters(bid, qid))
+                pipe.hlen(keys.question_addr_votes(bid, qid))
+            res = await pipe.execute()
+        return {
+            qid: {"voters": int(res[3 * i]) + int(res[3 * i + 1]), "addresses": int(res[3 * i + 2])}
+            for i, qid in enumerate(qids)
+        }
 
     # -- host and moderator actions ----------------------------------------------------------
 
@@ -357,6 +407,7 @@ class QuestionService:
             for qid, _ in rows:
                 pipe.hgetall(keys.question(bid, qid))
             hashes = await pipe.execute()
+        sources = await self.vote_sources(bid, [qid for qid, _ in rows]) if host else {}
         out = []
         for (qid, votes), h in zip(rows, hashes, strict=True):
             if not h:
@@ -365,6 +416,7 @@ class QuestionService:
             view = public_question(q, votes, qid in hidden)
             if host:
                 view["author"] = {"viewer_id": q["vid"], "name": q["name"]}
+                view.update(sources[qid])
             out.append(view)
         return {"questions": out, "highlighted_question": _s(hl) or None}
 

@@ -46,9 +46,12 @@ def apply(state: dict[str, Any], event: dict[str, Any], *, host: bool, recent: i
                 del qs[i]
             return
         q = dict(d)
+        if host:  # hosts keep who voted from how many addresses (from `question.voters`)
+            q["voters"], q["addresses"] = 0, 0
         if i >= 0:
-            if "author" in qs[i]:
-                q["author"] = qs[i]["author"]
+            for k in ("author", "voters", "addresses"):
+                if k in qs[i]:
+                    q[k] = qs[i][k]
             qs[i] = q
         else:
             qs.append(q)
@@ -73,6 +76,12 @@ def apply(state: dict[str, Any], event: dict[str, Any], *, host: bool, recent: i
             if i >= 0:
                 qs[i]["votes"] = n
         _sort(qs)
+    elif t == "question.voters" and host:
+        qs = state.setdefault("questions", [])
+        for qid, n in d["voters"].items():
+            i = _find(qs, qid)
+            if i >= 0:
+                qs[i]["voters"], qs[i]["addresses"] = n["voters"], n["addresses"]
     elif t == "question.highlighted":
         state["highlighted_question"] = d["id"]
     elif host and t == "review.added":

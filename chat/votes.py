@@ -7,24 +7,32 @@ key that lives one interval lets only one of them publish per interval. Reading 
 clearing the dirty set and publishing happen in one script, so no stale count can overtake a
 newer one. If the process that took a vote dies before publishing, the next vote on that
 broadcast (on any process) flushes it; the snapshot always has the exact counts.
+
+The same script publishes, for hosts only, `question.voters`: per dirty question, how many
+viewers voted and from how many addresses (chat/questions.py says why both are kept).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 from redis.asyncio import Redis
 
 from core import keys
-from core.events import APPEND_LUA, PUBLIC, EventLog, encode_body, publish_keys
+from core.events import APPEND_LUA, HOST, PUBLIC, EventLog, encode_body, publish_keys
 
 log = logging.getLogger("jobcast.chat.votes")
 
 # The event body is made by core.events.encode_body with a placeholder where the counts go,
 # so the wire format stays defined in one place; the script only fills in the counts.
-# KEYS: 1 dirty set, 2 tick lock, 3 votes zset, 4-7 core.events.publish_keys(bid, PUBLIC)
-# ARGV: 1 interval ms, 2 stream maxlen, 3 body before the counts, 4 body after them
+# KEYS: 1 dirty set, 2 tick lock, 3 votes zset, 4-7 core.events.publish_keys(bid, PUBLIC),
+#       8-11 core.events.publish_keys(bid, HOST)
+# ARGV: 1 interval ms, 2 stream maxlen, 3 body before the counts, 4 body after them,
+#       5 host stream maxlen, 6 and 7 the host event's body around its counts, 8 key prefix of
+#       a question, 9-11 the key suffixes of its voter -> address hash, its address -> voters
+#       hash and its set of voters from before addresses were kept
 _FLUSH_LUA = (
     APPEND_LUA
     + """
@@ -32,13 +40,36 @@ if redis.call('SCARD', KEYS[1]) == 0 then return 0 end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return -1 end
 local ids = redis.call('SMEMBERS', KEYS[1])
 redis.call('DEL', KEYS[1])
-local t = {}
-for _, id in ipairs(ids) do t[id] = tonumber(redis.call('ZSCORE', KEYS[3], id) or '0') end
+local t, v = {}, {}
+for _, id in ipairs(ids) do
+  t[id] = tonumber(redis.call('ZSCORE', KEYS[3], id) or '0')
+  local q = ARGV[8] .. id
+  v[id] = {
+    voters = redis.call('HLEN', q .. ARGV[9]) + redis.call('SCARD', q .. ARGV[11]),
+    addresses = redis.call('HLEN', q .. ARGV[10])
+  }
+end
 local body = ARGV[3] .. cjson.encode(t) .. ARGV[4]
 jc_publish(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[2], 'p', body)
+body = ARGV[6] .. cjson.encode(v) .. ARGV[7]
+jc_publish(KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[5], 'h', body)
 return #ids
 """
 )
+
+
+def vote_address(ip: str) -> str:
+    """The address votes are counted by: an IPv4 address, or an IPv6 address's /64 (one
+    customer's network; a single machine often holds a whole /64 of addresses)."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(a, ipaddress.IPv6Address):
+        if a.ipv4_mapped is not None:
+            return str(a.ipv4_mapped)
+        return str(ipaddress.IPv6Network((a, 64), strict=False))
+    return str(a)
 
 
 class VoteCoalescer:
@@ -63,14 +94,29 @@ class VoteCoalescer:
         process published within the interval.
         """
         prefix, _, suffix = encode_body("question.votes", {"votes": None}).partition(b"null")
+        hprefix, _, hsuffix = encode_body("question.voters", {"voters": None}).partition(b"null")
+        q = keys.question(bid, "")
         n = await self._script(
             keys=[
                 keys.question_dirty(bid),
                 keys.question_tick(bid),
                 keys.question_votes(bid),
                 *publish_keys(bid, PUBLIC),
+                *publish_keys(bid, HOST),
             ],
-            args=[max(1, int(self.interval * 1000)), self.log.maxlen_of(PUBLIC), prefix, suffix],
+            args=[
+                max(1, int(self.interval * 1000)),
+                self.log.maxlen_of(PUBLIC),
+                prefix,
+                suffix,
+                self.log.maxlen_of(HOST),
+                hprefix,
+                hsuffix,
+                q,
+                keys.question_voter_addrs(bid, "")[len(q) :],
+                keys.question_addr_votes(bid, "")[len(q) :],
+                keys.question_voters(bid, "")[len(q) :],
+            ],
         )
         if n > 0:
             self.published += 1

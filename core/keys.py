@@ -193,8 +193,19 @@ def question(bid: str, qid: str) -> str:
 
 
 def question_voters(bid: str, qid: str) -> str:
-    """Set of viewer ids that upvoted the question."""
+    """Set of viewer ids that upvoted the question before votes were counted per address
+    (each still counts one; withdrawing removes it)."""
     return f"{PREFIX}:{{b:{bid}}}:qa:q:{qid}:voters"
+
+
+def question_voter_addrs(bid: str, qid: str) -> str:
+    """Hash: viewer id that upvoted the question -> the address (IPv6: its /64) it voted from."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:q:{qid}:va"
+
+
+def question_addr_votes(bid: str, qid: str) -> str:
+    """Hash: address -> how many viewers voted for the question from it."""
+    return f"{PREFIX}:{{b:{bid}}}:qa:q:{qid}:av"
 
 
 def question_votes(bid: str) -> str:

@@ -157,7 +157,10 @@ async def test_one_vote_per_viewer(app_factory, redis_url, viewers):
 
 
 async def test_votes_are_coalesced(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url, chat_review_questions=False)
+    # All voters share 127.0.0.1 here: count them all (tests/test_vote_addresses.py has the cap).
+    a, b, _host, bid = await two_apps(
+        app_factory, redis_url, chat_review_questions=False, qa_votes_per_address=1000
+    )
     asker = await viewers.open(a, bid)
     q = await ok(asker, "question.ask", {"text": "实习转正吗"})
     voters = [await viewers.open(a if i % 2 else b, bid) for i in range(30)]
@@ -175,7 +178,9 @@ async def test_votes_are_coalesced(app_factory, redis_url, viewers):
 
 
 async def test_one_event_per_vote_when_coalescing_is_off(app_factory, redis_url, viewers):
-    a = await app_factory(redis_url, chat_review_questions=False, qa_votes_interval=0)
+    a = await app_factory(
+        redis_url, chat_review_questions=False, qa_votes_interval=0, qa_votes_per_address=1000
+    )
     bid = await (await login(a)).create_broadcast()
     asker = await viewers.open(a, bid)
     q = await ok(asker, "question.ask", {"text": "有五险一金吗"})

@@ -25,6 +25,7 @@ from chat.config import ChatConfig
 from chat.service import ChatRoom
 from core import keys
 from core.errors import Forbidden, Invalid, NotFound
+from web import api_auth, auth
 from web.appkeys import (
     BROADCASTS,
     CHAT,
@@ -61,6 +62,7 @@ def chat_config(s: Settings) -> ChatConfig:
         review_contacts=s.chat_review_contacts,
         batch_s=s.chat_batch_ms / 1000,
         votes_interval=s.qa_votes_interval,
+        votes_per_address=s.qa_votes_per_address,
     )
 
 
@@ -173,6 +175,8 @@ def apply_kick(app: web.Application, payload: bytes) -> int:
     """Tell (and on a ban, close) the local sockets of the viewer named in `payload`."""
     try:
         msg = orjson.loads(payload)
+        if isinstance(msg, dict) and msg.get("kind") == auth.REVOKE_KIND:  # a session ended
+            return api_auth.close_revoked_sockets(app, msg)
         bid, vid, code = msg["bid"], msg["viewer_id"], msg["code"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return 0
@@ -189,6 +193,14 @@ def apply_kick(app: web.Application, payload: bytes) -> int:
             sock.drop(code)
         n += 1
     return n
+
+
+async def _recheck_sessions(app: web.Application) -> None:
+    """Revocations published while the listener was away are lost: check every host socket."""
+    try:
+        await api_auth.recheck_staff_sockets(app)
+    except Exception as e:
+        log.warning("could not recheck host sessions", extra={"error": str(e)})
 
 
 async def _kick_listener(app: web.Application) -> None:
@@ -210,6 +222,8 @@ async def _kick_listener(app: web.Application) -> None:
                         kind, _, payload = await conn.read()
                 if kind == b"message":
                     apply_kick(app, payload)
+                elif kind == b"subscribe":
+                    await _recheck_sessions(app)
         except (OSError, ConnectionError, TimeoutError) as e:
             log.warning("kick listener reconnecting", extra={"error": str(e)})
             await asyncio.sleep(delay * (0.5 + random.random()))

@@ -376,8 +376,10 @@ def _schemas() -> dict[str, Schema]:
                 "votes": INT,
                 "hidden": BOOL,
                 "author": out({"viewer_id": STR, "name": STR}),
+                "voters": {**INT, "description": "hosts: every viewer's vote, counted or not"},
+                "addresses": {**INT, "description": "hosts: addresses the votes came from"},
             },
-            optional=("author",),
+            optional=("author", "voters", "addresses"),
         ),
         "ReviewItem": out(
             {

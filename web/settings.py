@@ -96,6 +96,9 @@ class Settings:
     qa_votes_interval: float = _opt(
         0.5, "seconds between vote-count updates to viewers; 0 sends one event per vote"
     )
+    qa_votes_per_address: int = _opt(
+        3, "viewers from one address (IPv6: one /64) whose votes count for one question"
+    )
     log_level: str = _opt("info", "log level: debug, info, warning, error")
     log_json: bool = _opt(True, "log one JSON object per line")
     process_name: str = _opt("", "name of this process in presence and metrics", cli=False)

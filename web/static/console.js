@@ -288,6 +288,14 @@
     const real = (q.author && q.author.name) || q.name || "";
     return q.anonymous ? _("Anonymous") + (real ? " (" + real + ")" : "") : real;
   }
+  // Votes count per address (a few viewers each); many voters from few addresses is a burst.
+  function voteSources(q) {
+    if (!q.voters) return null;
+    const burst = q.voters > (q.votes || 0);
+    return h("div", { class: "hint", dataset: { sources: String(q.id) } },
+      burst ? h("span", { class: "reason" }, _("Vote burst")) : null, burst ? " " : null,
+      _("%(v)s voters from %(a)s addresses", { v: q.voters, a: q.addresses || 0 }));
+  }
   function questionEl(q) {
     const id = String(q.id);
     const hl = S.highlighted != null && String(S.highlighted) === id;
@@ -296,6 +304,7 @@
     answer.value = q.answer || "";
     return h("li", { class: hl ? "highlighted" : "", dataset: { qid: id } },
       h("div", null, h("strong", { class: "votes" }, "▲ " + (q.votes || 0)), " ", h("span", { class: "q-text" }, q.text)),
+      voteSources(q),
       h("div", { class: "hint" }, askerName(q), o ? " · " + _("About: %(t)s", { t: o.title }) : "",
         q.status === "answered" ? " · " + _("Answered") : "", q.hidden ? " · " + _("Hidden") : "", hl ? " · " + _("On screen now") : ""),
       q.hidden ? null : answer,
@@ -496,7 +505,9 @@
 
   live.on("question.updated", (q) => {
     const old = S.questions.get(String(q.id));
-    S.questions.set(String(q.id), Object.assign({}, q, old && old.author ? { author: old.author } : {}));
+    const kept = {};
+    if (old) for (const k of ["author", "voters", "addresses"]) if (k in old) kept[k] = old[k];
+    S.questions.set(String(q.id), Object.assign({}, q, kept));
     renderQuestions();
   });
   live.on("question.author", (d) => {
@@ -507,6 +518,10 @@
   live.on("question.hidden", (d) => { const q = S.questions.get(String(d.id)); if (q) { q.hidden = true; renderQuestions(); } });
   live.on("question.votes", (d) => {
     for (const [id, n] of Object.entries(d.votes || {})) { const q = S.questions.get(String(id)); if (q) q.votes = n; }
+    renderQuestions();
+  });
+  live.on("question.voters", (d) => {
+    for (const [id, n] of Object.entries(d.voters || {})) { const q = S.questions.get(String(id)); if (q) Object.assign(q, n); }
     renderQuestions();
   });
   live.on("question.highlighted", (d) => { S.highlighted = d.id != null ? d.id : null; renderQuestions(); });
