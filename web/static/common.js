@@ -31,6 +31,9 @@
       case "banned": return _("You can no longer post in this broadcast");
       case "blocked_word": return _("Your message contains a blocked word");
       case "held": return _("Your message is waiting for a moderator");
+      case "name_invalid": return _("Choose a name with 1 to 24 visible characters");
+      case "name_contact": return _("A name may not hold a phone number, contact or link");
+      case "name_reserved": return _("This name is kept for the host and moderators");
       case "invalid": case "bad_json": return _("Please check the marked fields");
       case "too_large": case "too_long": return _("That is too long");
       case "login_required": return _("Please log in");
