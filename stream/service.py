@@ -540,13 +540,15 @@ class MediaService:
         if len(started) < limit:
             return
         self.counters["pending_refused"] += 1
-        # the oldest of them is connected or closed by then
+        # A real session connects within a second or so, and a hall of viewers behind one
+        # address should not wait for an abandoned one's deadline: a short retry, at most until
+        # the oldest is closed anyway.
         wait = min(started) + self.config.connect_timeout - time.monotonic()
         raise RateLimited(
             f"this address has {len(started)} video connections still connecting: "
             "finish or close one first",
             code="too_many_pending",
-            retry_after=max(1, math.ceil(wait)),
+            retry_after=max(1, min(2, math.ceil(wait))),
         )
 
     def unfinished(self, client: str | None = None) -> int:
