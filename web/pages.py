@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 import segno
 from aiohttp import web
+from yarl import URL
 
 from core import keys
 from core.errors import NotFound
@@ -273,14 +274,40 @@ async def viewer_screen(request: web.Request) -> web.Response:
     )
 
 
+_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
+_C0_SPACE = "".join(chr(c) for c in range(0x21))
+
+
+def _same_origin_path(value: str) -> bool:
+    return (
+        value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    )
+
+
+def safe_next(raw: str) -> str:
+    """`raw` as a same-origin path to redirect to, or `/`.
+
+    Checked after the normalisation a browser applies to a `Location` (the URL standard):
+    tabs, CR and LF removed anywhere, C0 controls and spaces stripped at both ends, and a
+    backslash read as a slash, so neither `/` TAB `/evil.example` nor `/\\evil.example` can
+    become `//evil.example`. The value aiohttp will actually send (yarl's rendering) is checked
+    again, so no later rewriting can turn an accepted path into another host.
+    """
+    value = raw.translate(_TAB_NEWLINE).strip(_C0_SPACE).replace("\\", "/")
+    if not _same_origin_path(value):
+        return "/"
+    sent = str(URL(value))
+    return sent if _same_origin_path(sent) else "/"
+
+
 @routes.get("/lang/{code}")
 async def switch_lang(request: web.Request) -> web.Response:
     """Remember the chosen language in a cookie and go back where the switch was."""
     code = request.match_info["code"]
-    nxt = request.query.get("next", "/")
-    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
-        nxt = "/"
-    resp = web.HTTPSeeOther(nxt)
+    resp = web.HTTPSeeOther(safe_next(request.query.get("next", "/")))
     if code in i18n.LANGS:
         resp.set_cookie(
             i18n.LANG_COOKIE,
