@@ -226,10 +226,21 @@ def origin_allowed(request: web.Request, settings: Settings) -> bool:
 
 
 def client_ip(request: web.Request, settings: Settings) -> str:
+    """The client's address: the connection's peer, or with `trust_proxy` the address the
+    trusted proxies saw.
+
+    Each proxy appends the address it received the request from to `X-Forwarded-For`, so only
+    the last `trust_proxy_hops` entries were written by proxies we trust; everything to their
+    left came from the client, who can write anything there. The entry `trust_proxy_hops` from
+    the right is the address the outermost trusted proxy was connected from. A header with
+    fewer entries did not pass through every proxy: the peer address is used.
+    """
     if settings.trust_proxy:
-        fwd = request.headers.get("X-Forwarded-For")
-        if fwd:
-            return fwd.split(",")[0].strip()[:64]
+        hops = max(1, settings.trust_proxy_hops)
+        lines = request.headers.getall("X-Forwarded-For", ())
+        entries = [e.strip() for line in lines for e in line.split(",")]
+        if len(entries) >= hops and entries[-hops]:
+            return entries[-hops][:64]
     return request.remote or "unknown"
 
 

@@ -46,6 +46,11 @@ class Settings:
     trust_proxy: bool = _opt(
         False, "trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy"
     )
+    trust_proxy_hops: int = _opt(
+        1,
+        "with trust_proxy: reverse proxies in front that each append to X-Forwarded-For; the"
+        " client address is the entry this many from the right",
+    )
     http_idle_timeout: float = _opt(
         20.0,
         "seconds a connection may take to send a whole request header, or stay idle between"
