@@ -50,6 +50,7 @@ from web.ws import host_socket, viewer_socket
 # (WS_ACTIONS) and cleanup contexts to the app. Runs after the core contexts are registered,
 # so a feature's cleanup context can use REDIS, EVENT_LOG and HUB.
 FEATURES: list[Callable[[web.Application], None]] = [
+    api_auth.setup,
     openings_api.setup,
     chat_api.setup,
     media_api.setup,
@@ -100,7 +101,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_bus_ctx)
     app.on_shutdown.append(_close_sockets)
 
-    app.router.add_routes(api_auth.routes)
     app.router.add_routes(api_broadcasts.routes)
     app.router.add_routes(pages.routes)
     app.router.add_get("/ws/b/{bid}", viewer_socket)

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from core.broadcasts import BroadcastService
 from core.events import EventLog
-from web.auth import Sessions, Signer
+from web.auth import LoginGuard, Sessions, Signer
 from web.bus import Bus
 from web.hub import Hub
 from web.metrics import Metrics
@@ -29,6 +29,7 @@ HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
 SIGNER = web.AppKey("signer", Signer)
 SESSIONS = web.AppKey("sessions", Sessions)
+LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
 BROADCASTS = web.AppKey("broadcasts", BroadcastService)
 SNAPSHOT_PARTS = web.AppKey("snapshot_parts", list[SnapshotPart])
 WS_ACTIONS = web.AppKey("ws_actions", dict[str, WsAction])

@@ -1,4 +1,4 @@
-"""The `jobcast` command: serve, add-host, and the maintenance commands."""
+"""The `jobcast` command: serve, add-host, hosts, and the maintenance commands."""
 
 from __future__ import annotations
 
@@ -262,6 +262,61 @@ def orgs_command(settings: Settings, action: str, org: str | None, name: str) ->
     )
 
 
+# -- hosts -------------------------------------------------------------------------------------
+
+
+def hosts_command(settings: Settings, action: str, username: str | None) -> int:
+    """`jobcast hosts list`, and `disable|enable|remove NAME`.
+
+    Disabling or removing an account ends its sessions and closes its open host sockets on
+    every process of a running server (the change is made in that server's Redis).
+    """
+    from web import auth
+
+    if action != "list" and not username:
+        print(f"jobcast: hosts {action} needs a username", file=sys.stderr)
+        return 2
+
+    async def run(r: object) -> str | None:
+        if action == "disable":
+            await auth.set_disabled(r, username or "", True)  # type: ignore[arg-type]
+        elif action == "enable":
+            await auth.set_disabled(r, username or "", False)  # type: ignore[arg-type]
+        elif action == "remove":
+            await auth.remove_user(r, username or "")  # type: ignore[arg-type]
+        else:
+            rows = await auth.list_users(r)  # type: ignore[arg-type]
+            lines = ["username\trole\torganization\tdisabled\tlast login"]
+            lines += [
+                "\t".join(
+                    (
+                        u["username"],
+                        u["role"],
+                        u["org"],
+                        "yes" if u["disabled"] else "no",
+                        _when(u["last_login"]),
+                    )
+                )
+                for u in rows
+            ]
+            return "\n" + "\n".join(lines)
+        return None
+
+    done = {
+        "list": "accounts",
+        "disable": f"{username!r} disabled: its sessions ended",
+        "enable": f"{username!r} enabled",
+        "remove": f"{username!r} removed: its sessions ended",
+    }[action]
+    return _with_redis(settings, "hosts", run, done=done)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(ms / 1000))
+
+
 def _with_redis(settings: Settings, command: str, fn: Callable, done: str) -> int:
     """Run `fn(redis)` against the Redis of this data directory.
 
@@ -387,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     og.add_argument("--name", default="", help="display name")
     og.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
     og.add_argument("--redis-url", default=None, help="Redis URL")
+    hs = sub.add_parser("hosts", help="list, disable, enable or remove host and moderator accounts")
+    hs.add_argument("action", choices=["list", "disable", "enable", "remove"])
+    hs.add_argument("username", nargs="?", default=None)
+    hs.add_argument("--data-dir", default=None, help="data directory (embedded Redis)")
+    hs.add_argument("--redis-url", default=None, help="Redis URL")
     sub.add_parser("_worker", help=argparse.SUPPRESS)
     return p
 
@@ -409,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return add_host(settings, args.username, args.role, args.password_stdin, org)
     if args.command == "orgs":
         return orgs_command(settings, args.action, args.org, args.name)
+    if args.command == "hosts":
+        return hosts_command(settings, args.action, args.username)
     if args.command == "purge":
         return purge(settings, args.days)
     raise SystemExit(f"unknown command {args.command}")

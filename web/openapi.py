@@ -28,7 +28,7 @@ from core import broadcasts
 from openings import applicant, models
 from openings.applications import IDEMPOTENCY_KEY_MAX
 from openings.applications import STATUSES as APPLICATION_STATUSES
-from web.auth import CSRF_HEADER, SESSION_COOKIE, USERNAME_MAX, VIEWER_COOKIE
+from web.auth import CSRF_HEADER, DEVICE_COOKIE, SESSION_COOKIE, USERNAME_MAX, VIEWER_COOKIE
 from web.jsonutil import json_response
 from web.redis_errors import HEALTH_KINDS, Refusal
 
@@ -696,11 +696,18 @@ def _api(d: _Doc) -> None:
                     "Set-Cookie": {
                         "schema": STR,
                         "description": f"{SESSION_COOKIE}: HttpOnly, SameSite=Lax, Secure "
-                        "behind TLS",
+                        f"behind TLS; {DEVICE_COOKIE} (path /api/login, SameSite=Strict): this "
+                        "browser, known to the account's login throttle",
                     }
                 },
             }
         },
+    )
+    d.paths["/api/login"]["post"]["description"] = (
+        "429 `rate_limited` past the per-address limit; 429 `login_throttled` while the "
+        "account's delay for devices that have not logged in to it runs; 503 `login_busy` when "
+        "every password check is busy. A disabled or unknown account answers 401 "
+        "`bad_credentials`, as a wrong password does."
     )
     d.op(
         "post",

@@ -83,6 +83,14 @@ class Settings:
     )
     presence_interval: float = _opt(2.0, "seconds between viewer-count updates")
     session_ttl: int = _opt(12 * 3600, "seconds a host login lasts")
+    login_concurrency: int = _opt(
+        2, "password checks (argon2, off the event loop) one process runs at once; more wait"
+    )
+    login_delay_max: float = _opt(
+        300.0,
+        "longest delay, in seconds, between login attempts to one account from devices that"
+        " have not logged in to it, after 5 failures (the delay doubles from 1 s)",
+    )
     chat_max_chars: int = _opt(300, "longest chat message or question, in characters")
     chat_recent: int = _opt(200, "chat messages in the snapshot and on the viewer page")
     chat_rate: float = _opt(1.0, "chat messages and questions per second one viewer may send")

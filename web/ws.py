@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from core.errors import Invalid, JobcastError, NotFound, RateLimited
 from core.events import parse_seq
-from web import auth
+from web import api_auth, auth
 from web.appkeys import (
     BROADCASTS,
     BUS,
@@ -205,6 +205,8 @@ async def viewer_socket(
             await _refuse_join(ws, e, metrics)
             return ws
         sock.send_now(orjson.dumps({"type": "synced", "data": {"mode": mode}}))
+        if user is not None:
+            await api_auth.close_if_revoked(app, sock, user)  # ended during the handshake
         await _read_loop(ws, ctx, sock)  # until the peer closes, or `sock.drop` closes it
         await sock.wait_closed()
     except Exception:
