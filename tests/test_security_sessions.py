@@ -13,10 +13,13 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import WSMsgType
 from redis.asyncio import Redis
 
 from core import keys
+from tests import browserkit
+from tests.helpers import login
 from tests.servekit import Client, Server, run_command
 from web import auth
 from web.appkeys import HUB, REDIS
@@ -287,3 +290,27 @@ async def test_a_session_ended_during_the_socket_handshake_is_closed(app_factory
         await _revoked(ws, "ended")
     finally:
         await s.close()
+
+
+@pytest.mark.browser
+async def test_the_host_console_goes_to_the_login_page_when_its_session_ends(
+    app_factory, redis_url
+):
+    browserkit.require_browser()
+    client = await app_factory(redis_url)
+    redis: Redis = client.server.app[REDIS]
+    host = await login(client, "anna", "host", "s3cret-pass")
+    bid = await host.create_broadcast()
+    base = str(client.make_url("")).rstrip("/")
+    async with browserkit.chromium() as browser:
+        page = await browserkit.new_page(browser, base, viewport=browserkit.DESKTOP, lang="en")
+        await page.goto("/host")
+        await page.get_by_label("Username").fill("anna")
+        await page.get_by_label("Password").fill("s3cret-pass")
+        await page.get_by_role("button", name="Log in").click()
+        await page.get_by_role("heading", name="New broadcast").wait_for()
+        await page.goto(f"/host/b/{bid}")
+        await page.wait_for_function("() => document.documentElement.dataset.live === 'live'")
+        await auth.set_disabled(redis, "anna", True)
+        await page.get_by_role("button", name="Log in").wait_for()
+        assert page.url == f"{base}/host/b/{bid}"

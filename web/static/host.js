@@ -174,7 +174,12 @@
   });
   live.on("broadcast.updated", applyBroadcast);
   live.on("presence", (d) => { document.getElementById("fig-viewers").textContent = d.viewers; });
-  live.on("error", (d) => JC.toast(JC.errorText(d), "error"));
+  live.on("error", (d) => {
+    // The session ended (logout elsewhere, account changed, disabled or removed): reconnecting
+    // cannot help; reloading shows the login page.
+    if (d && d.code === "session_revoked") { live.stop(); location.reload(); return; }
+    JC.toast(JC.errorText(d), "error");
+  });
 
   const startBtn = document.getElementById("b-start");
   if (startBtn) startBtn.addEventListener("click", async () => {
