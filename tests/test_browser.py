@@ -516,10 +516,11 @@ async def test_moderation_refusals_in_words_audio_only_and_video_restart(
             "() => document.getElementById('preview').srcObject.getVideoTracks()[0]"
             ".label.startsWith('screen')"
         )
-        senders = await host.evaluate(
-            "() => JC.host.golive.session.pc.getSenders().map((s) => s.track && s.track.label)"
+        # The preview switches first; the sender's replaceTrack completes after it.
+        await host.wait_for_function(
+            "() => JC.host.golive.session.pc.getSenders()"
+            ".some((s) => s.track && s.track.label.startsWith('screen'))"
         )
-        assert any(label and label.startswith("screen") for label in senders), senders
         await frames_grow(v)
 
         # The host stops sending: the viewer waits; the host goes live again: it plays again.
