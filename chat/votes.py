@@ -15,13 +15,13 @@ viewers voted and from how many addresses (chat/questions.py says why both are k
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 
 from redis.asyncio import Redis
 
 from core import keys
 from core.events import APPEND_LUA, HOST, PUBLIC, EventLog, encode_body, publish_keys
+from core.net import address_group
 
 log = logging.getLogger("jobcast.chat.votes")
 
@@ -58,18 +58,7 @@ return #ids
 )
 
 
-def vote_address(ip: str) -> str:
-    """The address votes are counted by: an IPv4 address, or an IPv6 address's /64 (one
-    customer's network; a single machine often holds a whole /64 of addresses)."""
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(a, ipaddress.IPv6Address):
-        if a.ipv4_mapped is not None:
-            return str(a.ipv4_mapped)
-        return str(ipaddress.IPv6Network((a, 64), strict=False))
-    return str(a)
+vote_address = address_group  # see core/net.py
 
 
 class VoteCoalescer:

@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import secrets
@@ -49,6 +48,7 @@ from core.broadcasts import BroadcastService
 from core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from core.events import EventLog
 from core.ids import is_valid_id
+from core.net import address_group
 from stream.aiortc_internals import IcePolicy, Packetized, check_versions
 from stream.control import ControlChannel
 from stream.egress import EgressPool
@@ -664,18 +664,7 @@ class MediaService:
                 await self._end(bid, ingest.sid, "broadcast_ended")
 
 
-def address_key(client: str) -> str:
-    """What the unfinished-offer limit counts by: the address, or its /64 for IPv6, which one
-    subscriber usually holds whole (counting single IPv6 addresses would limit nobody)."""
-    try:
-        ip = ipaddress.ip_address(client)
-    except ValueError:
-        return client
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+address_key = address_group  # see core/net.py
 
 
 def _ttl_ms() -> int:
