@@ -31,9 +31,12 @@ class Broadcast:
     updated_at: int
     started_at: int | None = None
     ended_at: int | None = None
+    org: str = "default"  # the organization that owns it (web/orgs.py); not shown to anyone
 
     def public(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["org"]
+        return out
 
     @classmethod
     def from_hash(cls, h: dict[bytes, bytes]) -> Broadcast:
@@ -51,6 +54,7 @@ class Broadcast:
             updated_at=int(h[b"updated_at"]),
             started_at=opt_int("started_at"),
             ended_at=opt_int("ended_at"),
+            org=h.get(b"org", b"").decode() or "default",
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -119,16 +123,17 @@ class BroadcastService:
         self.log = log
 
     async def create(self, data: Any, *, org: str = "default") -> Broadcast:
-        """`org` is the organization that owns it (web/orgs.py), stored beside its fields."""
         fields = _validate(data, partial=False)
         now = _now_ms()
         for _ in range(5):
             bid = new_id()
-            b = Broadcast(id=bid, status="scheduled", created_at=now, updated_at=now, **fields)
+            b = Broadcast(
+                id=bid, status="scheduled", created_at=now, updated_at=now, org=org, **fields
+            )
             # HSETNX on id guards the (astronomically unlikely) collision.
             if await self.redis.hsetnx(keys.broadcast(bid), "id", bid):
                 async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(keys.broadcast(bid), mapping={**b.to_hash(), "org": org})
+                    pipe.hset(keys.broadcast(bid), mapping=b.to_hash())
                     pipe.zadd(keys.BROADCAST_INDEX, {bid: now})
                     await pipe.execute()
                 return b

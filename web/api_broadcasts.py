@@ -19,8 +19,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     if await host_user(request) is None:
         items = [b for b in items if b.status != "ended"]
     else:
-        mine = await orgs.visible(request, [b.id for b in items])
-        items = [b for b in items if b.id in mine]
+        items = await orgs.visible(request, items)
     return json_response({"broadcasts": [b.public() for b in items]})
 
 

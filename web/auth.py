@@ -43,6 +43,7 @@ class HostUser:
     role: Role
     csrf: str
     token: str
+    org: str = "default"  # web/orgs.py; read from the account with every session load
 
     @property
     def is_host(self) -> bool:
@@ -426,8 +427,8 @@ class Sessions:
         if not h:
             return None
         username = h[b"username"].decode()
-        role, epoch, disabled = await self.redis.hmget(
-            keys.user(username), "role", "epoch", "disabled"
+        role, epoch, disabled, org = await self.redis.hmget(
+            keys.user(username), "role", "epoch", "disabled", "org"
         )
         if role is None or disabled is not None or _s(epoch) != _s(h.get(b"epoch")):
             await self.redis.delete(keys.session(token))
@@ -437,6 +438,7 @@ class Sessions:
             role=h[b"role"].decode(),  # type: ignore[arg-type]
             csrf=h[b"csrf"].decode(),
             token=token,
+            org=_s(org) or "default",
         )
 
     async def destroy(self, user: HostUser) -> None:

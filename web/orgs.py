@@ -20,6 +20,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core import keys
+from core.broadcasts import Broadcast
 from core.errors import Invalid, NotFound
 from web.appkeys import OPENINGS, REDIS
 from web.requests import USER_KEY, host_user
@@ -27,7 +28,6 @@ from web.requests import USER_KEY, host_user
 DEFAULT = "default"
 ALL = "*"  # the operator's organization: every organization
 ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-_ORG = web.RequestKey("jobcast.org", object)  # the caller's organization, once looked up
 
 # Routes outside the API document that staff reach for one broadcast.
 EXTRA_GUARDED = {("GET", "/ws/host/b/{bid}")}
@@ -69,11 +69,6 @@ async def set_user_org(redis: Redis, username: str, org: str) -> None:
     await redis.hset(keys.user(username), "org", org)
 
 
-async def user_org(redis: Redis, username: str) -> str:
-    raw = await redis.hget(keys.user(username), "org")
-    return raw.decode() if raw else DEFAULT
-
-
 async def broadcast_org(redis: Redis, bid: str) -> str:
     raw = await redis.hget(keys.broadcast(bid), "org")
     return raw.decode() if raw else DEFAULT
@@ -85,32 +80,20 @@ async def set_broadcast_org(redis: Redis, bid: str, org: str) -> None:
 
 async def caller_org(request: web.Request) -> str | None:
     """The logged-in staff member's organization (None without a staff session)."""
-    if _ORG not in request:
-        user = await host_user(request)
-        request[_ORG] = None if user is None else await user_org(request.app[REDIS], user.username)
-    return request[_ORG]
+    user = await host_user(request)
+    return None if user is None else user.org
 
 
 async def check_broadcast(request: web.Request, bid: str) -> None:
     """NotFound unless the caller's organization owns `bid` (or the caller is an operator)."""
-    org = await caller_org(request)
-    if org is None or org == ALL:
-        return
-    if await broadcast_org(request.app[REDIS], bid) != org:
+    if not await _owns(request, bid):
         raise NotFound("no such broadcast", code="broadcast_not_found")
 
 
-async def visible(request: web.Request, bids: list[str]) -> set[str]:
-    """Of `bids`, those the caller's organization may see as staff."""
+async def visible(request: web.Request, items: list[Broadcast]) -> list[Broadcast]:
+    """Of `items`, those the caller's organization may see as staff."""
     org = await caller_org(request)
-    if org is None or org == ALL:
-        return set(bids)
-    redis = request.app[REDIS]
-    async with redis.pipeline(transaction=False) as pipe:
-        for bid in bids:
-            pipe.hget(keys.broadcast(bid), "org")
-        rows = await pipe.execute()
-    return {bid for bid, raw in zip(bids, rows, strict=True) if (raw or b"default").decode() == org}
+    return [b for b in items if org in (None, ALL) or b.org == org]
 
 
 def guarded_routes() -> set[tuple[str, str]]:
