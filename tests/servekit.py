@@ -3,7 +3,6 @@ embedded redis-server, and the probes an operator would use (processes, sockets,
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -221,21 +220,6 @@ class Client:
         except (aiohttp.ContentTypeError, ValueError):
             body = {}
         return r.status, body
-
-
-async def wait_until(pred: Any, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `pred` (sync or async) until true; fail naming `what` after `timeout`."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                res = pred()
-                if asyncio.iscoroutine(res):
-                    res = await res
-                if res:
-                    return
-                await asyncio.sleep(interval)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 async def healthy(base: str) -> bool:

@@ -25,8 +25,8 @@ from tests.servekit import (
     healthy,
     redis_servers,
     run_command,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def _socket(data_dir: Path) -> Path:
@@ -49,7 +49,6 @@ async def _load(base: str, bid: str, stop: asyncio.Event, answers: list[int]) ->
             async with s.ws_connect(f"{base}/ws/b/{bid}", headers={"Origin": base}) as ws:
                 msg = await ws.receive(timeout=10)
                 answers.append(200 if msg.type == aiohttp.WSMsgType.TEXT else 599)
-            await asyncio.sleep(0.01)
 
 
 async def test_add_host_and_purge_beside_a_running_server(tmp_path: Path):

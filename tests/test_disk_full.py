@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from core import keys
-from tests.servekit import Client, Server, healthy, redis_servers, wait_until
+from tests.servekit import Client, Server, healthy, redis_servers
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -15,6 +15,7 @@ from aiohttp import WSMsgType
 from redis.asyncio import Redis
 
 from core.errors import Unavailable
+from tests.waiting import wait_until
 from web import auth
 from web.appkeys import LOGIN_GUARD, REDIS
 
@@ -42,12 +43,6 @@ def long_delays(monkeypatch: pytest.MonkeyPatch) -> None:
     """Delays far longer than any test: how many attempts get through does not depend on
     how fast the machine runs them."""
     monkeypatch.setattr(auth, "DELAY_BASE_MS", 3_600_000)
-
-
-async def _until(pred: Any, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
 
 
 async def test_a_flood_of_wrong_passwords_runs_off_the_loop_and_is_cut_per_account(
@@ -103,7 +98,7 @@ async def test_a_flood_of_wrong_passwords_runs_off_the_loop_and_is_cut_per_accou
                 await ws.close()
 
         watcher = asyncio.create_task(watch())
-        await _until(lambda: answered["pong"] > 0)
+        await wait_until(lambda: answered["pong"] > 0)
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as attacker:
             # 100 wrong passwords, 10 from each of 10 addresses (each at the per-address limit).
             results = await asyncio.gather(
@@ -186,7 +181,7 @@ async def test_logins_beyond_the_checks_that_may_wait_get_503_with_retry_after(
     # One check runs (blocked on the gate) and as many as may wait are waiting.
     held = [asyncio.create_task(guard.run(gate.wait)) for _ in range(1 + auth.QUEUE_PER_SLOT)]
     try:
-        await _until(lambda: guard.running == 1 and guard.waiting == auth.QUEUE_PER_SLOT)
+        await wait_until(lambda: guard.running == 1 and guard.waiting == auth.QUEUE_PER_SLOT)
         r = await client.post("/api/login", json={"username": "host1", "password": PASSWORD})
         assert r.status == 503, await r.text()
         assert (await r.json())["error"]["code"] == "login_busy"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 
 from tests.helpers import connect, login
 from tests.media_peers import Publisher, Viewer, loopback_peer, make_offer
+from tests.waiting import wait_until
 from web.appkeys import MEDIA, REDIS
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
@@ -45,13 +45,6 @@ async def _error(r: Any, status: int, code: str) -> dict[str, Any]:
     body = await r.json()
     assert set(body) == {"error"} and body["error"]["code"] == code, body
     return body["error"]
-
-
-async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Wait for a condition of the server's state (polled: it has no event to wait on)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 def _offer_to(address: str) -> str:
@@ -216,7 +209,7 @@ async def test_unfinished_offers_are_limited_per_address(app_factory, redis_url)
     v = Viewer(other, bid)  # type: ignore[arg-type]
     await v.play()
     await v.wait_frames(10, timeout=15)
-    await _until(lambda: media.unfinished("127.0.0.2") == 0)
+    await wait_until(lambda: media.unfinished("127.0.0.2") == 0, 15)
     # a DELETE gives the held place back at once
     assert (await client.delete(held[0])).status == 200
     r = await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP)
@@ -269,7 +262,7 @@ async def test_an_offer_that_never_connects_frees_its_slot_at_the_deadline(app_f
     r = await client.post(f"/whep/{bid}", data=real_offer, headers=SDP)
     await _error(r, 503, "viewer_limit")
     await shut_out.close()
-    await _until(lambda: len(media.egress) == 0)
+    await wait_until(lambda: len(media.egress) == 0, 15)
     assert media.unfinished() == 0 and media.stats()["failed"] == 1
     v = Viewer(client, bid)
     await v.play()
@@ -291,7 +284,7 @@ async def test_an_offer_whose_connection_fails_frees_its_slot_at_once(app_factor
     # ICE fails: no candidate of the offer can pair with the server's
     r = await client.post(f"/whep/{bid}", data=_offer_to("::1"), headers=SDP)
     assert r.status == 201, await r.text()
-    await _until(lambda: len(media.egress) == 0)
+    await wait_until(lambda: len(media.egress) == 0, 15)
     # ICE succeeds, DTLS fails: the peer's certificate is not the one its offer announced
     from aiortc import RTCSessionDescription
 
@@ -309,7 +302,7 @@ async def test_an_offer_whose_connection_fails_frees_its_slot_at_once(app_factor
     await _error(await shut_out.play(expect=503), 503, "viewer_limit")
     await shut_out.close()
     await liar.setRemoteDescription(RTCSessionDescription(await r.text(), "answer"))
-    await _until(lambda: len(media.egress) == 0)
+    await wait_until(lambda: len(media.egress) == 0, 15)
     assert media.unfinished() == 0 and media.stats()["failed"] == 2
     v = Viewer(client, bid)
     await v.play()
@@ -333,11 +326,11 @@ async def test_egress_processes_report_connected_and_failed_viewers(app_factory,
         v = Viewer(client, bid)
         await v.play()
         await v.wait_frames(5, timeout=20)
-        await _until(lambda: media.unfinished() == 0)
+        await wait_until(lambda: media.unfinished() == 0, 15)
         viewers.append(v)
     r = await client.post(f"/whep/{bid}", data=_offer_to("::1"), headers=SDP)
     assert r.status == 201, await r.text()
-    await _until(lambda: media.unfinished() == 0)  # ICE failed in the egress process
+    await wait_until(lambda: media.unfinished() == 0, 15)  # ICE failed in the egress process
     r = await client.post(f"/whep/{bid}", data=_offer_to("127.0.0.1"), headers=SDP)
     assert r.status == 201, await r.text()
     await _error(

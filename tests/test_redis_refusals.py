@@ -26,6 +26,7 @@ from tests.chat_helpers import Viewers, call, ok
 from tests.helpers import Host, connect, login
 from tests.openings_helpers import Applicant, applicant, application_body, make_opening
 from tests.redisproc import RedisProcess, free_port
+from tests.waiting import wait_until
 from web.redis_errors import refusal_kind
 
 
@@ -46,13 +47,6 @@ async def admin(own_redis: RedisProcess) -> AsyncIterator[Redis]:
         await r.aclose()
     except RedisError:
         pass
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Wait until `check()` is true (polling Redis state, no fixed sleeps)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 async def over_maxmemory(r: Redis) -> None:
@@ -236,7 +230,7 @@ async def test_disk_error_misconf_writes_are_503_and_healthz_says_misconf(
             info = await admin.info("persistence")
             return not info["rdb_bgsave_in_progress"] and info["rdb_last_bgsave_status"] == "err"
 
-        await until(save_failed)
+        await wait_until(save_failed)
         await fair.writes_refused("misconf", "13800138003")
         await fair.reads_served()
         assert await healthz(fair.client) == (503, {"ok": False, "redis": "misconf"})
@@ -286,7 +280,7 @@ async def test_busy_script_answers_503_busy_until_killed(app_factory, own_redis,
         async def busy() -> bool:
             return (await healthz(client)) == (503, {"ok": False, "redis": "busy"})
 
-        await until(busy)
+        await wait_until(busy)
         await refused(await client.get(f"/api/broadcasts/{bid}"), "busy")
         await refused(await host.patch(f"/api/broadcasts/{bid}", {"title": "x"}), "busy")
     finally:
@@ -397,7 +391,7 @@ async def test_classifier_kinds_from_the_real_server(own_redis, admin):
                 return True
             return False
 
-        await until(refused_busy)
+        await wait_until(refused_busy)
         async with other.pipeline(transaction=False) as p:
             p.get("k")
             p.get("k")

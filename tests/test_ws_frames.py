@@ -23,6 +23,7 @@ from tests.rawws import (
     parse_frames,
     read_to_eof,
 )
+from tests.waiting import wait_until
 from web.appkeys import EVENT_LOG, HUB, WS_IP_COUNTS
 from web.hub import chunk_end
 
@@ -44,6 +45,10 @@ async def _slow_dropped(client: TestClient) -> float:
         if line.startswith("jobcast_slow_viewers_dropped_total "):
             return float(line.split()[1])
     raise AssertionError("no jobcast_slow_viewers_dropped_total in /metrics")
+
+
+async def _was_dropped(client: TestClient) -> bool:
+    return await _slow_dropped(client) >= 1
 
 
 async def _receive_until(ws, done, timeout: float = 20.0) -> tuple[list[dict], list[int]]:
@@ -118,9 +123,7 @@ async def test_queue_of_a_paused_viewer_drains_in_frames_within_the_cap(app_fact
     log = a.server.app[EVENT_LOG]
     raw = open_raw_viewer(a.server.port, f"/ws/b/{bid}", rcvbuf=4096)
     try:
-        async with asyncio.timeout(10):
-            while not any(not s.syncing for s in hub.sockets.get(bid, ())):
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: any(not s.syncing for s in hub.sockets.get(bid, ())), 10)
         (sock,) = hub.sockets[bid]
         seqs = []
         n = 0
@@ -193,9 +196,7 @@ async def test_slow_viewer_gets_4008_then_catches_up_with_since(app_factory, red
     others = set(hub.sockets[bid])
     raw = open_raw_viewer(a.server.port, f"/ws/b/{bid}", rcvbuf=4096)  # and never reads
     try:
-        async with asyncio.timeout(10):
-            while len(hub.sockets.get(bid, ())) < 2:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: len(hub.sockets.get(bid, ())) >= 2, 10)
         (slow,) = set(hub.sockets[bid]) - others  # its side on the server
         total = 400
         seqs: list[str] = []
@@ -205,19 +206,13 @@ async def test_slow_viewer_gets_4008_then_catches_up_with_since(app_factory, red
                 seqs.append(await log.publish(bid, "test.big", {"i": i, "pad": "x" * 16000}))
 
         publisher = asyncio.create_task(publish())
-        async with asyncio.timeout(30):  # the server drops it
-            while await _slow_dropped(a) < 1:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: _was_dropped(a), 30, "the server to drop the slow viewer")
         # It still doesn't read until the server is done with its side: the close frame is
         # on its way after what the transport held, and the transport is closing.
-        async with asyncio.timeout(10):
-            while not slow.transport.is_closing():
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: slow.transport.is_closing(), 10)
         assert slow.queued == 0
         # While its connection drains it is no longer a viewer: out of the fan-out and the count.
-        async with asyncio.timeout(5):
-            while slow in hub.sockets.get(bid, ()):
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: slow not in hub.sockets.get(bid, ()), 5)
         assert hub.viewer_count(bid) == 1
         overflowed = format_seq(slow.last_seq)  # the event that overflowed its queue
         async with asyncio.timeout(10):  # now it reads: what was sent, then the close frame
@@ -267,9 +262,7 @@ async def test_dropped_viewer_that_never_reads_is_cut_off_after_the_close_timeou
     counts = a.server.app[WS_IP_COUNTS]
     raw = open_raw_viewer(a.server.port, f"/ws/b/{bid}", rcvbuf=4096)  # never reads at all
     try:
-        async with asyncio.timeout(10):
-            while counts.get("127.0.0.1", 0) < 2:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: counts.get("127.0.0.1", 0) >= 2, 10)
         log = a.server.app[EVENT_LOG]
         async with asyncio.timeout(60):
             while await _slow_dropped(a) < 1:
@@ -277,9 +270,7 @@ async def test_dropped_viewer_that_never_reads_is_cut_off_after_the_close_timeou
                     await log.publish(bid, "test.big", {"i": i, "pad": "x" * 16000})
         # Its close frame can't get through; the connection is aborted and its handler ends
         # (the address's socket count goes back down), whatever the peer does.
-        async with asyncio.timeout(10):
-            while counts.get("127.0.0.1", 0) > 1:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: counts.get("127.0.0.1", 0) <= 1, 10)
         assert not fast.closed.is_set()
     finally:
         raw.close()
