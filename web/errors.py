@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.errors import (
     Conflict,
@@ -37,11 +35,6 @@ STATUS: dict[type[JobcastError], int] = {
     Unavailable: 503,
     UnsupportedMediaType: 415,
 }
-
-# Redis out of reach. Every other refusal (OOM, READONLY, MISCONF...) is told apart by
-# `web.redis_errors.refusal_kind`; catch Exception and ask it.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
-
 
 def status_of(err: JobcastError) -> int:
     for cls in type(err).__mro__:
