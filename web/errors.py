@@ -36,6 +36,7 @@ STATUS: dict[type[JobcastError], int] = {
     UnsupportedMediaType: 415,
 }
 
+
 def status_of(err: JobcastError) -> int:
     for cls in type(err).__mro__:
         if cls in STATUS:
