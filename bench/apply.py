@@ -45,14 +45,13 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
-
-from core import keys  # noqa: E402
-from core.broadcasts import BroadcastService  # noqa: E402
-from core.events import EventLog  # noqa: E402
-from openings.applicant import CONSENT_VERSION  # noqa: E402
-from openings.models import validate_opening  # noqa: E402
-from openings.service import OpeningService  # noqa: E402
-from web.auth import Signer, viewer_csrf  # noqa: E402
+from jobcast.core import keys  # noqa: E402
+from jobcast.core.broadcasts import BroadcastService  # noqa: E402
+from jobcast.core.events import EventLog  # noqa: E402
+from jobcast.openings.applicant import CONSENT_VERSION  # noqa: E402
+from jobcast.openings.models import validate_opening  # noqa: E402
+from jobcast.openings.service import OpeningService  # noqa: E402
+from jobcast.web.access.auth import Signer, viewer_csrf  # noqa: E402
 
 SECRET = "bench-secret-key"
 
@@ -133,10 +132,9 @@ def start_app(redis_url: str, variant: str) -> tuple[subprocess.Popen[bytes], in
 def serve(args: argparse.Namespace) -> None:
     """The app process: create_app as `jobcast serve` builds it, on uvloop."""
     from aiohttp import web
-
-    from web.app import create_app
-    from web.appkeys import APPLICATIONS
-    from web.settings import Settings
+    from jobcast.web.app import create_app
+    from jobcast.web.appkeys import APPLICATIONS
+    from jobcast.web.runtime.settings import Settings
 
     with contextlib.suppress(ImportError):
         import uvloop
@@ -179,9 +177,9 @@ async def _naive_store(
 ) -> Any:
     """Baseline: the same checks and writes as the Lua script, one round trip each, no
     transaction. Correct one request at a time; races when two arrive together."""
-    from core.errors import Conflict, Invalid, RateLimited
-    from core.ids import new_id
-    from openings.applications import ApplyResult
+    from jobcast.core.errors import Conflict, Invalid, RateLimited
+    from jobcast.core.ids import new_id
+    from jobcast.openings.applications import ApplyResult
 
     r, lim = self.redis, self.limits
     ikey = keys.idempotency(bid, vid, key)

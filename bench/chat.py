@@ -44,11 +44,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from chat.actor import Actor  # noqa: E402
-from chat.config import ChatConfig  # noqa: E402
-from chat.service import ChatRoom  # noqa: E402
-from core.broadcasts import BroadcastService  # noqa: E402
-from core.events import EventLog  # noqa: E402
+from jobcast.chat.actor import Actor  # noqa: E402
+from jobcast.chat.config import ChatConfig  # noqa: E402
+from jobcast.chat.service import ChatRoom  # noqa: E402
+from jobcast.core.broadcasts import BroadcastService  # noqa: E402
+from jobcast.core.events import EventLog  # noqa: E402
 
 sys.path.append(str(HERE))
 import wsclient  # noqa: E402

@@ -42,9 +42,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
 import wsclient  # noqa: E402
-
-from core.broadcasts import BroadcastService  # noqa: E402
-from core.events import EventLog  # noqa: E402
+from jobcast.core.broadcasts import BroadcastService  # noqa: E402
+from jobcast.core.events import EventLog  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-secret"

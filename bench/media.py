@@ -48,8 +48,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.aiortc_internals import IcePolicy, restrict_gathering  # noqa: E402
-from stream.negotiation import rtc_configuration  # noqa: E402
+from jobcast.stream.aiortc_internals import IcePolicy, restrict_gathering  # noqa: E402
+from jobcast.stream.negotiation import rtc_configuration  # noqa: E402
+
 from tests.redisproc import RedisProcess  # noqa: E402
 
 LOOPBACK = IcePolicy(addresses=("127.0.0.1",))
@@ -377,9 +378,8 @@ def summarise(
 
 
 async def setup_jobcast(base: str, redis_url: str) -> tuple[str, str]:
+    from jobcast.web.access.auth import add_user
     from redis.asyncio import Redis
-
-    from web.auth import add_user
 
     r = Redis.from_url(redis_url)
     await add_user(r, "bench", "bench-pass-1", "host")
@@ -488,7 +488,7 @@ async def amain(args: argparse.Namespace) -> None:
                     cmd = [
                         sys.executable,
                         "-m",
-                        "web.cli",
+                        "jobcast",
                         "serve",
                         "--port",
                         str(port),

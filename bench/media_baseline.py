@@ -18,8 +18,8 @@ from aiortc.contrib.media import MediaRelay
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from stream.aiortc_internals import IcePolicy, restrict_gathering  # noqa: E402
-from stream.negotiation import rtc_configuration  # noqa: E402
+from jobcast.stream.aiortc_internals import IcePolicy, restrict_gathering  # noqa: E402
+from jobcast.stream.negotiation import rtc_configuration  # noqa: E402
 
 LOOPBACK = IcePolicy(addresses=("127.0.0.1",))
 PCS = web.AppKey("pcs", set)

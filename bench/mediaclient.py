@@ -31,8 +31,8 @@ from aiortc.codecs.h264 import H264PayloadDescriptor
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from stream.aiortc_internals import IcePolicy, restrict_gathering  # noqa: E402
-from stream.negotiation import rtc_configuration  # noqa: E402
+from jobcast.stream.aiortc_internals import IcePolicy, restrict_gathering  # noqa: E402
+from jobcast.stream.negotiation import rtc_configuration  # noqa: E402
 
 LOOPBACK = IcePolicy(addresses=("127.0.0.1",))
 STAMP_BITS = 16

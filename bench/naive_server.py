@@ -15,9 +15,8 @@ import resource
 import signal
 
 from aiohttp import web
+from jobcast.core import keys
 from redis.asyncio import Redis
-
-from core import keys
 
 VIEWERS: web.AppKey[dict[str, set[web.WebSocketResponse]]] = web.AppKey("viewers", dict)
 

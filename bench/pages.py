@@ -41,9 +41,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.append(str(HERE))
 
 from fanout import RedisServer, Server, load  # noqa: E402
+from jobcast.web.access.auth import add_user  # noqa: E402
 
 from tests.browserkit import PHONE, chromium  # noqa: E402
-from web.auth import add_user  # noqa: E402
 
 OBSERVE = """() => {
   window.__pins = [];

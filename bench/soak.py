@@ -291,10 +291,10 @@ async def soak(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = f"http://127.0.0.1:{server.port}"
     samples: list[dict[str, Any]] = []
     try:
-        from core.broadcasts import BroadcastService
-        from core.events import EventLog
-        from openings.demo import seed_openings
-        from web.auth import add_user
+        from jobcast.core.broadcasts import BroadcastService
+        from jobcast.core.events import EventLog
+        from jobcast.openings.demo import seed_openings
+        from jobcast.web.access.auth import add_user
 
         redis = Redis.from_url(redis_srv.url)
         log = EventLog(redis)

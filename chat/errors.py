@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import JobcastError
+from jobcast.core.errors import JobcastError
 
 
 class Held(JobcastError):

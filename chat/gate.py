@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 
+from jobcast.chat.actor import Actor
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.filters import squeeze
+from jobcast.core import keys
+from jobcast.core.errors import Forbidden, Invalid, RateLimited
 from redis.asyncio import Redis
-
-from chat.actor import Actor
-from chat.config import ChatConfig
-from chat.filters import squeeze
-from core import keys
-from core.errors import Forbidden, Invalid, RateLimited
 
 # Times come from Redis (TIME) so that every process judges a time-out or a bucket the same.
 _GATE_LUA = """

@@ -12,19 +12,18 @@ import time
 from typing import Any
 
 import orjson
+from jobcast.chat.actor import Actor
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.errors import Held
+from jobcast.chat.filters import hold_reason
+from jobcast.chat.gate import Gate
+from jobcast.chat.review import ReviewQueue
+from jobcast.core import keys
+from jobcast.core.errors import Invalid, NotFound
+from jobcast.core.events import EventLog
+from jobcast.core.text import clean
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-
-from chat.actor import Actor
-from chat.config import ChatConfig
-from chat.errors import Held
-from chat.filters import hold_reason
-from chat.gate import Gate
-from chat.review import ReviewQueue
-from core import keys
-from core.errors import Invalid, NotFound
-from core.events import EventLog
-from core.text import clean
 
 # Append one approved message; forget the ones that fall off the kept list.
 APPEND_LUA = """

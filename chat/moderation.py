@@ -13,14 +13,13 @@ import time
 from typing import Any
 
 import orjson
+from jobcast.chat.actor import Actor
+from jobcast.chat.filters import normalize_word
+from jobcast.core import keys
+from jobcast.core.errors import Conflict, Invalid, NotFound
+from jobcast.core.events import HOST, EventLog
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
-
-from chat.actor import Actor
-from chat.filters import normalize_word
-from core import keys
-from core.errors import Conflict, Invalid, NotFound
-from core.events import HOST, EventLog
 
 TIMEOUT_MIN = 60
 TIMEOUT_MAX = 24 * 3600

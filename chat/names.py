@@ -30,12 +30,11 @@ import unicodedata
 from typing import Any
 
 from disarm import skeleton_key
+from jobcast.chat.filters import find_blocked, hold_reason
+from jobcast.core import keys
+from jobcast.core.errors import Invalid
+from jobcast.core.text import clean
 from redis.asyncio import Redis
-
-from chat.filters import find_blocked, hold_reason
-from core import keys
-from core.errors import Invalid
-from core.text import clean
 
 NAME_MAX = 24
 MAX_MARKS = 3  # combining marks on one letter; more is stacking ("zalgo"), not writing

@@ -19,22 +19,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from jobcast.chat.actor import Actor
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.errors import Held
+from jobcast.chat.gate import Gate
+from jobcast.chat.messages import message_text, now_ms
+from jobcast.chat.review import ReviewQueue
+from jobcast.chat.votes import VoteCoalescer, vote_address
+from jobcast.core import keys
+from jobcast.core.errors import Conflict, Forbidden, Invalid, NotFound
+from jobcast.core.events import HOST, PUBLIC, EventLog
+from jobcast.core.ids import is_valid_id
+from jobcast.core.text import text_field
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
-
-from chat.actor import Actor
-from chat.config import ChatConfig
-from chat.errors import Held
-from chat.gate import Gate
-from chat.messages import message_text, now_ms
-from chat.review import ReviewQueue
-from chat.votes import VoteCoalescer, vote_address
-from core import keys
-from core.errors import Conflict, Forbidden, Invalid, NotFound
-from core.events import HOST, PUBLIC, EventLog
-from core.ids import is_valid_id
-from core.text import text_field
 
 # (broadcast id, opening id) -> does that opening exist in the broadcast?
 OpeningLookup = Callable[[str, str], Awaitable[bool]]

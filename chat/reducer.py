@@ -2,7 +2,7 @@
 
 The contract (docs/protocol.md): a client that applies every event after a snapshot's seq to
 that snapshot holds the same state as a fresh snapshot. Tests check it with this reducer; the
-browser client (web/static/chat.js) follows the same rules.
+browser client (web/pages/static/chat.js) follows the same rules.
 """
 
 from __future__ import annotations

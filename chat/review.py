@@ -13,13 +13,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
+from jobcast.core import keys
+from jobcast.core.errors import Invalid, NotFound
+from jobcast.core.events import HOST, EventLog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
-
-from core import keys
-from core.errors import Invalid, NotFound
-from core.events import HOST, EventLog
 
 Kind = Literal["message", "question"]
 _PREFIX = {"message": "m", "question": "q"}

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobcast.chat.actor import Actor
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.gate import Gate
+from jobcast.chat.messages import ChatService, publish_messages
+from jobcast.chat.moderation import ModerationService
+from jobcast.chat.names import NameService
+from jobcast.chat.questions import OpeningLookup, QuestionService
+from jobcast.chat.review import ReviewQueue
+from jobcast.chat.votes import VoteCoalescer
+from jobcast.core.errors import Invalid
+from jobcast.core.events import EventLog
 from redis.asyncio import Redis
-
-from chat.actor import Actor
-from chat.config import ChatConfig
-from chat.gate import Gate
-from chat.messages import ChatService, publish_messages
-from chat.moderation import ModerationService
-from chat.names import NameService
-from chat.questions import OpeningLookup, QuestionService
-from chat.review import ReviewQueue
-from chat.votes import VoteCoalescer
-from core.errors import Invalid
-from core.events import EventLog
 
 
 class ChatRoom:

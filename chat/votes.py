@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from jobcast.core import keys
+from jobcast.core.events import APPEND_LUA, HOST, PUBLIC, EventLog, encode_body, publish_keys
+from jobcast.core.net import address_group
 from redis.asyncio import Redis
-
-from core import keys
-from core.events import APPEND_LUA, HOST, PUBLIC, EventLog, encode_body, publish_keys
-from core.net import address_group
 
 log = logging.getLogger("jobcast.chat.votes")
 

@@ -7,13 +7,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from jobcast.core import keys
+from jobcast.core.errors import Conflict, Invalid, NotFound
+from jobcast.core.events import EventLog
+from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.text import raise_if, text_field
 from redis.asyncio import Redis
-
-from core import keys
-from core.errors import Conflict, Invalid, NotFound
-from core.events import EventLog
-from core.ids import is_valid_id, new_id
-from core.text import raise_if, text_field
 
 STATUSES = ("scheduled", "live", "ended")
 TITLE_MAX = 120
@@ -31,7 +30,7 @@ class Broadcast:
     updated_at: int
     started_at: int | None = None
     ended_at: int | None = None
-    org: str = "default"  # the organization that owns it (web/orgs.py); not shown to anyone
+    org: str = "default"  # the organization that owns it (web/access/orgs.py); not shown to anyone
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+from jobcast.core import keys
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-
-from core import keys
 
 Audience = Literal["p", "h"]
 PUBLIC: Audience = "p"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from core.errors import Invalid
+from jobcast.core.errors import Invalid
 
 # C0/C1 controls except tab and newline, plus bidi overrides that can disguise text.
 _CONTROL = re.compile(

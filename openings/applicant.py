@@ -11,9 +11,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from core.errors import Invalid
-from core.text import clean, raise_if, text_field
-from openings.models import CST, EDUCATION, parse_education
+from jobcast.core.errors import Invalid
+from jobcast.core.text import clean, raise_if, text_field
+from jobcast.openings.models import CST, EDUCATION, parse_education
 
 NAME_MAX = 40
 EMAIL_MAX = 254

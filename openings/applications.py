@@ -26,16 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from jobcast.core import keys
+from jobcast.core.errors import Conflict, Invalid, NotFound, RateLimited
+from jobcast.core.events import APPEND_LUA, HOST, EventLog, publish_keys
+from jobcast.core.ids import is_valid_id, new_id
+from jobcast.openings.applicant import validate_application
+from jobcast.openings.models import EDUCATION
+from jobcast.openings.service import OpeningService
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
-
-from core import keys
-from core.errors import Conflict, Invalid, NotFound, RateLimited
-from core.events import APPEND_LUA, HOST, EventLog, publish_keys
-from core.ids import is_valid_id, new_id
-from openings.applicant import validate_application
-from openings.models import EDUCATION
-from openings.service import OpeningService
 
 STATUSES = ("new", "contacted", "interview", "hired", "rejected")
 IDEMPOTENCY_KEY_MAX = 100

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.errors import Invalid, TooLarge
-from openings.models import CST, EDUCATION, Opening, validate_opening
+from jobcast.core.errors import Invalid, TooLarge
+from jobcast.openings.models import CST, EDUCATION, Opening, validate_opening
 
 MAX_ROWS = 2000
 BOM = "\ufeff"

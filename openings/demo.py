@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from jobcast.core.events import EventLog
+from jobcast.openings.models import CST, validate_opening
+from jobcast.openings.service import OpeningService
 from redis.asyncio import Redis
-
-from core.events import EventLog
-from openings.models import CST, validate_opening
-from openings.service import OpeningService
 
 SAMPLES: list[dict[str, Any]] = [
     {

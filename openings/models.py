@@ -12,9 +12,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-
-from core.errors import Invalid
-from core.text import clean, raise_if, text_field
+from jobcast.core.errors import Invalid
+from jobcast.core.text import clean, raise_if, text_field
 
 STATUSES = ("draft", "published", "closed")
 

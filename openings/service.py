@@ -17,16 +17,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobcast.core import keys
+from jobcast.core.errors import Conflict, Invalid, NotFound, Unavailable
+from jobcast.core.events import HOST, EventLog
+from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.text import clean
+from jobcast.openings.models import (
+    EDUCATION,
+    Opening,
+    education_rank,
+    parse_education,
+    validate_opening,
+)
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
-
-from core import keys
-from core.errors import Conflict, Invalid, NotFound, Unavailable
-from core.events import HOST, EventLog
-from core.ids import is_valid_id, new_id
-from core.text import clean
-from openings.models import EDUCATION, Opening, education_rank, parse_education, validate_opening
 
 LINEUP_MAX = 2000
 _TXN_TRIES = 20

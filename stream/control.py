@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from jobcast.core import keys
+from jobcast.core.errors import JobcastError, Unavailable
+from jobcast.stream.egress import error_from_json, error_to_json
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from core import keys
-from core.errors import JobcastError, Unavailable
-from stream.egress import error_from_json, error_to_json
 
 log = logging.getLogger("jobcast.media")
 

@@ -35,11 +35,10 @@ from typing import Any
 
 import orjson
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-
-from core import errors as core_errors
-from core.errors import JobcastError, Unavailable
-from stream import errors as stream_errors
-from stream.aiortc_internals import IcePolicy, Packetized
+from jobcast.core import errors as core_errors
+from jobcast.core.errors import JobcastError, Unavailable
+from jobcast.stream import errors as stream_errors
+from jobcast.stream.aiortc_internals import IcePolicy, Packetized
 
 log = logging.getLogger("jobcast.media")
 
@@ -390,7 +389,7 @@ class EgressPool:
 
 
 async def _serve(fd: int, config: dict[str, Any]) -> None:
-    from stream.viewers import ViewerHub
+    from jobcast.stream.viewers import ViewerHub
 
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)

@@ -6,7 +6,7 @@ not an SDP offer we can use at all, which is a client bug rather than a field to
 
 from __future__ import annotations
 
-from core.errors import JobcastError
+from jobcast.core.errors import JobcastError
 
 
 class BadSdp(JobcastError):

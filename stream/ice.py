@@ -14,7 +14,7 @@ import ipaddress
 import time
 from dataclasses import dataclass
 
-from stream.aiortc_internals import IcePolicy
+from jobcast.stream.aiortc_internals import IcePolicy
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-
-from stream.aiortc_internals import IcePolicy, request_keyframe, tap_encoded_frames
-from stream.negotiation import (
+from jobcast.stream.aiortc_internals import IcePolicy, request_keyframe, tap_encoded_frames
+from jobcast.stream.negotiation import (
     answer,
     parse_offer,
     preferences,

@@ -21,10 +21,9 @@ from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
-
-from core.errors import Invalid
-from stream.aiortc_internals import IcePolicy, restrict_gathering
-from stream.errors import BadSdp
+from jobcast.core.errors import Invalid
+from jobcast.stream.aiortc_internals import IcePolicy, restrict_gathering
+from jobcast.stream.errors import BadSdp
 
 VIDEO_CODECS = ("H264", "VP8")
 AUDIO_CODECS = ("opus",)

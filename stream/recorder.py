@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-
-from stream.bitstream import dimensions
+from jobcast.stream.bitstream import dimensions
 
 log = logging.getLogger("jobcast.media")
 

@@ -22,9 +22,8 @@ import av
 from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-
-from stream.aiortc_internals import Packetized
-from stream.bitstream import H264ParameterSets, is_keyframe
+from jobcast.stream.aiortc_internals import Packetized
+from jobcast.stream.bitstream import H264ParameterSets, is_keyframe
 
 # Added to the last timestamp when a new publisher session continues the same output stream.
 _STEP = {"video": 3000, "audio": 960}

@@ -41,23 +41,22 @@ from typing import Any, Protocol
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from jobcast.core import keys
+from jobcast.core.broadcasts import BroadcastService
+from jobcast.core.errors import Conflict, NotFound, RateLimited, Unauthorized
+from jobcast.core.events import EventLog
+from jobcast.core.ids import is_valid_id
+from jobcast.core.net import address_group
+from jobcast.stream.aiortc_internals import IcePolicy, Packetized, check_versions
+from jobcast.stream.control import ControlChannel
+from jobcast.stream.egress import EgressPool
+from jobcast.stream.ice import IceServers
+from jobcast.stream.ingest import IngestPeer
+from jobcast.stream.negotiation import parse_offer, viewer_codecs
+from jobcast.stream.recorder import Recorder, list_recordings, recording_file, recording_path
+from jobcast.stream.relay import KeyframeRequests, Packetizer
+from jobcast.stream.viewers import ViewerHub, check_capacity
 from redis.asyncio import Redis
-
-from core import keys
-from core.broadcasts import BroadcastService
-from core.errors import Conflict, NotFound, RateLimited, Unauthorized
-from core.events import EventLog
-from core.ids import is_valid_id
-from core.net import address_group
-from stream.aiortc_internals import IcePolicy, Packetized, check_versions
-from stream.control import ControlChannel
-from stream.egress import EgressPool
-from stream.ice import IceServers
-from stream.ingest import IngestPeer
-from stream.negotiation import parse_offer, viewer_codecs
-from stream.recorder import Recorder, list_recordings, recording_file, recording_path
-from stream.relay import KeyframeRequests, Packetizer
-from stream.viewers import ViewerHub, check_capacity
 
 log = logging.getLogger("jobcast.media")
 

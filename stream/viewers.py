@@ -21,22 +21,21 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-
-from core.errors import Unavailable
-from stream.aiortc_internals import (
+from jobcast.core.errors import Unavailable
+from jobcast.stream.aiortc_internals import (
     IcePolicy,
     Packetized,
     on_keyframe_request,
     send_packetized,
 )
-from stream.negotiation import (
+from jobcast.stream.negotiation import (
     answer,
     parse_offer,
     preferences,
     rtc_configuration,
     viewer_codecs,
 )
-from stream.relay import FanOut, RelayTrack
+from jobcast.stream.relay import FanOut, RelayTrack
 
 log = logging.getLogger("jobcast.media")
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-
-from core.events import parse_seq
+from jobcast.core.events import parse_seq
 
 
 class ReconnectingViewer:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from jobcast.web.app import create_app
+from jobcast.web.runtime.settings import Settings
 
 from tests import browserkit
 from tests.redisproc import RedisProcess
-from web.app import create_app
-from web.settings import Settings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

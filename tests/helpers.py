@@ -8,10 +8,9 @@ from typing import Any
 import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
+from jobcast.web.access.auth import add_user
+from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
-
-from web.appkeys import REDIS
-from web.auth import add_user
 
 
 class Host:

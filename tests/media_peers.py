@@ -24,9 +24,8 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.mediastreams import MediaStreamError
-
-from stream.aiortc_internals import IcePolicy, restrict_gathering
-from stream.negotiation import rtc_configuration
+from jobcast.stream.aiortc_internals import IcePolicy, restrict_gathering
+from jobcast.stream.negotiation import rtc_configuration
 
 LOOPBACK = IcePolicy(addresses=("127.0.0.1",))
 WIDTH, HEIGHT = 320, 240

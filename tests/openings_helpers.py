@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from jobcast.openings.applicant import CONSENT_VERSION
 
-from openings.applicant import CONSENT_VERSION
 from tests.helpers import Host, viewer_csrf
 
 DATA = Path(__file__).parent / "data"

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from jobcast.openings.applicant import CONSENT_VERSION
 
-from openings.applicant import CONSENT_VERSION
 from tests.redisproc import free_port
 
-JOBCAST = [sys.executable, "-m", "web.cli"]
+JOBCAST = [sys.executable, "-m", "jobcast"]
 
 
 def env(**extra: str) -> dict[str, str]:

@@ -10,13 +10,13 @@ import uuid
 
 import orjson
 import pytest
+from jobcast.core import keys
+from jobcast.openings.applications import ApplicationService
+from jobcast.openings.service import OpeningService
+from jobcast.web.appkeys import APPLICATIONS, EVENT_LOG, REDIS
 
-from core import keys
-from openings.applications import ApplicationService
-from openings.service import OpeningService
 from tests.helpers import connect, login
 from tests.openings_helpers import applicant, application_body, make_opening
-from web.appkeys import APPLICATIONS, EVENT_LOG, REDIS
 
 
 async def _setup(app_factory, redis_url, **settings):

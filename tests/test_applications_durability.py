@@ -8,8 +8,8 @@ import asyncio
 import uuid
 
 import redis.asyncio as aioredis
+from jobcast.core import keys
 
-from core import keys
 from tests.helpers import login
 from tests.openings_helpers import applicant, application_body, make_opening
 

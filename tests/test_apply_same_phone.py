@@ -11,12 +11,12 @@ from typing import Any
 
 import aiohttp
 import orjson
+from jobcast.core import keys
+from jobcast.openings.applications import phone_digest
+from jobcast.web.appkeys import REDIS
 
-from core import keys
-from openings.applications import phone_digest
 from tests.helpers import connect, login
 from tests.openings_helpers import applicant, application_body, make_opening
-from web.appkeys import REDIS
 
 VICTIM = "13912345678"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from jobcast.chat.reducer import chat_state, reduce
+from jobcast.core import keys
+from jobcast.web.appkeys import CHAT, REDIS
 from markupsafe import escape
 
-from chat.reducer import chat_state, reduce
-from core import keys
 from tests.chat_helpers import Viewers, call, err, messages, ok, wait_message, wait_messages
 from tests.helpers import connect, login
-from web.appkeys import CHAT, REDIS
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import redis
 
 from tests.redisproc import free_port
 
-JOBCAST = [sys.executable, "-m", "web.cli"]
+JOBCAST = [sys.executable, "-m", "jobcast"]
 
 
 def _env() -> dict[str, str]:

@@ -5,8 +5,8 @@ numbers alone; on a real app, such messages wait for a moderator."""
 from __future__ import annotations
 
 import pytest
+from jobcast.chat.filters import hold_reason
 
-from chat.filters import hold_reason
 from tests.chat_helpers import Viewers, err, ok
 from tests.helpers import connect, login
 

@@ -8,8 +8,8 @@ import csv
 import io
 
 import pytest
+from jobcast.openings import csvio
 
-from openings import csvio
 from tests.helpers import login
 from tests.openings_helpers import applicant, application_body, make_opening
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 import redis
+from jobcast.core import keys
 
-from core import keys
 from tests.redisproc import free_port
 from tests.servekit import (
     Client,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from jobcast.core import keys
 
-from core import keys
 from tests.servekit import Client, Server, healthy, redis_servers
 from tests.waiting import wait_until
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from web.docs_gen import render
-from web.settings import documented
+from jobcast.web.runtime.docs_gen import render
+from jobcast.web.runtime.settings import documented
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "openings", "chat", "stream", "web")
@@ -30,7 +30,7 @@ def _event_types() -> set[str]:
 
 def test_configuration_doc_matches_settings():
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert doc == render(), "run: python -m web.docs_gen"
+    assert doc == render(), "run: python -m jobcast.web.runtime.docs_gen"
     for _name, env, *_ in documented():
         assert f"`{env}`" in doc
 

@@ -8,13 +8,13 @@ import asyncio
 import uuid
 from typing import Any
 
+from jobcast.core import keys
+from jobcast.core.events import HOST, PUBLIC, EventLog, parse_seq
+from jobcast.web.appkeys import EVENT_LOG, REDIS
 from redis.asyncio import Redis
 
-from core import keys
-from core.events import HOST, PUBLIC, EventLog, parse_seq
 from tests.helpers import Viewer, connect, login
 from tests.openings_helpers import applicant, application_body, make_opening
-from web.appkeys import EVENT_LOG, REDIS
 
 HOST_ONLY = ("application.received", "application.deleted", "application.status", "test.secret")
 

@@ -9,9 +9,9 @@ import socket
 import orjson
 import pytest
 from aiohttp import WSServerHandshakeError
+from jobcast.web.appkeys import EVENT_LOG, HUB, METRICS
 
 from tests.helpers import connect, login
-from web.appkeys import EVENT_LOG, HUB, METRICS
 
 
 async def test_event_reaches_viewer_on_other_instance(app_factory, redis_url):

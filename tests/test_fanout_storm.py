@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from core import keys
-from core.events import parse_seq
+from jobcast.core import keys
+from jobcast.core.events import parse_seq
+from jobcast.web.appkeys import EVENT_LOG, HUB, METRICS, REDIS
+
 from tests.helpers import Viewer, connect, login
-from web.appkeys import EVENT_LOG, HUB, METRICS, REDIS
 
 N = 30
 
@@ -125,7 +126,7 @@ async def test_a_failing_snapshot_fails_every_socket_waiting_for_it(app_factory,
 
 
 async def _failing_snapshot(b: str, is_host: bool) -> Any:
-    from core.errors import Unavailable
+    from jobcast.core.errors import Unavailable
 
     await asyncio.sleep(0.02)
     raise Unavailable("snapshot failed", code="boom")
@@ -158,8 +159,7 @@ def _publish_blocking(redis_url: str, bid: str, events: list[tuple[str, int]]) -
     """Publish with a blocking client, so the server's loop (this test's loop) reads nothing
     until the test awaits again: the events reach it as one burst."""
     import redis
-
-    from core.events import PUBLISH_LUA, encode_body, publish_keys
+    from jobcast.core.events import PUBLISH_LUA, encode_body, publish_keys
 
     r = redis.Redis.from_url(redis_url)
     for audience, i in events:

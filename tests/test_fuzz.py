@@ -27,6 +27,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from jobcast.web.access.auth import SESSION_COOKIE, VIEWER_COOKIE
+from jobcast.web.api.openapi import EXAMPLE_OPENING_ID, document
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -38,8 +40,6 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.helpers import connect, login, viewer_csrf
 from tests.strategies import TEXT, json_values
-from web.auth import SESSION_COOKIE, VIEWER_COOKIE
-from web.openapi import EXAMPLE_OPENING_ID, document
 
 pytestmark = pytest.mark.fuzz
 

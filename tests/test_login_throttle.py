@@ -12,12 +12,12 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import WSMsgType
+from jobcast.core.errors import Unavailable
+from jobcast.web.access import auth
+from jobcast.web.appkeys import LOGIN_GUARD, REDIS
 from redis.asyncio import Redis
 
-from core.errors import Unavailable
 from tests.waiting import wait_until
-from web import auth
-from web.appkeys import LOGIN_GUARD, REDIS
 
 PASSWORD = "s3cret-pass"
 

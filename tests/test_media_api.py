@@ -258,7 +258,7 @@ async def test_stream_key_is_host_only_and_rotates(app_factory, redis_url):
     r = await host.post("/api/broadcasts/zzzzzzzz/stream-key")
     assert r.status == 404
     # the stored value is a hash: the key itself is nowhere in Redis
-    from web.appkeys import REDIS
+    from jobcast.web.appkeys import REDIS
 
     redis = client.server.app[REDIS]
     stored = await redis.hgetall(f"jc:{{b:{bid}}}:streamkey")

@@ -18,12 +18,11 @@ import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
-
-from core.errors import Invalid, Unavailable
-from stream import aiortc_internals as ai
-from stream.aiortc_internals import IcePolicy, Packetized, PromptJitterBuffer
-from stream.bitstream import H264ParameterSets, dimensions, h264_types, is_keyframe
-from stream.egress import (
+from jobcast.core.errors import Invalid, Unavailable
+from jobcast.stream import aiortc_internals as ai
+from jobcast.stream.aiortc_internals import IcePolicy, Packetized, PromptJitterBuffer
+from jobcast.stream.bitstream import H264ParameterSets, dimensions, h264_types, is_keyframe
+from jobcast.stream.egress import (
     codec_from_json,
     codec_to_json,
     decode_frame,
@@ -31,10 +30,11 @@ from stream.egress import (
     error_from_json,
     error_to_json,
 )
-from stream.errors import BadSdp
-from stream.ice import IceServers, parse_policy
-from stream.negotiation import rtc_configuration
-from stream.relay import KeyframeRequests, Packetizer, RelayTrack
+from jobcast.stream.errors import BadSdp
+from jobcast.stream.ice import IceServers, parse_policy
+from jobcast.stream.negotiation import rtc_configuration
+from jobcast.stream.relay import KeyframeRequests, Packetizer, RelayTrack
+
 from tests.media_peers import LOOPBACK, StampedVideoTrack, candidate_addresses
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
@@ -340,7 +340,7 @@ def test_packetizer_repairs_parameter_sets_and_keeps_time_continuous():
 
 
 def _units_without(data: bytes, types: set[int]) -> list[bytes]:
-    from stream.bitstream import h264_nal_units
+    from jobcast.stream.bitstream import h264_nal_units
 
     return [n for n in h264_nal_units(data) if n[0] & 0x1F not in types]
 
@@ -398,8 +398,7 @@ def test_egress_wire_format_round_trips():
 async def test_viewer_offer_through_aiortc_gets_the_publishers_codec_only():
     """The answer to a viewer that offers every codec lists the publisher's codec alone."""
     from aiortc.codecs import CODECS
-
-    from stream.viewers import ViewerHub
+    from jobcast.stream.viewers import ViewerHub
 
     hub = ViewerHub(
         LOOPBACK,

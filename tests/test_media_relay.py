@@ -9,10 +9,10 @@ import time
 
 import av
 import pytest
+from jobcast.web.appkeys import MEDIA
 
 from tests.helpers import connect, login
 from tests.media_peers import Publisher, Viewer, candidate_addresses
-from web.appkeys import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
 

@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from jobcast.web.appkeys import MEDIA, REDIS
 from redis.asyncio import Redis
 
 from tests.helpers import connect, login
 from tests.media_peers import Publisher, Viewer, loopback_peer, make_offer
 from tests.waiting import wait_until
-from web.appkeys import MEDIA, REDIS
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
@@ -221,7 +221,7 @@ async def test_unfinished_offers_are_limited_per_address(app_factory, redis_url)
 
 
 async def test_the_limit_counts_the_forwarded_address_and_ipv6_by_64(app_factory, redis_url):
-    from stream.service import address_key
+    from jobcast.stream.service import address_key
 
     assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9")
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")

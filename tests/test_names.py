@@ -5,9 +5,9 @@ the socket's `name` query parameter alike."""
 from __future__ import annotations
 
 import pytest
+from jobcast.chat.names import check_shape, clean_name
+from jobcast.core.errors import Invalid
 
-from chat.names import check_shape, clean_name
-from core.errors import Invalid
 from tests.chat_helpers import Viewers, err, messages, ok, wait_message
 from tests.helpers import connect, login
 

@@ -8,16 +8,15 @@ import jsonschema
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from jobcast.core import broadcasts
+from jobcast.core.errors import Invalid
+from jobcast.openings.applicant import validate_application
+from jobcast.openings.models import validate_opening
+from jobcast.web.api.chat import STAFF
+from jobcast.web.api.openapi import ACCESS, OPENING_EXAMPLE, document
+from jobcast.web.app import create_app
+from jobcast.web.runtime.settings import Settings
 from openapi_spec_validator import validate
-
-from core import broadcasts
-from core.errors import Invalid
-from openings.applicant import validate_application
-from openings.models import validate_opening
-from web.app import create_app
-from web.chat_api import STAFF
-from web.openapi import ACCESS, OPENING_EXAMPLE, document
-from web.settings import Settings
 
 UNSAFE = {"post", "put", "patch", "delete"}
 METHODS = {"get", "post", "put", "patch", "delete", "options"}
@@ -72,7 +71,7 @@ def test_every_route_is_documented_and_every_operation_exists(app):
     excluded = set(document()["x-jobcast-excluded"])
     routes = {(m, p) for m, p in _router_routes(app) if p not in excluded}
     documented = {(m, op.get("x-route", p)) for m, p, op in _operations()}
-    assert routes - documented == set(), "routes missing from web/openapi.py"
+    assert routes - documented == set(), "routes missing from web/api/openapi.py"
     assert documented - routes == set(), "documented operations with no route"
     # Every excluded path is a real route, and says why it is left out.
     canon = {p for _, p in _router_routes(app)}
@@ -230,7 +229,7 @@ def test_opening_employer_name_length_matches():
 
 def test_chat_limits_match():
     """The chat action bodies name the same limits as the services."""
-    from chat.config import ChatConfig
+    from jobcast.chat.config import ChatConfig
 
     paths = document()["paths"]
     answer = paths["/api/broadcasts/{bid}/chat/question.answer"]["post"]["requestBody"]

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import redis
+from jobcast.core import keys
+from jobcast.web.runtime.settings import Settings
 
-from core import keys
-from web.settings import Settings
-
-JOBCAST = [sys.executable, "-m", "web.cli"]
+JOBCAST = [sys.executable, "-m", "jobcast"]
 
 
 def _env() -> dict[str, str]:
@@ -65,8 +64,8 @@ def test_purge_uses_the_retention_setting(redis_url: str):
 def test_purge_on_the_embedded_redis_and_demo_seed(tmp_path: Path):
     import asyncio
 
-    from web.demo import seed
-    from web.embedded_redis import EmbeddedRedis
+    from jobcast.web.runtime.demo import seed
+    from jobcast.web.runtime.embedded_redis import EmbeddedRedis
 
     emb = EmbeddedRedis(tmp_path)
     url = emb.start()

@@ -4,8 +4,8 @@ whole import, a dry run reports row by row, the export round-trips and opens in 
 from __future__ import annotations
 
 import aiohttp
+from jobcast.openings import csvio
 
-from openings import csvio
 from tests.helpers import connect, login
 from tests.openings_helpers import DATA, make_opening
 

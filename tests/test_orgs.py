@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+from jobcast.core import keys
+from jobcast.web.access import orgs
+from jobcast.web.appkeys import REDIS
 
-from core import keys
 from tests.servekit import run_command
 from tests.test_security import _body, _doc_ops, _fill, _session, _world
-from web import orgs
-from web.appkeys import REDIS
 
 
 async def _in_org(client, username: str, org: str, role: str = "host"):

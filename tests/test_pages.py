@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import re
 
+from jobcast.web.pages import i18n
+from jobcast.web.pages.views import STATIC
+
 from tests.helpers import login
-from web import i18n
-from web.pages import STATIC
 
 
 def test_every_msgid_is_translated_in_both_languages() -> None:

@@ -29,13 +29,13 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from jobcast.core import keys
+from jobcast.openings.csvio import HEADERS
+from jobcast.web.api.openapi import CHAT_EXAMPLES, OPENING_EXAMPLE
+from jobcast.web.appkeys import REDIS, WS_ACTIONS
 
-from core import keys
-from openings.csvio import HEADERS
 from tests.helpers import connect, login
 from tests.strategies import AWKWARD_TEXT, TEXT, deeply_nested, json_values
-from web.appkeys import REDIS, WS_ACTIONS
-from web.openapi import CHAT_EXAMPLES, OPENING_EXAMPLE
 
 pytestmark = pytest.mark.fuzz
 

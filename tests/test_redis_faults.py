@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from jobcast.web.appkeys import BUS, EVENT_LOG, METRICS
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.helpers import connect, login
-from web.appkeys import BUS, EVENT_LOG, METRICS
 
 
 async def test_redis_killed_and_restarted_mid_stream(app_factory, own_redis):

@@ -18,16 +18,16 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import WSMsgType
+from jobcast.core import keys
+from jobcast.web.redis_errors import refusal_kind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from core import keys
 from tests.chat_helpers import Viewers, call, ok
 from tests.helpers import Host, connect, login
 from tests.openings_helpers import Applicant, applicant, application_body, make_opening
 from tests.redisproc import RedisProcess, free_port
 from tests.waiting import wait_until
-from web.redis_errors import refusal_kind
 
 
 @pytest.fixture

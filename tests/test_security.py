@@ -27,14 +27,14 @@ import pytest
 from aiohttp import web
 from aiohttp.streams import StreamReader
 from aiohttp.test_utils import TestServer, make_mocked_request
+from jobcast.core.errors import TooLarge
+from jobcast.web.access import auth
+from jobcast.web.api.openapi import CHAT_EXAMPLES, EXAMPLE_OPENING_ID, document
+from jobcast.web.app import create_app
+from jobcast.web.appkeys import REDIS, SETTINGS
 
-from core.errors import TooLarge
 from tests.conftest import make_settings
 from tests.helpers import connect
-from web import auth
-from web.app import create_app
-from web.appkeys import REDIS, SETTINGS
-from web.openapi import CHAT_EXAMPLES, EXAMPLE_OPENING_ID, document
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 EVIL = "https://evil.example"
@@ -513,9 +513,9 @@ def _stream(data: bytes) -> StreamReader:
 async def test_size_limits_hold_before_the_body_is_read(tmp_path):
     """Each reader refuses on Content-Length before reading, and while streaming when there
     is none (or it lies), so an oversized body is never held in memory whole."""
-    from web.media_api import MAX_SDP_BYTES, _read_sdp
-    from web.openings_api import _read_upload
-    from web.requests import read_json
+    from jobcast.web.access.requests import read_json
+    from jobcast.web.api.media import MAX_SDP_BYTES, _read_sdp
+    from jobcast.web.api.openings import _read_upload
 
     app = create_app(make_settings("redis://127.0.0.1:1/0", tmp_path))
     limits = app[SETTINGS]

@@ -7,11 +7,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import make_mocked_request
+from jobcast.web.access import auth
+from jobcast.web.api.login import LOGIN_ATTEMPTS
 
 from tests.conftest import make_settings
 from tests.helpers import login
-from web import auth
-from web.api_auth import LOGIN_ATTEMPTS
 
 
 def _ip(tmp_path: Any, headers: list[tuple[str, str]], **settings: Any) -> str:

@@ -15,14 +15,14 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import WSMsgType
+from jobcast.core import keys
+from jobcast.web.access import auth
+from jobcast.web.appkeys import HUB, REDIS
 from redis.asyncio import Redis
 
-from core import keys
 from tests import browserkit
 from tests.helpers import login
 from tests.servekit import Client, Server, run_command
-from web import auth
-from web.appkeys import HUB, REDIS
 
 CLOSE_POLICY = 4003
 

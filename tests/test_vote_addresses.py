@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from jobcast.chat.reducer import chat_state, reduce
+from jobcast.chat.votes import vote_address
 
-from chat.reducer import chat_state, reduce
-from chat.votes import vote_address
 from tests.chat_helpers import call, ok
 from tests.helpers import Viewer, connect, login
 

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+from jobcast.core.broadcasts import BroadcastService
+from jobcast.core.events import EventLog
 from redis.asyncio import Redis
 
-from core.broadcasts import BroadcastService
-from core.events import EventLog
 from tests.clients import ReconnectingViewer, children, wait_healthy
 from tests.redisproc import free_port
 
@@ -39,7 +39,7 @@ async def serve_workers(
         [
             sys.executable,
             "-m",
-            "web.cli",
+            "jobcast",
             "serve",
             "--workers",
             "2",

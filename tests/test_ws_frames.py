@@ -10,8 +10,10 @@ import random
 import orjson
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
+from jobcast.core.events import format_seq, parse_seq
+from jobcast.web.appkeys import EVENT_LOG, HUB, WS_IP_COUNTS
+from jobcast.web.realtime.hub import chunk_end
 
-from core.events import format_seq, parse_seq
 from tests.helpers import connect, login
 from tests.rawws import (
     OP_CLOSE,
@@ -24,8 +26,6 @@ from tests.rawws import (
     read_to_eof,
 )
 from tests.waiting import wait_until
-from web.appkeys import EVENT_LOG, HUB, WS_IP_COUNTS
-from web.hub import chunk_end
 
 
 def _check_frames(payloads: list[bytes], cap: int) -> list[dict]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from jobcast.web.appkeys import EVENT_LOG, HUB
+
 from tests.helpers import connect, login
 from tests.rawws import open_raw_viewer, read_to_eof
-from web.appkeys import EVENT_LOG, HUB
 
 
 async def test_silent_peer_is_cut_off_and_answering_peer_stays(app_factory, redis_url):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from jobcast.core.broadcasts import BroadcastService
+from jobcast.core.events import EventLog
 from redis.asyncio import Redis
 
-from core.broadcasts import BroadcastService
-from core.events import EventLog
 from tests.clients import wait_healthy
 from tests.rawws import OP_CLOSE, close_code, open_raw_viewer, parse_frames, read_to_eof
 from tests.redisproc import free_port
@@ -78,7 +78,7 @@ async def test_sigterm_closes_every_viewer_with_1001_within_3_s(own_redis, tmp_p
         [
             sys.executable,
             "-m",
-            "web.cli",
+            "jobcast",
             "serve",
             "--redis-url",
             own_redis.url,

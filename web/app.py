@@ -11,16 +11,19 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from core.broadcasts import BroadcastService
-from core.events import EventLog
-from web import api_auth, api_broadcasts, chat_api, media_api, openapi, openings_api, orgs, pages
-from web.appkeys import (
+from jobcast.core.broadcasts import BroadcastService
+from jobcast.core.events import EventLog
+from jobcast.web.access import orgs
+from jobcast.web.access.auth import Sessions, Signer
+from jobcast.web.access.security import (
+    headers_middleware,
+    origin_middleware,
+    viewer_cookie_middleware,
+)
+from jobcast.web.api import broadcasts as broadcasts_api
+from jobcast.web.api import chat, login, media, openapi
+from jobcast.web.api import openings as openings_api
+from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
     EVENT_LOG,
@@ -35,25 +38,29 @@ from web.appkeys import (
     WS_ACTIONS,
     WS_IP_COUNTS,
 )
-from web.auth import Sessions, Signer
-from web.bus import Bus
-from web.errors import error_middleware
-from web.hub import Hub
-from web.metrics import Metrics
-from web.presence import Presence
-from web.security import headers_middleware, origin_middleware, viewer_cookie_middleware
-from web.settings import Settings
-from web.snapshot import make_snapshot
-from web.ws import host_socket, viewer_socket
+from jobcast.web.errors import error_middleware
+from jobcast.web.pages import views as pages
+from jobcast.web.realtime.bus import Bus
+from jobcast.web.realtime.hub import Hub
+from jobcast.web.realtime.presence import Presence
+from jobcast.web.realtime.snapshot import make_snapshot
+from jobcast.web.realtime.ws import host_socket, viewer_socket
+from jobcast.web.runtime.metrics import Metrics
+from jobcast.web.runtime.settings import Settings
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Feature wiring: each entry adds its routes, snapshot parts (SNAPSHOT_PARTS), socket actions
 # (WS_ACTIONS) and cleanup contexts to the app. Runs after the core contexts are registered,
 # so a feature's cleanup context can use REDIS, EVENT_LOG and HUB.
 FEATURES: list[Callable[[web.Application], None]] = [
-    api_auth.setup,
+    login.setup,
     openings_api.setup,
-    chat_api.setup,
-    media_api.setup,
+    chat.setup,
+    media.setup,
     openapi.setup,
 ]
 
@@ -101,7 +108,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_bus_ctx)
     app.on_shutdown.append(_close_sockets)
 
-    app.router.add_routes(api_broadcasts.routes)
+    app.router.add_routes(broadcasts_api.routes)
     app.router.add_routes(pages.routes)
     app.router.add_get("/ws/b/{bid}", viewer_socket)
     app.router.add_get("/ws/host/b/{bid}", host_socket)
@@ -114,7 +121,7 @@ def create_app(settings: Settings) -> web.Application:
 def _secret(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
-    from web.embedded_redis import ensure_secret
+    from jobcast.web.runtime.embedded_redis import ensure_secret
 
     return ensure_secret(settings.data_path).encode()
 

@@ -6,15 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from jobcast.core.broadcasts import BroadcastService
+from jobcast.core.events import EventLog
+from jobcast.web.access.auth import LoginGuard, Sessions, Signer
+from jobcast.web.realtime.bus import Bus
+from jobcast.web.realtime.hub import Hub
+from jobcast.web.runtime.metrics import Metrics
+from jobcast.web.runtime.settings import Settings
 from redis.asyncio import Redis
-
-from core.broadcasts import BroadcastService
-from core.events import EventLog
-from web.auth import LoginGuard, Sessions, Signer
-from web.bus import Bus
-from web.hub import Hub
-from web.metrics import Metrics
-from web.settings import Settings
 
 # A snapshot part: (broadcast id, is_host) -> dict merged into the snapshot's data.
 SnapshotPart = Callable[[str, bool], Awaitable[dict[str, Any]]]
@@ -34,21 +33,21 @@ BROADCASTS = web.AppKey("broadcasts", BroadcastService)
 SNAPSHOT_PARTS = web.AppKey("snapshot_parts", list[SnapshotPart])
 WS_ACTIONS = web.AppKey("ws_actions", dict[str, WsAction])
 
-from web.presence import Presence  # noqa: E402
+from jobcast.web.realtime.presence import Presence  # noqa: E402
 
 PRESENCE = web.AppKey("presence", Presence)
 WS_IP_COUNTS = web.AppKey("ws_ip_counts", dict[str, int])
 
-from openings.applications import ApplicationService  # noqa: E402
-from openings.service import OpeningService  # noqa: E402
+from jobcast.openings.applications import ApplicationService  # noqa: E402
+from jobcast.openings.service import OpeningService  # noqa: E402
 
 OPENINGS = web.AppKey("openings", OpeningService)
 APPLICATIONS = web.AppKey("applications", ApplicationService)
 
-from chat.service import ChatRoom  # noqa: E402
+from jobcast.chat.service import ChatRoom  # noqa: E402
 
 CHAT = web.AppKey("chat", ChatRoom)
 
-from stream.service import MediaService  # noqa: E402
+from jobcast.stream.service import MediaService  # noqa: E402
 
 MEDIA = web.AppKey("media", MediaService)

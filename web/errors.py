@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-
-from core.errors import (
+from jobcast.core.errors import (
     Conflict,
     Forbidden,
     Invalid,
@@ -18,9 +17,9 @@ from core.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from web.appkeys import METRICS
-from web.jsonutil import json_response
-from web.redis_errors import Refusal, message, refusal_kind, retry_after
+from jobcast.web.appkeys import METRICS
+from jobcast.web.jsonutil import json_response
+from jobcast.web.redis_errors import Refusal, message, refusal_kind, retry_after
 
 log = logging.getLogger("jobcast.http")
 

@@ -6,14 +6,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-
-from core.errors import Invalid, TooLarge, UnsupportedMediaType
-from web import auth
-from web.appkeys import SESSIONS, SETTINGS, SIGNER
+from jobcast.core.errors import Invalid, TooLarge, UnsupportedMediaType
+from jobcast.web.access import auth
+from jobcast.web.appkeys import SESSIONS, SETTINGS, SIGNER
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _USER = web.RequestKey("jobcast.user", object)
-USER_KEY = _USER  # web/orgs.py clears it: staff of another organization act as viewers
+USER_KEY = _USER  # web/access/orgs.py clears it: staff of another organization act as viewers
 _VIEWER = web.RequestKey("jobcast.viewer", str)
 
 
@@ -65,7 +64,7 @@ def require_viewer(request: web.Request) -> str:
     """The viewer id, with a CSRF check on writes (so another site can't act as them)."""
     vid = viewer_id(request)
     if vid is None:
-        from core.errors import Unauthorized
+        from jobcast.core.errors import Unauthorized
 
         raise Unauthorized("no viewer id: load the page first", code="no_viewer")
     if request.method in UNSAFE:

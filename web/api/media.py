@@ -2,7 +2,7 @@
 
 The handlers only translate HTTP: stream.service.MediaService does the work. WHIP/WHEP are
 called cross-origin (OBS, other pages) without cookies, so they answer CORS with `*` and are
-exempt from the Origin check (web/security.py). The stream key is the credential for a WHIP
+exempt from the Origin check (web/access/security.py). The stream key is the credential for a WHIP
 POST; the resource URL in its 201's `Location` (a secret, unlike the public session id that
 snapshots and events carry) is the credential for DELETE. A WHEP session's URL is known only
 to its viewer.
@@ -18,15 +18,22 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aiohttp import web
-
-from core.errors import JobcastError, TooLarge, UnsupportedMediaType
-from stream.ice import IceServers, parse_policy
-from stream.service import MediaConfig, MediaService, SessionAnswer
-from web.appkeys import BROADCASTS, EVENT_LOG, MEDIA, METRICS, REDIS, SETTINGS, SNAPSHOT_PARTS
-from web.errors import from_error
-from web.jsonutil import json_response
-from web.requests import client_ip, require_host
-from web.settings import Settings
+from jobcast.core.errors import JobcastError, TooLarge, UnsupportedMediaType
+from jobcast.stream.ice import IceServers, parse_policy
+from jobcast.stream.service import MediaConfig, MediaService, SessionAnswer
+from jobcast.web.access.requests import client_ip, require_host
+from jobcast.web.appkeys import (
+    BROADCASTS,
+    EVENT_LOG,
+    MEDIA,
+    METRICS,
+    REDIS,
+    SETTINGS,
+    SNAPSHOT_PARTS,
+)
+from jobcast.web.errors import from_error
+from jobcast.web.jsonutil import json_response
+from jobcast.web.runtime.settings import Settings
 
 routes = web.RouteTableDef()
 
@@ -121,7 +128,7 @@ async def _read_sdp(request: web.Request) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        from stream.errors import BadSdp
+        from jobcast.stream.errors import BadSdp
 
         raise BadSdp("the SDP is not UTF-8") from None
 
@@ -146,7 +153,7 @@ def _options(allow: str, links: list[str] | None = None) -> web.Response:
 
 
 def _no_trickle(allow: str) -> web.Response:
-    from web.errors import error_response
+    from jobcast.web.errors import error_response
 
     return error_response(
         405,

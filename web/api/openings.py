@@ -11,17 +11,22 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import Counter
-
-from core.errors import Forbidden, Invalid, TooLarge
-from core.ids import is_valid_id
-from openings import csvio
-from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION, DEGREES
-from openings.applications import STATUSES as APPLICATION_STATUSES
-from openings.applications import ApplicationService, ApplyLimits
-from openings.models import EDUCATION
-from openings.service import OpeningService
-from web.appkeys import (
+from jobcast.core.errors import Forbidden, Invalid, TooLarge
+from jobcast.core.ids import is_valid_id
+from jobcast.openings import csvio
+from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION, DEGREES
+from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
+from jobcast.openings.applications import ApplicationService, ApplyLimits
+from jobcast.openings.models import EDUCATION
+from jobcast.openings.service import OpeningService
+from jobcast.web.access.requests import (
+    client_ip,
+    host_user,
+    read_json,
+    require_host,
+    require_viewer,
+)
+from jobcast.web.appkeys import (
     APPLICATIONS,
     BROADCASTS,
     EVENT_LOG,
@@ -32,8 +37,8 @@ from web.appkeys import (
     SNAPSHOT_PARTS,
     WS_ACTIONS,
 )
-from web.jsonutil import json_response
-from web.requests import client_ip, host_user, read_json, require_host, require_viewer
+from jobcast.web.jsonutil import json_response
+from prometheus_client import Counter
 
 routes = web.RouteTableDef()
 APPLY_RESULTS = web.AppKey("apply_results", Counter)

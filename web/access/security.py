@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import hdrs, web
-
-from web import auth
-from web.appkeys import SETTINGS, SIGNER
-from web.errors import error_response
-from web.requests import UNSAFE, mark_new_viewer
+from jobcast.web.access import auth
+from jobcast.web.access.requests import UNSAFE, mark_new_viewer
+from jobcast.web.appkeys import SETTINGS, SIGNER
+from jobcast.web.errors import error_response
 
 # WHIP/WHEP are called cross-origin by design (OBS, other pages) and authenticate with a
 # bearer stream key or not at all, so no cookie can be abused there.

@@ -13,9 +13,9 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from core.errors import Unavailable
-from web.metrics import Metrics
-from web.pubsub import PubSubConnection
+from jobcast.core.errors import Unavailable
+from jobcast.web.realtime.pubsub import PubSubConnection
+from jobcast.web.runtime.metrics import Metrics
 
 log = logging.getLogger("jobcast.bus")
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
-
-from core.errors import Invalid, JobcastError, NotFound, RateLimited
-from core.events import parse_seq
-from web import api_auth, auth
-from web.appkeys import (
+from jobcast.core.errors import Invalid, JobcastError, NotFound, RateLimited
+from jobcast.core.events import parse_seq
+from jobcast.web.access import auth
+from jobcast.web.access.requests import client_ip, host_user, viewer_id
+from jobcast.web.api import login
+from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
     CHAT,
@@ -30,10 +31,9 @@ from web.appkeys import (
     WS_ACTIONS,
     WS_IP_COUNTS,
 )
-from web.errors import refusal_response
-from web.hub import Socket
-from web.redis_errors import Refusal, message, refusal_kind, retry_after
-from web.requests import client_ip, host_user, viewer_id
+from jobcast.web.errors import refusal_response
+from jobcast.web.realtime.hub import Socket
+from jobcast.web.redis_errors import Refusal, message, refusal_kind, retry_after
 
 log = logging.getLogger("jobcast.ws")
 
@@ -206,7 +206,7 @@ async def viewer_socket(
             return ws
         sock.send_now(orjson.dumps({"type": "synced", "data": {"mode": mode}}))
         if user is not None:
-            await api_auth.close_if_revoked(app, sock, user)  # ended during the handshake
+            await login.close_if_revoked(app, sock, user)  # ended during the handshake
         await _read_loop(ws, ctx, sock)  # until the peer closes, or `sock.drop` closes it
         await sock.wait_closed()
     except Exception:

@@ -22,11 +22,10 @@ import orjson
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from jobcast.core import keys
+from jobcast.core.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthorized, Unavailable
+from jobcast.web.runtime.settings import Settings
 from redis.asyncio import Redis
-
-from core import keys
-from core.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthorized, Unavailable
-from web.settings import Settings
 
 Role = Literal["host", "moderator"]
 ROLES: tuple[Role, ...] = ("host", "moderator")
@@ -43,7 +42,7 @@ class HostUser:
     role: Role
     csrf: str
     token: str
-    org: str = "default"  # web/orgs.py; read from the account with every session load
+    org: str = "default"  # web/access/orgs.py; read from the account with every session load
 
     @property
     def is_host(self) -> bool:
@@ -115,7 +114,7 @@ def token_id(token: str) -> str:
 
 async def revoke(redis: Redis, why: str, *, username: str = "", token: str = "") -> None:
     """Close the open host sockets of `username` (every session) or of one session, on every
-    process, through the channel bans use (web/chat_api.py `apply_kick`)."""
+    process, through the channel bans use (web/api/chat.py `apply_kick`)."""
     msg = {"kind": REVOKE_KIND, "why": why, "username": username}
     if token:
         msg["session"] = token_id(token)

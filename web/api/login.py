@@ -2,8 +2,8 @@
 
 A login passes three gates before its password is checked: the per-address limit
 (`LOGIN_ATTEMPTS` a minute), the account's delay for devices that have not logged in to it
-(web/auth.py `LoginGuard`), and a free password-check slot. Only then does argon2 run, off the
-event loop.
+(web/access/auth.py `LoginGuard`), and a free password-check slot. Only then does argon2 run,
+off the event loop.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-
-from core.errors import Invalid, RateLimited, Unauthorized
-from web import auth
-from web.appkeys import HUB, LOGIN_GUARD, REDIS, SESSIONS, SETTINGS, SIGNER
-from web.jsonutil import json_response
-from web.requests import client_ip, host_user, read_json, viewer_id
+from jobcast.core.errors import Invalid, RateLimited, Unauthorized
+from jobcast.web.access import auth
+from jobcast.web.access.requests import client_ip, host_user, read_json, viewer_id
+from jobcast.web.appkeys import HUB, LOGIN_GUARD, REDIS, SESSIONS, SETTINGS, SIGNER
+from jobcast.web.jsonutil import json_response
 
 log = logging.getLogger("jobcast.auth")
 routes = web.RouteTableDef()
@@ -121,15 +120,15 @@ def _staff_sockets(app: web.Application) -> list[tuple[Any, auth.HostUser]]:
 
 
 def _close(sock: Any, why: str) -> None:
-    from web.ws import error_event
+    from jobcast.web.realtime.ws import error_event
 
     sock.send_now(error_event("session_revoked", REVOKED_TEXT.get(why, "session ended"), why=why))
     sock.drop("session_revoked")
 
 
 def close_revoked_sockets(app: web.Application, msg: dict[str, Any]) -> int:
-    """Close this process's host sockets named by a revocation (web/auth.py `revoke`): those of
-    one session, or of every session of an account. Runs from the kick listener."""
+    """Close this process's host sockets named by a revocation (web/access/auth.py `revoke`):
+    those of one session, or of every session of an account. Runs from the kick listener."""
     username, session, why = msg.get("username"), msg.get("session"), str(msg.get("why", ""))
     n = 0
     for sock, user in _staff_sockets(app):
@@ -154,7 +153,8 @@ async def recheck_staff_sockets(app: web.Application) -> int:
 
 async def close_if_revoked(app: web.Application, sock: Any, user: auth.HostUser) -> bool:
     """Close `sock` if its session has ended. A host socket runs this once it has joined the
-    hub (web/ws.py): a revocation published during its handshake found no socket to close."""
+    hub (web/realtime/ws.py): a revocation published during its handshake found no socket to
+    close."""
     if await app[SESSIONS].by_token(user.token) is not None:
         return False
     _close(sock, "ended")

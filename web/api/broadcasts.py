@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
-
-from web import orgs
-from web.appkeys import BROADCASTS, PRESENCE
-from web.jsonutil import json_response
-from web.requests import host_user, read_json, require_host
+from jobcast.web.access import orgs
+from jobcast.web.access.requests import host_user, read_json, require_host
+from jobcast.web.appkeys import BROADCASTS, PRESENCE
+from jobcast.web.jsonutil import json_response
 
 routes = web.RouteTableDef()
 

@@ -21,16 +21,21 @@ from functools import cache
 from typing import Any, get_args
 
 from aiohttp import web
-
-from chat.config import ChatConfig
-from chat.moderation import SLOW_MAX, TIMEOUT_MAX, TIMEOUT_MIN, WORD_MAX_CHARS, WORDS_MAX
-from core import broadcasts
-from openings import applicant, models
-from openings.applications import IDEMPOTENCY_KEY_MAX
-from openings.applications import STATUSES as APPLICATION_STATUSES
-from web.auth import CSRF_HEADER, DEVICE_COOKIE, SESSION_COOKIE, USERNAME_MAX, VIEWER_COOKIE
-from web.jsonutil import json_response
-from web.redis_errors import HEALTH_KINDS, Refusal
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.moderation import SLOW_MAX, TIMEOUT_MAX, TIMEOUT_MIN, WORD_MAX_CHARS, WORDS_MAX
+from jobcast.core import broadcasts
+from jobcast.openings import applicant, models
+from jobcast.openings.applications import IDEMPOTENCY_KEY_MAX
+from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
+from jobcast.web.access.auth import (
+    CSRF_HEADER,
+    DEVICE_COOKIE,
+    SESSION_COOKIE,
+    USERNAME_MAX,
+    VIEWER_COOKIE,
+)
+from jobcast.web.jsonutil import json_response
+from jobcast.web.redis_errors import HEALTH_KINDS, Refusal
 
 Schema = dict[str, Any]
 routes = web.RouteTableDef()
@@ -1162,7 +1167,7 @@ def _applications(d: _Doc) -> None:
     )
 
 
-# Body and reply of each host/moderator chat action (web/chat_api.py STAFF).
+# Body and reply of each host/moderator chat action (web/api/chat.py STAFF).
 def _chat_actions() -> dict[str, tuple[str, Schema, Schema]]:
     who = ref("Who")
     vid = out({"viewer_id": STR})

@@ -19,14 +19,15 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-
-from chat.actor import Actor
-from chat.config import ChatConfig
-from chat.service import ChatRoom
-from core import keys
-from core.errors import Forbidden, Invalid, NotFound
-from web import api_auth, auth
-from web.appkeys import (
+from jobcast.chat.actor import Actor
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.service import ChatRoom
+from jobcast.core import keys
+from jobcast.core.errors import Forbidden, Invalid, NotFound
+from jobcast.web.access import auth
+from jobcast.web.access.requests import client_ip, host_user, read_json, require_host, viewer_id
+from jobcast.web.api import login
+from jobcast.web.appkeys import (
     BROADCASTS,
     CHAT,
     EVENT_LOG,
@@ -37,11 +38,10 @@ from web.appkeys import (
     SNAPSHOT_PARTS,
     WS_ACTIONS,
 )
-from web.jsonutil import json_response
-from web.pubsub import PubSubConnection
-from web.requests import client_ip, host_user, read_json, require_host, viewer_id
-from web.settings import Settings
-from web.ws import WsContext, error_event
+from jobcast.web.jsonutil import json_response
+from jobcast.web.realtime.pubsub import PubSubConnection
+from jobcast.web.realtime.ws import WsContext, error_event
+from jobcast.web.runtime.settings import Settings
 
 log = logging.getLogger("jobcast.chat")
 routes = web.RouteTableDef()
@@ -176,7 +176,7 @@ def apply_kick(app: web.Application, payload: bytes) -> int:
     try:
         msg = orjson.loads(payload)
         if isinstance(msg, dict) and msg.get("kind") == auth.REVOKE_KIND:  # a session ended
-            return api_auth.close_revoked_sockets(app, msg)
+            return login.close_revoked_sockets(app, msg)
         bid, vid, code = msg["bid"], msg["viewer_id"], msg["code"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return 0
@@ -198,7 +198,7 @@ def apply_kick(app: web.Application, payload: bytes) -> int:
 async def _recheck_sessions(app: web.Application) -> None:
     """Revocations published while the listener was away are lost: check every host socket."""
     try:
-        await api_auth.recheck_staff_sockets(app)
+        await login.recheck_staff_sockets(app)
     except Exception as e:
         log.warning("could not recheck host sessions", extra={"error": str(e)})
 

@@ -1,16 +1,16 @@
 """The pages' languages: one gettext catalogue for templates and JavaScript, zh-CN and English.
 
-Msgids are English; web/locale/{zh_CN,en}/LC_MESSAGES/messages.po hold the translations. The
+Msgids are English; web/pages/locale/{zh_CN,en}/LC_MESSAGES/messages.po hold the translations. The
 .po files are read at start-up with Babel (no compiled .mo files to go stale, nothing to build
 after `pip install -e .`). Templates call `_()` through jinja2's i18n extension; the strings
-that JavaScript shows are found by extracting `_("...")` calls from web/static/*.js, and each
+that JavaScript shows are found by extracting `_("...")` calls from web/pages/static/*.js, and each
 page embeds the dictionary for its language as JSON in a data- attribute.
 
 The language follows the `jc_lang` cookie (set by the switch, `/lang/{code}`), else the
 browser's Accept-Language, else zh-CN.
 
-`python -m web.i18n update` re-extracts every msgid and merges it into both .po files;
-`python -m web.i18n check` lists msgids without a translation.
+`python -m jobcast.web.pages.i18n update` re-extracts every msgid and merges it into both .po files;
+`python -m jobcast.web.pages.i18n check` lists msgids without a translation.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def translations() -> dict[str, Translations]:
 
 
 def extract(kind: str = "all") -> dict[str, list[str]]:
-    """msgid -> where it is used ("web/static/live.js:12"), from templates and/or scripts."""
+    """msgid -> where it is used ("web/pages/static/live.js:12"), from templates and/or scripts."""
     found: dict[str, list[str]] = {}
     dirs: list[tuple[Path, list[tuple[str, str]]]] = []
     if kind in ("all", "templates"):
@@ -193,7 +193,7 @@ def update() -> None:
             fuzzy=False,
             creation_date=old.creation_date,
             revision_date=old.creation_date,
-            header_comment=f"# {LANG_NAMES[lang]}: texts of web/templates and web/static.",
+            header_comment=f"# {LANG_NAMES[lang]}: texts of web/pages/templates and static.",
         )
         for mid, places in sorted(found.items()):
             prev = old.get(mid)

@@ -6,13 +6,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from jobcast.core.broadcasts import BroadcastService
+from jobcast.core.events import EventLog
+from jobcast.openings.demo import seed_openings
+from jobcast.web.access.auth import add_user
+from jobcast.web.runtime.settings import Settings
 from redis.asyncio import Redis
-
-from core.broadcasts import BroadcastService
-from core.events import EventLog
-from openings.demo import seed_openings
-from web.auth import add_user
-from web.settings import Settings
 
 DEMO_USER = "demo"
 DEMO_KEY = "jc:demo"
@@ -23,7 +22,7 @@ SEEDERS: list[Callable[[Redis, EventLog, str], Awaitable[None]]] = [seed_opening
 
 async def seed(settings: Settings) -> dict[str, Any]:
     """Idempotent: a second `--demo` start reuses the broadcast and prints a new password."""
-    from web.app import redis_client
+    from jobcast.web.app import redis_client
 
     redis = redis_client(settings.redis_url)
     try:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-
-from web.appkeys import BROADCASTS, EVENT_LOG, SNAPSHOT_PARTS
-from web.presence import Presence
+from jobcast.web.appkeys import BROADCASTS, EVENT_LOG, SNAPSHOT_PARTS
+from jobcast.web.realtime.presence import Presence
 
 Seq = tuple[int, int]
 

@@ -13,10 +13,9 @@ import logging
 import time
 
 import orjson
+from jobcast.core import keys
+from jobcast.web.realtime.hub import Hub
 from redis.asyncio import Redis
-
-from core import keys
-from web.hub import Hub
 
 log = logging.getLogger("jobcast.presence")
 

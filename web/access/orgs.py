@@ -17,13 +17,12 @@ import re
 from typing import Any
 
 from aiohttp import web
+from jobcast.core import keys
+from jobcast.core.broadcasts import Broadcast
+from jobcast.core.errors import Invalid, NotFound
+from jobcast.web.access.requests import USER_KEY, host_user
+from jobcast.web.appkeys import OPENINGS, REDIS
 from redis.asyncio import Redis
-
-from core import keys
-from core.broadcasts import Broadcast
-from core.errors import Invalid, NotFound
-from web.appkeys import OPENINGS, REDIS
-from web.requests import USER_KEY, host_user
 
 DEFAULT = "default"
 ALL = "*"  # the operator's organization: every organization
@@ -97,7 +96,7 @@ async def visible(request: web.Request, items: list[Broadcast]) -> list[Broadcas
 
 
 def guarded_routes() -> set[tuple[str, str]]:
-    from web.openapi import document
+    from jobcast.web.api.openapi import document
 
     out = set(EXTRA_GUARDED)
     for path, item in document()["paths"].items():

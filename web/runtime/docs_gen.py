@@ -1,17 +1,20 @@
-"""Writes docs/configuration.md from the Settings dataclass: `python -m web.docs_gen`."""
+"""Writes docs/configuration.md from the Settings dataclass.
+
+Run: `python -m jobcast.web.runtime.docs_gen`.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from web.settings import documented
+from jobcast.web.runtime.settings import documented
 
 HEADER = """# Configuration
 
 Every setting can be given as an environment variable or as a flag of `jobcast serve`
-(the flag wins). This page is generated from `web/settings.py` by `python -m web.docs_gen`;
-a test fails when the two disagree.
+(the flag wins). This page is generated from `web/runtime/settings.py` by
+`python -m jobcast.web.runtime.docs_gen`; a test fails when the two disagree.
 
 | setting | environment | flag | default | what it does |
 |---|---|---|---|---|
@@ -28,7 +31,7 @@ def render() -> str:
 
 
 def main() -> int:
-    out = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    out = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     out.write_text(render(), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -21,18 +21,18 @@ from urllib.parse import quote, urlsplit
 import jinja2
 import segno
 from aiohttp import web
+from jobcast.core import keys
+from jobcast.core.errors import NotFound
+from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
+from jobcast.web.access import auth, orgs
+from jobcast.web.access.requests import host_user, viewer_id
+from jobcast.web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
+from jobcast.web.jsonutil import json_response
+from jobcast.web.pages import i18n
+from jobcast.web.redis_errors import health_kind, refusal_kind
+from jobcast.web.runtime.metrics import CONTENT_TYPE
+from jobcast.web.runtime.settings import Settings
 from yarl import URL
-
-from core import keys
-from core.errors import NotFound
-from openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
-from web import auth, i18n, orgs
-from web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
-from web.jsonutil import json_response
-from web.metrics import CONTENT_TYPE
-from web.redis_errors import health_kind, refusal_kind
-from web.requests import host_user, viewer_id
-from web.settings import Settings
 
 log = logging.getLogger("jobcast.pages")
 routes = web.RouteTableDef()

@@ -5,8 +5,8 @@ acknowledged application is on disk, and when the disk is full Redis stops rathe
 writes it could not keep. Data in DATA_DIR/redis, listening on a unix socket only (no TCP
 port, so nothing else on the machine can reach it), stopped when Jobcast stops.
 
-Only the data directory's owner (web/datadir.py) starts one. It dies with its parent, and the
-owner restarts it when it dies (`tick`). Before starting, a Redis still answering on the socket
+Only the data directory's owner (web/runtime/datadir.py) starts one. It dies with its parent, and
+the owner restarts it when it dies (`tick`). Before starting, a Redis still answering on the socket
 (left by a server killed before it could stop it) is shut down cleanly (SHUTDOWN flushes its
 AOF); a socket that answers is never removed from under it.
 """
@@ -25,10 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import redis
+from jobcast.web.runtime.datadir import PRIVATE_UMASK, die_with_parent
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from web.datadir import PRIVATE_UMASK, die_with_parent
 
 log = logging.getLogger("jobcast.redis")
 

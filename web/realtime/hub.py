@@ -25,11 +25,10 @@ from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
-
-from core import keys
-from core.events import EventLog, format_seq, seq_of
-from web.bus import Bus
-from web.metrics import Metrics
+from jobcast.core import keys
+from jobcast.core.events import EventLog, format_seq, seq_of
+from jobcast.web.realtime.bus import Bus
+from jobcast.web.runtime.metrics import Metrics
 
 log = logging.getLogger("jobcast.hub")
 

@@ -17,14 +17,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from aiohttp import web
+from jobcast.web.runtime import logs
+from jobcast.web.runtime.datadir import (
+    PRIVATE_UMASK,
+    DataDirBusy,
+    DataDirLock,
+    die_with_parent,
+    make_private,
+)
+from jobcast.web.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
+from jobcast.web.runtime.settings import Settings
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from web import logs
-from web.datadir import PRIVATE_UMASK, DataDirBusy, DataDirLock, die_with_parent, make_private
-from web.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
-from web.settings import Settings
 
 log = logging.getLogger("jobcast")
 CHILD_ENV = "JOBCAST_WORKER_SETTINGS"
@@ -48,7 +53,7 @@ async def _run_worker(
     on_ready: Callable[[web.Application], object] | None = None,
     keeper: EmbeddedRedis | None = None,
 ) -> None:
-    from web.app import create_app
+    from jobcast.web.app import create_app
 
     app = create_app(settings)
     # aiohttp arms its keep-alive timer when a connection opens and clears it only once a
@@ -164,7 +169,7 @@ def _supervise(settings: Settings, lock: DataDirLock, embedded: EmbeddedRedis | 
         s = settings.with_(process_name=f"{os.uname().nodename}:w{i}:{os.getpid()}")
         env[CHILD_ENV] = json.dumps(asdict(s))
         procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "_worker"],
+            [sys.executable, "-m", "jobcast", "_worker"],
             env=env,
             pass_fds=[lock.fd] if lock.fd is not None else [],
             preexec_fn=die_with_parent(),
@@ -199,7 +204,7 @@ def _supervise(settings: Settings, lock: DataDirLock, embedded: EmbeddedRedis | 
 
 
 async def _seed_demo(settings: Settings) -> None:
-    from web.demo import seed
+    from jobcast.web.runtime.demo import seed
 
     info = await seed(settings)
     base = settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
@@ -218,8 +223,8 @@ async def _seed_demo(settings: Settings) -> None:
 def add_host(
     settings: Settings, username: str, role: str, password_stdin: bool, org: str = "default"
 ) -> int:
-    from web.auth import add_user
-    from web.orgs import set_user_org
+    from jobcast.web.access.auth import add_user
+    from jobcast.web.access.orgs import set_user_org
 
     if password_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
@@ -230,10 +235,10 @@ def add_host(
             return 2
 
     async def run(r: object) -> None:
-        from web.orgs import org_exists
+        from jobcast.web.access.orgs import org_exists
 
         if not await org_exists(r, org):  # type: ignore[arg-type]
-            from core.errors import Invalid
+            from jobcast.core.errors import Invalid
 
             raise Invalid(f"no organization {org!r}; create it with: jobcast orgs add {org}")
         await add_user(r, username, password, role)  # type: ignore[arg-type]
@@ -244,12 +249,12 @@ def add_host(
 
 def orgs_command(settings: Settings, action: str, org: str | None, name: str) -> int:
     """`jobcast orgs list` and `jobcast orgs add ID [--name NAME]`."""
-    from web import orgs
+    from jobcast.web.access import orgs
 
     async def run(r: object) -> str:
         if action == "add":
             if not org:
-                from core.errors import Invalid
+                from jobcast.core.errors import Invalid
 
                 raise Invalid("orgs add needs an id")
             await orgs.create_org(r, org, name)  # type: ignore[arg-type]
@@ -271,7 +276,7 @@ def hosts_command(settings: Settings, action: str, username: str | None) -> int:
     Disabling or removing an account ends its sessions and closes its open host sockets on
     every process of a running server (the change is made in that server's Redis).
     """
-    from web import auth
+    from jobcast.web.access import auth
 
     if action != "list" and not username:
         print(f"jobcast: hosts {action} needs a username", file=sys.stderr)
@@ -324,8 +329,8 @@ def _with_redis(settings: Settings, command: str, fn: Callable, done: str) -> in
     its Redis (named in the owner file), so the server sees the change at once; when none
     runs, an embedded Redis of our own, under the data directory's lock.
     """
-    from core.errors import JobcastError
-    from web.app import redis_client
+    from jobcast.core.errors import JobcastError
+    from jobcast.web.app import redis_client
 
     lock: DataDirLock | None = None
     embedded = None
@@ -397,9 +402,9 @@ def purge(settings: Settings, days: int | None) -> int:
         return 2
 
     async def run(r: object) -> str:
-        from core.events import EventLog
-        from openings.applications import ApplicationService
-        from openings.service import OpeningService
+        from jobcast.core.events import EventLog
+        from jobcast.openings.applications import ApplicationService
+        from jobcast.openings.service import OpeningService
 
         log = EventLog(  # type: ignore[arg-type]
             r, maxlen=settings.event_history, host_maxlen=settings.host_event_history

@@ -1,0 +1,1 @@
+"""Routes and helpers every HTTP handler shares: identities, organizations, request checks."""

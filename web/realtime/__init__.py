@@ -1,0 +1,1 @@
+"""Realtime delivery: the Redis pub/sub bus, the per-process hub, sockets, presence, snapshots."""

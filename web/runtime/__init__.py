@@ -1,0 +1,1 @@
+"""The process around the app: CLI, settings, data directory, embedded Redis, logs, metrics."""
