@@ -1,6 +1,7 @@
 """The aiohttp application (`jobcast.web.app.create_app`), in rooms by job:
 
-- `access/`: identities and sessions, organizations, Origin/cookie/header middlewares, request checks;
+- `access/`: identities and sessions, organizations, Origin/cookie/header middlewares,
+  request checks;
 - `api/`: the JSON API, one module per feature, and the OpenAPI document;
 - `realtime/`: the Redis pub/sub bus, the per-process hub, the sockets, presence, snapshots;
 - `pages/`: server-rendered pages, templates, static files, translations;
