@@ -474,14 +474,40 @@ def set_device_cookie(
     device: str,
     settings: Settings,
 ) -> None:
-    response.set_cookie(
+    _set_signed(
+        request,
+        response,
+        signer,
+        settings,
         DEVICE_COOKIE,
-        signer.sign("device", device),
+        "device",
+        device,
+        samesite="Strict",
+        path="/api/login",
+    )
+
+
+def _set_signed(
+    request: web.Request,
+    response: web.StreamResponse,
+    signer: Signer,
+    settings: Settings,
+    cookie: str,
+    purpose: str,
+    value: str,
+    *,
+    samesite: str,
+    path: str,
+) -> None:
+    """A long-lived (400 days, the most browsers keep) signed HttpOnly cookie."""
+    response.set_cookie(
+        cookie,
+        signer.sign(purpose, value),
         max_age=400 * 24 * 3600,
         httponly=True,
-        samesite="Strict",
+        samesite=samesite,
         secure=is_secure(request, settings),
-        path="/api/login",
+        path=path,
     )
 
 
@@ -507,14 +533,8 @@ def set_viewer_cookie(
     vid: str,
     settings: Settings,
 ) -> None:
-    response.set_cookie(
-        VIEWER_COOKIE,
-        signer.sign("viewer", vid),
-        max_age=400 * 24 * 3600,
-        httponly=True,
-        samesite="Lax",
-        secure=is_secure(request, settings),
-        path="/",
+    _set_signed(
+        request, response, signer, settings, VIEWER_COOKIE, "viewer", vid, samesite="Lax", path="/"
     )
 
 

@@ -201,19 +201,6 @@ async def whip_delete(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@routes.route("OPTIONS", "/whip/{bid}/{sid}")
-@_cors
-async def whip_resource_options(request: web.Request) -> web.Response:
-    return _options(_RESOURCE_ALLOW)
-
-
-@routes.patch("/whip/{bid}")
-@routes.patch("/whip/{bid}/{sid}")
-@_cors
-async def whip_patch(request: web.Request) -> web.Response:
-    return _no_trickle(_RESOURCE_ALLOW if "sid" in request.match_info else _ENDPOINT_ALLOW)
-
-
 # -- WHEP ----------------------------------------------------------------------------------
 
 
@@ -241,16 +228,22 @@ async def whep_delete(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+# -- both: a session resource's OPTIONS, and PATCH (no trickle ICE) ------------------------
+
+
+@routes.route("OPTIONS", "/whip/{bid}/{sid}")
 @routes.route("OPTIONS", "/whep/{bid}/{sid}")
 @_cors
-async def whep_resource_options(request: web.Request) -> web.Response:
+async def resource_options(request: web.Request) -> web.Response:
     return _options(_RESOURCE_ALLOW)
 
 
+@routes.patch("/whip/{bid}")
+@routes.patch("/whip/{bid}/{sid}")
 @routes.patch("/whep/{bid}")
 @routes.patch("/whep/{bid}/{sid}")
 @_cors
-async def whep_patch(request: web.Request) -> web.Response:
+async def media_patch(request: web.Request) -> web.Response:
     return _no_trickle(_RESOURCE_ALLOW if "sid" in request.match_info else _ENDPOINT_ALLOW)
 
 
