@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from jobcast.core.actions import Action
 from jobcast.core.broadcasts import BroadcastService
 from jobcast.core.events import EventLog
 from jobcast.web.access.auth import LoginGuard, Sessions, Signer
@@ -17,8 +18,6 @@ from redis.asyncio import Redis
 
 # A snapshot part: (broadcast id, is_host) -> dict merged into the snapshot's data.
 SnapshotPart = Callable[[str, bool], Awaitable[dict[str, Any]]]
-# A WebSocket action handler: (context, data) -> reply data or None.
-WsAction = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -31,7 +30,8 @@ SESSIONS = web.AppKey("sessions", Sessions)
 LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
 BROADCASTS = web.AppKey("broadcasts", BroadcastService)
 SNAPSHOT_PARTS = web.AppKey("snapshot_parts", list[SnapshotPart])
-WS_ACTIONS = web.AppKey("ws_actions", dict[str, WsAction])
+# Every socket action, by name (declared once: core/actions.py).
+WS_ACTIONS = web.AppKey("ws_actions", dict[str, Action[Any]])
 
 from jobcast.web.realtime.presence import Presence  # noqa: E402
 

@@ -15,18 +15,21 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from jobcast.chat import actions as contract
 from jobcast.chat.actor import Actor
 from jobcast.chat.config import ChatConfig
 from jobcast.chat.service import ChatRoom
 from jobcast.core import keys
-from jobcast.core.errors import Forbidden, Invalid, NotFound
+from jobcast.core.actions import Action, Caller, given
+from jobcast.core.errors import Invalid, NotFound
 from jobcast.web.access import auth
-from jobcast.web.access.requests import client_ip, host_user, read_json, require_host, viewer_id
+from jobcast.web.access.requests import host_user, read_json
 from jobcast.web.api import login
+from jobcast.web.api.actions import declare, http_caller
 from jobcast.web.appkeys import (
     BROADCASTS,
     CHAT,
@@ -36,18 +39,15 @@ from jobcast.web.appkeys import (
     REDIS,
     SETTINGS,
     SNAPSHOT_PARTS,
-    WS_ACTIONS,
 )
 from jobcast.web.jsonutil import json_response
 from jobcast.web.realtime.pubsub import PubSubConnection
-from jobcast.web.realtime.ws import WsContext, error_event
+from jobcast.web.realtime.ws import error_event
 from jobcast.web.runtime.settings import Settings
+from pydantic import BaseModel
 
 log = logging.getLogger("jobcast.chat")
 routes = web.RouteTableDef()
-
-# A staff action: (room, broadcast id, data, actor) -> reply.
-StaffAction = Callable[[ChatRoom, str, dict[str, Any], Actor], Awaitable[dict[str, Any]]]
 
 
 def chat_config(s: Settings) -> ChatConfig:
@@ -66,97 +66,173 @@ def chat_config(s: Settings) -> ChatConfig:
     )
 
 
-def _id(data: dict[str, Any], name: str = "id") -> Any:
-    if name not in data:
-        raise Invalid(f"{name} is required", fields={name: "required"})
-    return data[name]
-
-
-# Host and moderator actions, shared by the host socket and the JSON API.
-STAFF: dict[str, StaffAction] = {
-    "chat.hide": lambda r, b, d, a: r.messages.hide(b, _id(d), a),
-    "question.answer": lambda r, b, d, a: r.questions.answer(b, _id(d), d, a),
-    "question.highlight": lambda r, b, d, a: r.questions.highlight(b, d.get("id"), a),
-    "question.hide": lambda r, b, d, a: r.questions.hide(b, _id(d), a),
-    "question.restore": lambda r, b, d, a: r.questions.restore(b, _id(d), a),
-    "review.decide": lambda r, b, d, a: r.decide(b, d, a),
-    "mod.timeout": lambda r, b, d, a: r.moderation.timeout(b, d, a),
-    "mod.untimeout": lambda r, b, d, a: r.moderation.lift_timeout(b, d, a),
-    "mod.ban": lambda r, b, d, a: r.moderation.ban(b, d, a),
-    "mod.unban": lambda r, b, d, a: r.moderation.lift_ban(b, d, a),
-    "mod.slow_mode": lambda r, b, d, a: r.moderation.slow_mode(b, d, a),
-    "mod.words": lambda r, b, d, a: r.moderation.words(b, d, a),
-}
-
-
-def actor_of(ctx: WsContext) -> Actor:
-    user = ctx.user
+def actor_of(caller: Caller) -> Actor:
+    user = caller.user
     return Actor(
-        viewer_id=ctx.viewer_id,
-        ip=ctx.ip,
-        name=ctx.name,
+        viewer_id=caller.viewer_id,
+        ip=caller.ip,
+        name=caller.name,
         role=user.role if user is not None else "viewer",
         username=user.username if user is not None else "",
     )
 
 
-# -- socket actions ---------------------------------------------------------------------------
+# -- viewer actions (the socket) --------------------------------------------------------------
 
 
-async def ws_chat_send(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.app[CHAT].messages.post(ctx.bid, actor_of(ctx), data)
+async def _send(caller: Caller, data: contract.Send) -> dict[str, Any]:
+    return await caller.app[CHAT].messages.post(caller.bid, actor_of(caller), given(data))
 
 
-async def ws_question_ask(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.app[CHAT].questions.ask(ctx.bid, actor_of(ctx), data)
+async def _ask(caller: Caller, data: contract.Ask) -> dict[str, Any]:
+    return await caller.app[CHAT].questions.ask(caller.bid, actor_of(caller), given(data))
 
 
-async def ws_question_vote(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.app[CHAT].questions.vote(
-        ctx.bid, actor_of(ctx), _id(data), data.get("up", True)
+async def _vote(caller: Caller, data: contract.Vote) -> dict[str, Any]:
+    return await caller.app[CHAT].questions.vote(caller.bid, actor_of(caller), data.id, data.up)
+
+
+VIEWER = (
+    Action("chat.send", contract.Send, "viewer", _send, summary="Post a chat message"),
+    Action("question.ask", contract.Ask, "viewer", _ask, summary="Ask a question"),
+    Action("question.vote", contract.Vote, "viewer", _vote, summary="Vote for a question"),
+)
+
+
+# -- host and moderator actions (the host socket and the JSON API) ---------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _staff(
+    name: str,
+    model: type[M],
+    summary: str,
+    reply: type[BaseModel] | str,
+    run: Callable[[ChatRoom, str, M, Actor], Awaitable[dict[str, Any]]],
+) -> Action[M]:
+    async def handler(caller: Caller, data: M) -> dict[str, Any]:
+        return await run(caller.app[CHAT], caller.bid, data, actor_of(caller))
+
+    return Action(
+        name,
+        model,
+        "staff",
+        handler,
+        summary=summary,
+        reply=reply,
+        http=("POST", f"/api/broadcasts/{{bid}}/chat/{name}"),
     )
 
 
-def ws_staff(name: str) -> Callable[[WsContext, dict[str, Any]], Awaitable[dict[str, Any]]]:
-    action = STAFF[name]
-
-    async def handler(ctx: WsContext, data: dict[str, Any]) -> dict[str, Any]:
-        if not ctx.is_staff:
-            raise Forbidden("hosts and moderators only", code="staff_only")
-        return await action(ctx.app[CHAT], ctx.bid, data, actor_of(ctx))
-
-    return handler
+# Each is served by the host socket and by `POST /api/broadcasts/{bid}/chat/<name>`.
+STAFF: dict[str, Action[Any]] = {
+    a.name: a
+    for a in (
+        _staff(
+            "chat.hide",
+            contract.ItemRef,
+            "Hide a chat message",
+            contract.Hidden,
+            lambda r, b, d, a: r.messages.hide(b, d.id, a),
+        ),
+        _staff(
+            "question.answer",
+            contract.Answer,
+            "Answer a question (answered false re-opens it)",
+            "Question",
+            lambda r, b, d, a: r.questions.answer(b, d.id, given(d), a),
+        ),
+        _staff(
+            "question.highlight",
+            contract.Highlight,
+            "Show one question on every screen (id null clears)",
+            contract.Highlighted,
+            lambda r, b, d, a: r.questions.highlight(b, d.id, a),
+        ),
+        _staff(
+            "question.hide",
+            contract.ItemRef,
+            "Hide a question",
+            contract.Hidden,
+            lambda r, b, d, a: r.questions.hide(b, d.id, a),
+        ),
+        _staff(
+            "question.restore",
+            contract.ItemRef,
+            "Restore a hidden question",
+            "Question",
+            lambda r, b, d, a: r.questions.restore(b, d.id, a),
+        ),
+        _staff(
+            "review.decide",
+            contract.Decide,
+            "Approve or reject a held message or question",
+            contract.Decided,
+            lambda r, b, d, a: r.decide(b, given(d), a),
+        ),
+        _staff(
+            "mod.timeout",
+            contract.Timeout,
+            "Time a viewer out",
+            contract.Muted,
+            lambda r, b, d, a: r.moderation.timeout(b, given(d), a),
+        ),
+        _staff(
+            "mod.untimeout",
+            contract.Who,
+            "End a viewer's time-out",
+            contract.ViewerRef,
+            lambda r, b, d, a: r.moderation.lift_timeout(b, given(d), a),
+        ),
+        _staff(
+            "mod.ban",
+            contract.Ban,
+            "Ban a viewer (and the address it posted from, unless ip is false)",
+            contract.Banned,
+            lambda r, b, d, a: r.moderation.ban(b, given(d), a),
+        ),
+        _staff(
+            "mod.unban",
+            contract.Who,
+            "Lift a ban",
+            contract.ViewerRef,
+            lambda r, b, d, a: r.moderation.lift_ban(b, given(d), a),
+        ),
+        _staff(
+            "mod.slow_mode",
+            contract.SlowMode,
+            "Seconds between two messages of one viewer (0: off)",
+            contract.SlowModeSet,
+            lambda r, b, d, a: r.moderation.slow_mode(b, given(d), a),
+        ),
+        _staff(
+            "mod.words",
+            contract.Words,
+            "Change the blocked words: set replaces, add and remove edit",
+            contract.BlockedWords,
+            lambda r, b, d, a: r.moderation.words(b, given(d), a),
+        ),
+    )
+}
+ACTIONS: tuple[Action[Any], ...] = (*VIEWER, *STAFF.values())
 
 
 # -- JSON API ---------------------------------------------------------------------------------
-
-
-async def _staff_actor(request: web.Request) -> tuple[str, Actor]:
-    user = await require_host(request, host_only=False)
-    bid = request.match_info["bid"]
-    await request.app[BROADCASTS].get(bid)
-    actor = Actor(
-        viewer_id=viewer_id(request) or "",
-        ip=client_ip(request),
-        role=user.role,
-        username=user.username,
-    )
-    return bid, actor
 
 
 @routes.post("/api/broadcasts/{bid}/chat/{action}")
 async def staff_action(request: web.Request) -> web.Response:
     """`POST /api/broadcasts/{id}/chat/<action>` with the action's data as the JSON body, for
     every host/moderator action (`mod.ban`, `question.answer`, ...)."""
-    name = request.match_info["action"]
-    action = STAFF.get(name)
+    action = STAFF.get(request.match_info["action"])
     if action is None:
         raise NotFound("no such chat action", code="unknown_action")
-    bid, actor = await _staff_actor(request)
+    caller = await http_caller(request, action)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise Invalid("expected a JSON object", fields={"body": "must be an object"})
-    return json_response(await action(request.app[CHAT], bid, body, actor))
+    return json_response(await action(caller, body))
 
 
 @routes.get("/api/broadcasts/{bid}/chat")
@@ -267,10 +343,5 @@ def setup(app: web.Application) -> None:
         return await app[CHAT].snapshot(bid, host)
 
     app[SNAPSHOT_PARTS].append(part)
-    actions = app[WS_ACTIONS]
-    actions["chat.send"] = ws_chat_send
-    actions["question.ask"] = ws_question_ask
-    actions["question.vote"] = ws_question_vote
-    for name in STAFF:
-        actions[name] = ws_staff(name)
+    declare(app, *ACTIONS)
     app.cleanup_ctx.append(_chat_ctx)

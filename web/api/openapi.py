@@ -21,8 +21,6 @@ from functools import cache
 from typing import Any, get_args
 
 from aiohttp import web
-from jobcast.chat.config import ChatConfig
-from jobcast.chat.moderation import SLOW_MAX, TIMEOUT_MAX, TIMEOUT_MIN, WORD_MAX_CHARS, WORDS_MAX
 from jobcast.core import broadcasts
 from jobcast.openings import applicant, models
 from jobcast.openings.applications import IDEMPOTENCY_KEY_MAX
@@ -34,6 +32,8 @@ from jobcast.web.access.auth import (
     USERNAME_MAX,
     VIEWER_COOKIE,
 )
+from jobcast.web.api import chat as chat_api
+from jobcast.web.api.actions import json_schema
 from jobcast.web.jsonutil import json_response
 from jobcast.web.redis_errors import HEALTH_KINDS, Refusal
 
@@ -1167,102 +1167,6 @@ def _applications(d: _Doc) -> None:
     )
 
 
-# Body and reply of each host/moderator chat action (web/api/chat.py STAFF).
-def _chat_actions() -> dict[str, tuple[str, Schema, Schema]]:
-    who = ref("Who")
-    vid = out({"viewer_id": STR})
-    return {
-        "chat.hide": (
-            "Hide a chat message",
-            obj({"id": ITEM_ID}, ["id"]),
-            out({"id": STR, "hidden": {"const": True}}),
-        ),
-        "question.answer": (
-            "Answer a question (answered false re-opens it)",
-            obj(
-                {
-                    "id": ITEM_ID,
-                    "answer": text(ChatConfig().answer_max_chars, multiline=True),
-                    "answered": BOOL,
-                },
-                ["id"],
-            ),
-            ref("Question"),
-        ),
-        "question.highlight": (
-            "Show one question on every screen (id null clears)",
-            obj({"id": nullable(ITEM_ID)}),
-            out({"id": nullable(STR)}),
-        ),
-        "question.hide": (
-            "Hide a question",
-            obj({"id": ITEM_ID}, ["id"]),
-            out({"id": STR, "hidden": {"const": True}}),
-        ),
-        "question.restore": (
-            "Restore a hidden question",
-            obj({"id": ITEM_ID}, ["id"]),
-            ref("Question"),
-        ),
-        "review.decide": (
-            "Approve or reject a held message or question",
-            obj(
-                {"kind": {"enum": ["message", "question"]}, "id": ITEM_ID, "approve": BOOL},
-                ["kind", "id", "approve"],
-            ),
-            out({"kind": {"enum": ["message", "question"]}, "id": STR, "approved": BOOL}),
-        ),
-        "mod.timeout": (
-            "Time a viewer out",
-            {
-                "allOf": [
-                    who,
-                    obj(
-                        {
-                            "seconds": {
-                                "type": "integer",
-                                "minimum": TIMEOUT_MIN,
-                                "maximum": TIMEOUT_MAX,
-                            }
-                        },
-                        ["seconds"],
-                        extra=True,
-                    ),
-                ]
-            },
-            out({"viewer_id": STR, "until": MS, "by": STR}),
-        ),
-        "mod.untimeout": ("End a viewer's time-out", who, vid),
-        "mod.ban": (
-            "Ban a viewer (and the address it posted from, unless ip is false)",
-            {"allOf": [who, obj({"ip": BOOL}, extra=True)]},
-            out({"viewer_id": STR, "ip_banned": BOOL, "at": MS, "by": STR}),
-        ),
-        "mod.unban": ("Lift a ban", who, vid),
-        "mod.slow_mode": (
-            "Seconds between two messages of one viewer (0: off)",
-            obj({"seconds": {"type": "integer", "minimum": 0, "maximum": SLOW_MAX}}, ["seconds"]),
-            out({"slow_mode": INT}),
-        ),
-        "mod.words": (
-            "Change the blocked words: set replaces, add and remove edit",
-            {
-                **obj(
-                    {
-                        k: array(
-                            {"type": "string", "maxLength": WORD_MAX_CHARS}, maxItems=WORDS_MAX
-                        )
-                        for k in ("set", "add", "remove")
-                    },
-                    extra=True,
-                ),
-                "minProperties": 1,
-            },
-            out({"words": array(STR)}),
-        ),
-    }
-
-
 def _chat(d: _Doc) -> None:
     t = "chat"
     d.op(
@@ -1275,19 +1179,24 @@ def _chat(d: _Doc) -> None:
         errors=(404,),
         responses={200: ok(ref("ChatState"))},
     )
-    for name, (summary, body, reply) in _chat_actions().items():
+    # Each host/moderator action from its declaration (web/api/chat.py STAFF): the body is
+    # its model's schema, the reply its reply model's (or a documented component).
+    for name, action in chat_api.STAFF.items():
+        assert action.http is not None and action.reply is not None, name
+        method, path = action.http
+        reply = action.reply
         d.op(
-            "post",
-            f"/api/broadcasts/{{bid}}/chat/{name}",
-            summary,
-            access="staff",
+            method.lower(),
+            path,
+            action.summary,
+            access=action.access,
             tag=t,
             params=(BID,),
-            body=body,
+            body=json_schema(action.model),
             errors=(404, 409),
             route="/api/broadcasts/{bid}/chat/{action}",
             example=CHAT_EXAMPLES[name],
-            responses={200: ok(reply)},
+            responses={200: ok(ref(reply) if isinstance(reply, str) else json_schema(reply))},
         )
 
 

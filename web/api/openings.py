@@ -11,8 +11,10 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from jobcast.core.errors import Forbidden, Invalid, TooLarge
+from jobcast.core.actions import Action, Caller, NoData
+from jobcast.core.errors import Invalid, TooLarge
 from jobcast.core.ids import is_valid_id
+from jobcast.openings import actions as card
 from jobcast.openings import csvio
 from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION, DEGREES
 from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
@@ -26,6 +28,7 @@ from jobcast.web.access.requests import (
     require_host,
     require_viewer,
 )
+from jobcast.web.api.actions import declare, http_caller
 from jobcast.web.appkeys import (
     APPLICATIONS,
     BROADCASTS,
@@ -35,7 +38,6 @@ from jobcast.web.appkeys import (
     REDIS,
     SETTINGS,
     SNAPSHOT_PARTS,
-    WS_ACTIONS,
 )
 from jobcast.web.jsonutil import json_response
 from prometheus_client import Counter
@@ -228,27 +230,20 @@ async def get_pin(request: web.Request) -> web.Response:
 
 @routes.post("/api/broadcasts/{bid}/pin")
 async def pin(request: web.Request) -> web.Response:
-    await require_host(request)
-    bid = await _broadcast(request)
+    caller = await http_caller(request, PIN)
     data = await read_json(request)
-    oid = data.get("opening_id") if isinstance(data, dict) else None
-    if not isinstance(oid, str) or not oid:
-        raise Invalid("opening_id is required", fields={"opening_id": "required"})
-    return json_response({"pinned": await request.app[OPENINGS].pin(bid, oid)})
+    return json_response(await PIN(caller, data if isinstance(data, dict) else {}))
 
 
 @routes.post("/api/broadcasts/{bid}/pin/next")
 async def pin_next(request: web.Request) -> web.Response:
-    await require_host(request)
-    bid = await _broadcast(request)
-    return json_response({"pinned": await request.app[OPENINGS].pin_next(bid)})
+    return json_response(await PIN_NEXT(await http_caller(request, PIN_NEXT), {}))
 
 
 @routes.delete("/api/broadcasts/{bid}/pin")
 async def unpin(request: web.Request) -> web.Response:
-    await require_host(request)
-    bid = await _broadcast(request)
-    return json_response({"unpinned": await request.app[OPENINGS].unpin(bid), "pinned": None})
+    reply = await UNPIN(await http_caller(request, UNPIN), {})
+    return json_response({**(reply or {}), "pinned": None})
 
 
 # -- applying (viewers) ---------------------------------------------------------------------
@@ -384,30 +379,45 @@ async def delete_application(request: web.Request) -> web.Response:
     return json_response({"deleted": request.match_info["aid"], "count": count})
 
 
-# -- socket actions (host console) ----------------------------------------------------------
+# -- pinned-card actions (the host console socket and the JSON API) -------------------------
 
 
-def _host_only(ctx: Any) -> None:
-    if not ctx.is_host:
-        raise Forbidden("only hosts may do this", code="host_only")
+async def _pin(caller: Caller, data: card.Pin) -> dict[str, Any]:
+    return {"pinned": await caller.app[OPENINGS].pin(caller.bid, data.opening_id)}
 
 
-async def _ws_pin(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
-    _host_only(ctx)
-    oid = data.get("opening_id")
-    if not isinstance(oid, str) or not oid:
-        raise Invalid("opening_id is required", fields={"opening_id": "required"})
-    return {"pinned": await ctx.app[OPENINGS].pin(ctx.bid, oid)}
+async def _pin_next(caller: Caller, data: NoData) -> dict[str, Any]:
+    return {"pinned": await caller.app[OPENINGS].pin_next(caller.bid)}
 
 
-async def _ws_pin_next(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
-    _host_only(ctx)
-    return {"pinned": await ctx.app[OPENINGS].pin_next(ctx.bid)}
+async def _unpin(caller: Caller, data: NoData) -> dict[str, Any]:
+    return {"unpinned": await caller.app[OPENINGS].unpin(caller.bid)}
 
 
-async def _ws_unpin(ctx: Any, data: dict[str, Any]) -> dict[str, Any]:
-    _host_only(ctx)
-    return {"unpinned": await ctx.app[OPENINGS].unpin(ctx.bid)}
+PIN = Action(
+    "card.pin",
+    card.Pin,
+    "host",
+    _pin,
+    summary="Pin a card on every screen",
+    http=("POST", "/api/broadcasts/{bid}/pin"),
+)
+PIN_NEXT = Action(
+    "card.pin_next",
+    NoData,
+    "host",
+    _pin_next,
+    summary="Pin the next card in the lineup",
+    http=("POST", "/api/broadcasts/{bid}/pin/next"),
+)
+UNPIN = Action(
+    "card.unpin",
+    NoData,
+    "host",
+    _unpin,
+    summary="Take the pinned card down",
+    http=("DELETE", "/api/broadcasts/{bid}/pin"),
+)
 
 
 # -- wiring ---------------------------------------------------------------------------------
@@ -449,6 +459,4 @@ def setup(app: web.Application) -> None:
         return await app[APPLICATIONS].snapshot(bid, is_host)
 
     app[SNAPSHOT_PARTS].extend([openings_part, counts_part])
-    app[WS_ACTIONS]["card.pin"] = _ws_pin
-    app[WS_ACTIONS]["card.pin_next"] = _ws_pin_next
-    app[WS_ACTIONS]["card.unpin"] = _ws_unpin
+    declare(app, PIN, PIN_NEXT, UNPIN)

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
+from jobcast.core.actions import Action
 from jobcast.core.errors import Invalid, JobcastError, NotFound, RateLimited
 from jobcast.core.events import parse_seq
 from jobcast.web.access import auth
@@ -46,7 +47,7 @@ BUS_WAIT = 2.0
 
 @dataclass(slots=True)
 class WsContext:
-    """Who is on the other end of a socket; passed to every action handler."""
+    """Who is on the other end of a socket; the `Caller` of every action it sends."""
 
     app: web.Application
     bid: str
@@ -301,7 +302,11 @@ async def _read_loop(ws: web.WebSocketResponse, ctx: WsContext, sock: Socket) ->
 
 
 async def _handle(
-    data: str | bytes, ctx: WsContext, sock: Socket, actions: dict, metrics: Any
+    data: str | bytes,
+    ctx: WsContext,
+    sock: Socket,
+    actions: dict[str, Action[Any]],
+    metrics: Any,
 ) -> None:
     id_: Any = None
     try:
@@ -323,10 +328,14 @@ async def _handle(
             reply: dict[str, Any] | None = {"t": payload.get("t")}
             out = {"type": "pong", "data": reply}
         else:
-            handler = _BUILTIN.get(type_) or actions.get(type_)
-            if handler is None:
-                raise Invalid(f"unknown type {type_[:40]!r}", code="unknown_type")
-            reply = await handler(ctx, payload)
+            builtin = _BUILTIN.get(type_)
+            if builtin is not None:
+                reply = await builtin(ctx, payload)
+            else:
+                action = actions.get(type_)
+                if action is None:
+                    raise Invalid(f"unknown type {type_[:40]!r}", code="unknown_type")
+                reply = await action(ctx, payload)  # its access rule, its model, its handler
             out = {"type": "ack", "data": reply or {}}
         if id_ is not None:
             out["id"] = id_

@@ -1,0 +1,198 @@
+"""The data of every chat action (socket frames and the JSON API's bodies) and the shape of
+its reply, as pydantic models.
+
+A field the service checks (a question id's digits, the seconds of a time-out, ...) is taken
+as sent (`Any`) and documented in its canonical form (`WithJsonSchema`); the service refuses a
+bad value with its own message, before or after looking anything up, as it always did. What
+the model itself decides is which fields must be there and what an absent one means (`up` is
+true). A field the canonical form requires but whose absence the service reports itself
+(`review.decide`'s `approve`, a time-out's `seconds`) is required in the schema only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from jobcast.chat.config import ChatConfig
+from jobcast.chat.moderation import SLOW_MAX, TIMEOUT_MAX, TIMEOUT_MIN, WORD_MAX_CHARS, WORDS_MAX
+from jobcast.core.actions import ActionData
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+_CONFIG = ChatConfig()
+
+ITEM_ID = {
+    "anyOf": [{"type": "string", "pattern": "^[0-9]{1,12}$"}, {"type": "integer", "minimum": 0}],
+    "description": "a message or question id (a number, as a string or an integer)",
+}
+BOOL = {"type": "boolean"}
+MS = "Unix milliseconds"
+
+
+def _text(max_len: int, *, required: bool = False, multiline: bool = False) -> dict[str, Any]:
+    """Plain text, counted in characters after control characters are stripped."""
+    s: dict[str, Any] = {"type": "string", "maxLength": max_len}
+    if required:
+        s["minLength"] = 1
+    if multiline:
+        s["description"] = "may contain line breaks"
+    return s
+
+
+def _canonical(*required: str, who: bool = False) -> ConfigDict:
+    """The schema's `required` (and, for an action about a viewer, which fields say who)."""
+    extra: dict[str, Any] = {}
+    if required:
+        extra["required"] = list(required)
+    if who:
+        extra["description"] = (
+            "the viewer an action is about: `viewer_id`, or the author of `message_id` or "
+            "`question_id`"
+        )
+        extra["anyOf"] = [{"required": [k]} for k in ("viewer_id", "message_id", "question_id")]
+    return ConfigDict(json_schema_extra=extra)
+
+
+ItemId = Annotated[Any, WithJsonSchema(ITEM_ID)]
+Bool = Annotated[Any, WithJsonSchema(BOOL)]
+Text = Annotated[Any, WithJsonSchema(_text(_CONFIG.max_chars, required=True))]
+AnswerText = Annotated[Any, WithJsonSchema(_text(_CONFIG.answer_max_chars, multiline=True))]
+OpeningRef = Annotated[
+    Any,
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}], "description": "opening id"}),
+]
+VoteUp = Annotated[Any, WithJsonSchema({**BOOL, "description": "false withdraws the vote"})]
+MaybeItemId = Annotated[Any, WithJsonSchema({"anyOf": [ITEM_ID, {"type": "null"}]})]
+ReviewKind = Annotated[Any, WithJsonSchema({"enum": ["message", "question"]})]
+ViewerId = Annotated[Any, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64})]
+TimeoutSeconds = Annotated[
+    Any, WithJsonSchema({"type": "integer", "minimum": TIMEOUT_MIN, "maximum": TIMEOUT_MAX})
+]
+WithAddress = Annotated[
+    Any, WithJsonSchema({**BOOL, "description": "false: the viewer id only, not its address"})
+]
+SlowSeconds = Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": SLOW_MAX})]
+WordList = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "maxLength": WORD_MAX_CHARS},
+            "maxItems": WORDS_MAX,
+        }
+    ),
+]
+
+
+# -- viewers ----------------------------------------------------------------------------------
+
+
+class Send(ActionData):
+    model_config = _canonical("text")
+    text: Text = None
+
+
+class Ask(ActionData):
+    model_config = _canonical("text")
+    text: Text = None
+    anonymous: Bool = False
+    opening_id: OpeningRef = None
+
+
+class Vote(ActionData):
+    id: ItemId
+    up: VoteUp = True
+
+
+# -- hosts and moderators ---------------------------------------------------------------------
+
+
+class ItemRef(ActionData):
+    id: ItemId
+
+
+class Answer(ActionData):
+    id: ItemId
+    answer: AnswerText = None
+    answered: Bool = True
+
+
+class Highlight(ActionData):
+    id: MaybeItemId = None
+
+
+class Decide(ActionData):
+    model_config = _canonical("kind", "id", "approve")
+    kind: ReviewKind = None
+    id: ItemId = None
+    approve: Bool = None
+
+
+class Who(ActionData):
+    model_config = _canonical(who=True)
+    viewer_id: ViewerId = None
+    message_id: ItemId = None
+    question_id: ItemId = None
+
+
+class Timeout(Who):
+    model_config = _canonical("seconds", who=True)
+    seconds: TimeoutSeconds = None
+
+
+class Ban(Who):
+    ip: WithAddress = True
+
+
+class SlowMode(ActionData):
+    model_config = _canonical("seconds")
+    seconds: SlowSeconds = None
+
+
+class Words(ActionData):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    set: WordList = None
+    add: WordList = None
+    remove: WordList = None
+
+
+# -- replies (documentation: the services build them as dicts) ---------------------------
+
+
+class Hidden(BaseModel):
+    id: str
+    hidden: Literal[True]
+
+
+class Highlighted(BaseModel):
+    id: str | None
+
+
+class Decided(BaseModel):
+    kind: Literal["message", "question"]
+    id: str
+    approved: bool
+
+
+class Muted(BaseModel):
+    viewer_id: str
+    until: int = Field(description=MS)
+    by: str
+
+
+class ViewerRef(BaseModel):
+    viewer_id: str
+
+
+class Banned(BaseModel):
+    viewer_id: str
+    ip_banned: bool
+    at: int = Field(description=MS)
+    by: str
+
+
+class SlowModeSet(BaseModel):
+    slow_mode: int
+
+
+class BlockedWords(BaseModel):
+    words: list[str]

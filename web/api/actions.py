@@ -1,0 +1,86 @@
+"""Declared actions (core/actions.py) served over HTTP, registered for the sockets, and
+described for the API document.
+
+An HTTP route that serves an action authenticates first (a host or moderator session, CSRF
+on writes, as every staff route does: 401 `login_required`, 403 `host_only`), checks the
+broadcast, reads its body, then runs the action exactly as the socket does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from jobcast.core.actions import Action
+from jobcast.web.access import auth
+from jobcast.web.access.requests import client_ip, host_user, require_host, require_viewer
+from jobcast.web.access.requests import viewer_id as request_viewer_id
+from jobcast.web.appkeys import BROADCASTS, WS_ACTIONS
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCaller:
+    """The caller of an action that came over HTTP (the socket's is its WsContext)."""
+
+    app: web.Application
+    bid: str
+    viewer_id: str
+    ip: str
+    user: auth.HostUser | None = None
+    name: str = ""
+
+    @property
+    def is_host(self) -> bool:
+        return self.user is not None and self.user.is_host
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user is not None
+
+
+async def http_caller(request: web.Request, action: Action[Any]) -> RequestCaller:
+    """Authenticate the request for `action` and check its broadcast (`{bid}`, 404 if
+    unknown); the body is read after this, as it always was."""
+    if action.access == "viewer":
+        vid = require_viewer(request)
+        user = await host_user(request)
+    else:
+        user = await require_host(request, host_only=action.access == "host")
+        vid = request_viewer_id(request) or ""
+    bid = request.match_info["bid"]
+    await request.app[BROADCASTS].get(bid)
+    return RequestCaller(app=request.app, bid=bid, viewer_id=vid, ip=client_ip(request), user=user)
+
+
+def declare(app: web.Application, *actions: Action[Any]) -> None:
+    """Make `actions` reachable over the sockets; a name is declared once."""
+    registry = app[WS_ACTIONS]
+    for action in actions:
+        if action.name in registry:
+            raise ValueError(f"socket action {action.name!r} is declared twice")
+        registry[action.name] = action
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A flat model's JSON schema for the API document: no titles, no `default: null`."""
+    schema = model.model_json_schema()
+    if "$defs" in schema:
+        raise ValueError(f"{model.__name__}: nested models are not documented here")
+    return _tidy(schema)
+
+
+def _tidy(node: Any, *, names: bool = False) -> Any:
+    """Drop `title` and `default: null`; `names` marks a `properties` map, whose keys are
+    field names (a field may be called `title`)."""
+    if isinstance(node, list):
+        return [_tidy(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for k, v in node.items():
+        if not names and (k == "title" or (k == "default" and v is None)):
+            continue
+        out[k] = _tidy(v, names=not names and k == "properties")
+    return out
