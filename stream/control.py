@@ -3,7 +3,8 @@
 A broadcast's media lives in the process that took its WHIP POST. A WHEP POST, or a DELETE,
 that lands on another worker (SO_REUSEPORT spreads connections at random) is forwarded to the
 owner's inbox channel; the owner answers on the asker's inbox. Each process listens on its
-own inbox only, with one pub/sub connection that re-subscribes after Redis comes back.
+own inbox only, through the `subscribe` function it is given: the app's one pub/sub
+connection (web/realtime/bus.py), which re-subscribes after Redis comes back.
 """
 
 from __future__ import annotations
@@ -13,19 +14,27 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from jobcast.core import keys
 from jobcast.core.errors import JobcastError, Unavailable
 from jobcast.stream.egress import error_from_json, error_to_json
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("jobcast.media")
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class Subscribe(Protocol):
+    """Hold `channel` for the life of the process, each message going to `on_message(channel,
+    payload)`, resubscribed after Redis comes back; returns once subscribed (or after a bounded
+    wait while Redis is away), with the function that lets the channel go."""
+
+    def __call__(
+        self, channel: str, on_message: Callable[[str, bytes], object], /
+    ) -> Awaitable[Callable[[], Awaitable[None]]]: ...
 
 
 def inbox(process: str) -> str:
@@ -33,27 +42,23 @@ def inbox(process: str) -> str:
 
 
 class ControlChannel:
-    def __init__(self, redis: Redis, process: str, handler: Handler) -> None:
+    def __init__(self, redis: Redis, process: str, handler: Handler, subscribe: Subscribe) -> None:
         self.redis = redis
         self.process = process
         self.handler = handler
+        self._subscribe = subscribe
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], Awaitable[None]] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await self._ready.wait()
+        self._unsubscribe = await self._subscribe(inbox(self.process), self._on_message)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._unsubscribe is not None:
+            await self._unsubscribe()
+            self._unsubscribe = None
         for t in list(self._handlers):
             t.cancel()
 
@@ -76,22 +81,7 @@ class ControlChannel:
         finally:
             self._pending.pop(req, None)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with self.redis.pubsub() as ps:
-                    await ps.subscribe(inbox(self.process))
-                    self._ready.set()
-                    async for message in ps.listen():
-                        if message.get("type") == "message":
-                            self._on_message(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-                log.warning("media control channel lost; retrying", extra={"error": str(e)})
-                await asyncio.sleep(1.0)
-
-    def _on_message(self, raw: bytes) -> None:
+    def _on_message(self, _channel: str, raw: bytes) -> None:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:

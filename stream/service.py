@@ -48,7 +48,7 @@ from jobcast.core.events import EventLog
 from jobcast.core.ids import is_valid_id
 from jobcast.core.net import address_group
 from jobcast.stream.aiortc_internals import IcePolicy, Packetized, check_versions
-from jobcast.stream.control import ControlChannel
+from jobcast.stream.control import ControlChannel, Subscribe
 from jobcast.stream.egress import EgressPool
 from jobcast.stream.ice import IceServers
 from jobcast.stream.ingest import IngestPeer
@@ -169,6 +169,8 @@ class MediaService:
         broadcasts: BroadcastService,
         config: MediaConfig,
         egress: Egress | None = None,
+        *,
+        subscribe: Subscribe,
     ) -> None:
         check_versions()
         self.redis = redis
@@ -188,7 +190,7 @@ class MediaService:
         self.egress: Egress = egress if egress is not None else ViewerHub(config.ice, **hub_args)
         self._claim = redis.register_script(_CLAIM_LUA)
         self._refresh = redis.register_script(_REFRESH_LUA)
-        self.control = ControlChannel(redis, config.process, self._handle_control)
+        self.control = ControlChannel(redis, config.process, self._handle_control, subscribe)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False

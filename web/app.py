@@ -1,7 +1,8 @@
 """`create_app(settings)` builds the whole application; tests call it directly.
 
 Every shared object is a typed AppKey (web/appkeys.py) and every resource opens and closes in
-a cleanup context, in dependency order: Redis pool, event log, bus, hub, presence.
+a cleanup context, in dependency order: Redis pool, event log, bus, hub, presence, then the
+kicks channel on the bus.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from jobcast.web.errors import error_middleware
 from jobcast.web.pages import views as pages
 from jobcast.web.realtime.bus import Bus
 from jobcast.web.realtime.hub import Hub
+from jobcast.web.realtime.kicks import kicks_ctx
 from jobcast.web.realtime.presence import Presence
 from jobcast.web.realtime.snapshot import make_snapshot
 from jobcast.web.realtime.ws import host_socket, viewer_socket
@@ -106,6 +108,7 @@ def create_app(settings: Settings) -> web.Application:
     app[pages.JINJA] = pages.make_env()
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_bus_ctx)
+    app.cleanup_ctx.append(kicks_ctx)
     app.on_shutdown.append(_close_sockets)
 
     app.router.add_routes(broadcasts_api.routes)
@@ -151,16 +154,15 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
     process = settings.process_name or f"{socket.gethostname()}:{os.getpid()}:{id(app):x}"
+    bus = Bus(settings.redis_url, metrics)
     hub = Hub(
         app[EVENT_LOG],
         metrics,
-        snapshot=None,  # type: ignore[arg-type]
+        bus,
+        make_snapshot(app),
         frame_max=settings.ws_send_frame_bytes,
     )
-    bus = Bus(settings.redis_url, hub.deliver, metrics, on_resubscribed=hub.resync_all)
-    hub.bus = bus
     presence = Presence(app[REDIS], hub, process, settings.presence_interval)
-    hub.snapshot = make_snapshot(app, presence)
     app[HUB] = hub
     app[BUS] = bus
     app[PRESENCE] = presence

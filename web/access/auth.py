@@ -114,7 +114,7 @@ def token_id(token: str) -> str:
 
 async def revoke(redis: Redis, why: str, *, username: str = "", token: str = "") -> None:
     """Close the open host sockets of `username` (every session) or of one session, on every
-    process, through the channel bans use (web/api/chat.py `apply_kick`)."""
+    process, through the channel bans use (web/realtime/kicks.py `apply_kick`)."""
     msg = {"kind": REVOKE_KIND, "why": why, "username": username}
     if token:
         msg["session"] = token_id(token)

@@ -1,48 +1,40 @@
-"""Chat, questions and moderation wired into the app: socket actions, JSON API, snapshot part,
-the vote coalescer and the listener that acts on bans and time-outs.
+"""Chat, questions and moderation wired into the app: socket actions, JSON API, snapshot part
+and the vote coalescer.
 
 Viewers post, ask and vote over their socket. Hosts and moderators act over the host socket
 (`mod.*`, `review.decide`, ...) or the JSON API; both call the same service functions.
 
 A ban is enforced twice: the gate refuses every action of a banned viewer id or address, and
-every process listens on one pub/sub channel (keys.CHAT_KICK) on which a ban closes the
-viewer's open sockets (after an `error` event `banned`) and a time-out tells them `muted`.
+every process holds one pub/sub channel (keys.CHAT_KICK) on its bus, on which a ban closes the
+viewer's open sockets (after an `error` event `banned`) and a time-out tells them `muted`
+(web/realtime/kicks.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 from jobcast.chat import actions as contract
 from jobcast.chat.actor import Actor
 from jobcast.chat.config import ChatConfig
 from jobcast.chat.service import ChatRoom
-from jobcast.core import keys
 from jobcast.core.actions import Action, Caller, given
 from jobcast.core.errors import Invalid, NotFound
-from jobcast.web.access import auth
 from jobcast.web.access.requests import host_user, read_json
-from jobcast.web.api import login
 from jobcast.web.api.actions import declare, http_caller
 from jobcast.web.appkeys import (
     BROADCASTS,
     CHAT,
     EVENT_LOG,
-    HUB,
     OPENINGS,
     REDIS,
     SETTINGS,
     SNAPSHOT_PARTS,
 )
 from jobcast.web.jsonutil import json_response
-from jobcast.web.realtime.pubsub import PubSubConnection
-from jobcast.web.realtime.ws import error_event
 from jobcast.web.runtime.settings import Settings
 from pydantic import BaseModel
 
@@ -244,71 +236,6 @@ async def chat_state(request: web.Request) -> web.Response:
     return json_response(await request.app[CHAT].snapshot(bid, host))
 
 
-# -- bans and time-outs reach open sockets ----------------------------------------------------
-
-
-def apply_kick(app: web.Application, payload: bytes) -> int:
-    """Tell (and on a ban, close) the local sockets of the viewer named in `payload`."""
-    try:
-        msg = orjson.loads(payload)
-        if isinstance(msg, dict) and msg.get("kind") == auth.REVOKE_KIND:  # a session ended
-            return login.close_revoked_sockets(app, msg)
-        bid, vid, code = msg["bid"], msg["viewer_id"], msg["code"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return 0
-    close = msg.get("action") == "close"
-    extra = {"until": msg["until"]} if "until" in msg else {}
-    text = "you are banned from this room" if code == "banned" else "you are timed out"
-    n = 0
-    for sock in list(app[HUB].sockets.get(bid, ())):
-        ctx = sock.meta.get("ctx")
-        if ctx is None or ctx.viewer_id != vid or ctx.is_staff:
-            continue
-        sock.send_now(error_event(code, text, **extra))
-        if close:
-            sock.drop(code)
-        n += 1
-    return n
-
-
-async def _recheck_sessions(app: web.Application) -> None:
-    """Revocations published while the listener was away are lost: check every host socket."""
-    try:
-        await login.recheck_staff_sockets(app)
-    except Exception as e:
-        log.warning("could not recheck host sessions", extra={"error": str(e)})
-
-
-async def _kick_listener(app: web.Application) -> None:
-    url = app[SETTINGS].redis_url
-    delay = 0.05
-    while True:
-        conn: PubSubConnection | None = None
-        try:
-            conn = await PubSubConnection.open(url)
-            conn.subscribe(keys.CHAT_KICK)
-            delay = 0.05
-            while True:
-                try:
-                    async with asyncio.timeout(10):
-                        kind, _, payload = await conn.read()
-                except TimeoutError:
-                    conn.ping()
-                    async with asyncio.timeout(10):
-                        kind, _, payload = await conn.read()
-                if kind == b"message":
-                    apply_kick(app, payload)
-                elif kind == b"subscribe":
-                    await _recheck_sessions(app)
-        except (OSError, ConnectionError, TimeoutError) as e:
-            log.warning("kick listener reconnecting", extra={"error": str(e)})
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
-        finally:
-            if conn is not None:
-                await conn.close()
-
-
 async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
     async def opening_exists(bid: str, oid: str) -> bool:
         service = app.get(OPENINGS)
@@ -325,13 +252,7 @@ async def _chat_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[CHAT] = room
     room.votes.start()
-    listener = asyncio.create_task(_kick_listener(app), name="jobcast-chat-kicks")
     yield
-    listener.cancel()
-    try:
-        await listener
-    except asyncio.CancelledError:
-        pass
     await room.messages.close()
     await room.votes.close()
 

@@ -128,7 +128,7 @@ def _close(sock: Any, why: str) -> None:
 
 def close_revoked_sockets(app: web.Application, msg: dict[str, Any]) -> int:
     """Close this process's host sockets named by a revocation (web/access/auth.py `revoke`):
-    those of one session, or of every session of an account. Runs from the kick listener."""
+    those of one session, or of every session of an account. Runs from web/realtime/kicks.py."""
     username, session, why = msg.get("username"), msg.get("session"), str(msg.get("why", ""))
     n = 0
     for sock, user in _staff_sockets(app):
@@ -143,7 +143,7 @@ def close_revoked_sockets(app: web.Application, msg: dict[str, Any]) -> int:
 
 
 async def recheck_staff_sockets(app: web.Application) -> int:
-    """Close the host sockets whose session has ended. The kick listener runs this each time
+    """Close the host sockets whose session has ended. web/realtime/kicks.py runs this each time
     it (re)subscribes: revocations published while it was away never reach it."""
     n = 0
     for sock, user in _staff_sockets(app):

@@ -24,6 +24,7 @@ from jobcast.stream.service import MediaConfig, MediaService, SessionAnswer
 from jobcast.web.access.requests import client_ip, require_host
 from jobcast.web.appkeys import (
     BROADCASTS,
+    BUS,
     EVENT_LOG,
     MEDIA,
     METRICS,
@@ -305,7 +306,9 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
     config = media_config(app[SETTINGS])
     if not app[SETTINGS].process_name:
         config = dataclasses.replace(config, process=f"{config.process}:{id(app):x}")
-    media = MediaService(app[REDIS], app[EVENT_LOG], app[BROADCASTS], config)
+    media = MediaService(
+        app[REDIS], app[EVENT_LOG], app[BROADCASTS], config, subscribe=app[BUS].listen
+    )
     app[MEDIA] = media
     await media.start()
     yield

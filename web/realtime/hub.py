@@ -397,22 +397,29 @@ class Socket:
 
 
 class Hub:
+    """The local sockets of every broadcast, fed by `bus` and filled by `snapshot` or replay.
+
+    The hub takes a broadcast's channels on the bus while it has sockets of it, and resyncs
+    every socket from the stream each time the bus reconnects.
+    """
+
     def __init__(
         self,
         log_: EventLog,
         metrics: Metrics,
+        bus: Bus,
         snapshot: SnapshotFn,
         *,
         frame_max: int = FRAME_MAX,
     ) -> None:
         self.log = log_
         self.metrics = metrics
+        self.bus = bus
         self.snapshot = snapshot
         self.frame_max = frame_max
         self.closing = False  # shutting down: no socket joins any more
         self._draining: set[Socket] = set()  # closed from this side, connection not gone yet
         self._idle: asyncio.Event | None = None  # set when the last socket has left
-        self.bus: Bus | None = None
         self.rooms: dict[str, set[Socket]] = {}  # channel -> sockets
         self.sockets: dict[str, set[Socket]] = {}  # broadcast id -> sockets
         self._viewers: dict[str, int] = {}  # broadcast id -> sockets that aren't hosts
@@ -421,6 +428,7 @@ class Hub:
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._inbox: list[tuple[str, bytes]] = []
+        bus.on_reconnected(self.resync_all)
 
     def channels_for(self, sock: Socket) -> list[str]:
         chans = [keys.channel(sock.bid, "p")]
@@ -492,7 +500,6 @@ class Hub:
 
     async def join(self, sock: Socket, since: Seq | None) -> str:
         """Subscribe (first), then fill the socket from replay or snapshot, then go live."""
-        assert self.bus is not None
         if self.closing:
             sock.shut_down()
             return "closed"
@@ -507,7 +514,7 @@ class Hub:
             if not sock.host:
                 self._viewers[sock.bid] = self._viewers.get(sock.bid, 0) + 1
         try:
-            await self.bus.acquire(*chans)
+            await self.bus.acquire(*chans, handler=self.deliver)
         except BaseException:
             await self.leave(sock, release=False)
             raise
@@ -559,7 +566,7 @@ class Hub:
             removed = True
         if self._idle is not None and not self.sockets and not self._draining:
             self._idle.set()
-        if release and removed and self.bus is not None:
+        if release and removed:
             await self.bus.release(*self.channels_for(sock))
 
     async def sync(self, sock: Socket, since: Seq | None, cache: dict | None = None) -> str:

@@ -10,19 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from jobcast.web.appkeys import BROADCASTS, EVENT_LOG, SNAPSHOT_PARTS
-from jobcast.web.realtime.presence import Presence
-
-Seq = tuple[int, int]
+from jobcast.web.appkeys import BROADCASTS, EVENT_LOG, PRESENCE, SNAPSHOT_PARTS
+from jobcast.web.realtime.hub import Seq, SnapshotFn
 
 
-def make_snapshot(app: web.Application, presence: Presence):
+def make_snapshot(app: web.Application) -> SnapshotFn:
+    """The hub's snapshot function. It reads the app's objects when it runs: the hub it is
+    given to is built before the presence that counts the hub's sockets."""
+
     async def snapshot(bid: str, host: bool) -> tuple[Seq | None, dict[str, Any]]:
         seq = await app[EVENT_LOG].last_seq(bid)
         broadcast = await app[BROADCASTS].get(bid)
         data: dict[str, Any] = {
             "broadcast": broadcast.public(),
-            "viewers": await presence.total(bid),
+            "viewers": await app[PRESENCE].total(bid),
         }
         for part in app[SNAPSHOT_PARTS]:
             data.update(await part(bid, host))
