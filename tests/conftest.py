@@ -1,4 +1,11 @@
-"""Fixtures: a real redis-server, app instances built by create_app, and logged-in clients."""
+"""Fixtures: a real redis-server, app instances built by create_app, and logged-in clients.
+
+A test that needs a deployment asks for what it uses, in the order the fixtures build it:
+`client` (an app instance on `redis_url`), `host` (host1 logged in on it), `bid` (a broadcast host1
+created), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on
+an instance of its own), `other_org_host` (host2 of another organization). Settings for
+every instance they start come from the test's `@pytest.mark.app_settings(...)`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,19 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from jobcast.core.event_types import register
 from jobcast.web.app import create_app
 from jobcast.web.runtime.settings import Settings
 
 from tests import browserkit
+from tests.chat_helpers import Viewers
+from tests.helpers import Host, login
 from tests.redisproc import RedisProcess
+
+# Event types only tests publish (the event log refuses a type nobody registered).
+for _name in ("test.tick", "test.public", "test.big", "test.burst", "test.q", "test.start"):
+    register(_name, "public", "published by tests only")
+register("test.secret", "host", "published by tests only")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,6 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
         import tempfile
 
         browserkit.SCREENSHOTS = Path(tempfile.mkdtemp(prefix="jobcast-screenshots-"))
+    config.addinivalue_line(
+        "markers",
+        "app_settings(**overrides): Settings for the app instances the fixtures start "
+        "(client, client_b, moderator, other_org_host)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +59,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisProcess) -> str:
+def redis_url(request: pytest.FixtureRequest, redis_server: RedisProcess) -> str:
+    """The shared server, flushed; a test that asks for `own_redis` gets that one instead, so
+    `client`, `host` and `bid` are built on the server it kills."""
+    if "own_redis" in request.fixturenames:
+        own: RedisProcess = request.getfixturevalue("own_redis")
+        return own.url
     redis_server.flush()
     return redis_server.url
 
@@ -87,5 +112,59 @@ async def app_factory(tmp_path: Path) -> AsyncIterator[AppFactory]:
 
 
 @pytest.fixture
-async def client(app_factory: AppFactory, redis_url: str) -> TestClient:
-    return await app_factory(redis_url)
+def app_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The overrides of the test's `@pytest.mark.app_settings(...)` (none without it)."""
+    marker = request.node.get_closest_marker("app_settings")
+    return dict(marker.kwargs) if marker else {}
+
+
+@pytest.fixture
+async def client(
+    app_factory: AppFactory, redis_url: str, app_settings: dict[str, Any]
+) -> TestClient:
+    return await app_factory(redis_url, **app_settings)
+
+
+@pytest.fixture
+async def client_b(
+    app_factory: AppFactory, redis_url: str, app_settings: dict[str, Any]
+) -> TestClient:
+    """A second instance of the same deployment: same Redis, same settings as `client`."""
+    return await app_factory(redis_url, **app_settings)
+
+
+@pytest.fixture
+async def host(client: TestClient) -> Host:
+    """host1, logged in on `client`: its cookie jar holds the session, `host.csrf` the token.
+
+    Sockets and requests made with `client` afterwards carry that session, as a browser's
+    would after logging in."""
+    return await login(client)
+
+
+@pytest.fixture
+async def bid(host: Host) -> str:
+    """The id of a broadcast host1 created (scheduled, titled "Test fair")."""
+    return await host.create_broadcast()
+
+
+@pytest.fixture
+async def moderator(app_factory: AppFactory, redis_url: str, app_settings: dict[str, Any]) -> Host:
+    """mod1, a moderator logged in on an instance of its own (so a cookie jar of its own)."""
+    return await login(await app_factory(redis_url, **app_settings), "mod1", "moderator")
+
+
+@pytest.fixture
+async def other_org_host(
+    app_factory: AppFactory, redis_url: str, app_settings: dict[str, Any]
+) -> Host:
+    """host2, a host of another organization (`harbin`), on an instance of its own."""
+    return await login(await app_factory(redis_url, **app_settings), "host2", org="harbin")
+
+
+@pytest.fixture
+async def viewers() -> AsyncIterator[Viewers]:
+    """Viewer sockets, each on a session of its own; all closed after the test."""
+    v = Viewers()
+    yield v
+    await v.close()

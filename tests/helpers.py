@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
+from jobcast.web.access import orgs
 from jobcast.web.access.auth import add_user
 from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
@@ -42,10 +43,20 @@ class Host:
 
 
 async def login(
-    client: TestClient, username: str = "host1", role: str = "host", password: str = "s3cret-pass"
+    client: TestClient,
+    username: str = "host1",
+    role: str = "host",
+    password: str = "s3cret-pass",
+    *,
+    org: str | None = None,
 ) -> Host:
+    """Create (or reset) the account, in `org` when given (created if new), and log it in."""
     redis: Redis = client.server.app[REDIS]
     await add_user(redis, username, password, role)  # type: ignore[arg-type]
+    if org is not None:
+        if not await orgs.org_exists(redis, org):
+            await orgs.create_org(redis, org, org.upper())
+        await orgs.set_user_org(redis, username, org)
     r = await client.post("/api/login", json={"username": username, "password": password})
     assert r.status == 200, await r.text()
     return Host(client, (await r.json())["csrf"])

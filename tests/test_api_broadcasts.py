@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.helpers import connect, login
+from tests.waiting import wait_until
 
 
-async def test_host_creates_edits_starts_and_ends_a_broadcast(client):
-    host = await login(client)
+async def test_host_creates_edits_starts_and_ends_a_broadcast(client, host):
     r = await host.post(
         "/api/broadcasts",
         {
@@ -37,30 +35,25 @@ async def test_host_creates_edits_starts_and_ends_a_broadcast(client):
     assert "春季招聘会" in await page.text()
 
 
-async def test_writes_need_a_host(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    anon = await app_factory(redis_url)
+async def test_writes_need_a_host(client, client_b, moderator, bid):
+    anon = client_b
     r = await anon.post("/api/broadcasts", json={"title": "x"})
     assert r.status == 401
     assert (await r.json())["error"]["code"] == "login_required"
     r = await anon.post(f"/api/broadcasts/{bid}/start")
     assert r.status == 401
-    mod = await login(anon, "mod", role="moderator")
-    r = await mod.post("/api/broadcasts", {"title": "x"})
+    r = await moderator.post("/api/broadcasts", {"title": "x"})
     assert r.status == 403
     assert (await r.json())["error"]["code"] == "host_only"
     # a host without the CSRF token
-    r = await a.post("/api/broadcasts", json={"title": "x"})
+    r = await client.post("/api/broadcasts", json={"title": "x"})
     assert r.status == 403
     assert (await r.json())["error"]["code"] == "csrf"
-    r = await a.post("/api/broadcasts", json={"title": "x"}, headers={"X-CSRF-Token": "wrong"})
+    r = await client.post("/api/broadcasts", json={"title": "x"}, headers={"X-CSRF-Token": "wrong"})
     assert r.status == 403
 
 
-async def test_validation_names_each_bad_field(client):
-    host = await login(client)
+async def test_validation_names_each_bad_field(host):
     r = await host.post(
         "/api/broadcasts",
         {"title": "x" * 500, "scheduled_at": "tomorrow", "colour": "red"},
@@ -75,8 +68,7 @@ async def test_validation_names_each_bad_field(client):
     assert (await r.json())["error"]["fields"]["scheduled_at"] == "needs a timezone"
 
 
-async def test_bad_bodies_are_clean_errors(client):
-    host = await login(client)
+async def test_bad_bodies_are_clean_errors(client, host):
     h = {"X-CSRF-Token": host.csrf, "Content-Type": "application/json"}
     r = await client.post("/api/broadcasts", data=b"{not json", headers=h)
     assert r.status == 422 and (await r.json())["error"]["code"] == "bad_json"
@@ -136,13 +128,9 @@ async def test_security_headers(client):
     assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_presence_counts_viewers_across_instances(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    va = [await connect(a, bid) for _ in range(2)]
-    vb = [await connect(b, bid) for _ in range(3)]
+async def test_presence_counts_viewers_across_instances(client, client_b, bid):
+    va = [await connect(client, bid) for _ in range(2)]
+    vb = [await connect(client_b, bid) for _ in range(3)]
     five = lambda e: e["type"] == "presence" and e["data"]["viewers"] == 5  # noqa: E731
     assert await va[0].wait_for(five, timeout=20)
     assert await vb[0].wait_for(five, timeout=20)
@@ -151,17 +139,15 @@ async def test_presence_counts_viewers_across_instances(app_factory, redis_url):
     await va[0].wait_for(
         lambda e: e["type"] == "presence" and e["data"]["viewers"] == 2, timeout=20
     )
-    async with asyncio.timeout(20):  # the REST figure agrees (same sum, read on demand)
-        while True:
-            r = await a.get(f"/api/broadcasts/{bid}")
-            if (await r.json())["viewers"] == 2:
-                break
-            await asyncio.sleep(0.1)
+
+    async def rest_says_two() -> bool:  # the REST figure agrees (same sum, read on demand)
+        r = await client.get(f"/api/broadcasts/{bid}")
+        return (await r.json())["viewers"] == 2
+
+    await wait_until(rest_says_two, timeout=20, what="GET /api/broadcasts/{bid} to count 2")
 
 
-async def test_metrics_and_health(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_metrics_and_health(client, bid):
     v = await connect(client, bid)
     r = await client.get("/metrics")
     text = await r.text()

@@ -16,9 +16,7 @@ async def _error(r, status: int) -> dict:
     return body["error"]
 
 
-async def test_malformed_multipart_import_is_422(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_malformed_multipart_import_is_422(client, host, bid):
     boundary = "b0undary"
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="x\x05y"\r\n\r\n1\r\n'
@@ -36,9 +34,7 @@ async def test_malformed_multipart_import_is_422(client):
     assert err["code"] == "bad_upload"
 
 
-async def test_applications_export_filename_takes_only_an_id(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_applications_export_filename_takes_only_an_id(client, bid):
     r = await client.get(
         f"/api/broadcasts/{bid}/applications.csv", params={"opening_id": '\x1bx"; y=\r\nz'}
     )
@@ -94,9 +90,7 @@ async def test_graduation_year_in_other_digits_is_422(client):
     assert r.status == 201, await r.text()
 
 
-async def test_paging_in_other_digits_or_huge_is_422(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_paging_in_other_digits_or_huge_is_422(client, bid):
     for query in ("offset=²", "limit=¹", "offset=" + "9" * 5000, "limit=٣"):
         r = await client.get(f"/api/broadcasts/{bid}/applications?{query}")
         err = await _error(r, 422)
@@ -105,8 +99,7 @@ async def test_paging_in_other_digits_or_huge_is_422(client):
     assert r.status == 200
 
 
-async def test_scheduled_at_as_iso_is_held_to_the_unix_ms_range(client):
-    host = await login(client)
+async def test_scheduled_at_as_iso_is_held_to_the_unix_ms_range(host):
     for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z", -1, 10**14):
         r = await host.post("/api/broadcasts", {"title": "x", "scheduled_at": value})
         err = await _error(r, 422)
@@ -117,9 +110,7 @@ async def test_scheduled_at_as_iso_is_held_to_the_unix_ms_range(client):
     assert (await r.json())["scheduled_at"] == 1788224400000
 
 
-async def test_ping_with_deeply_nested_t_is_a_bad_frame_and_the_socket_lives(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_ping_with_deeply_nested_t_is_a_bad_frame_and_the_socket_lives(client, bid):
     sock = await connect(client, bid)
     t: list = []
     for _ in range(400):
@@ -133,9 +124,7 @@ async def test_ping_with_deeply_nested_t_is_a_bad_frame_and_the_socket_lives(cli
     await sock.close()
 
 
-async def test_csv_with_a_bom_but_other_bytes_is_422(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_csv_with_a_bom_but_other_bytes_is_422(client, host, bid):
     for data in (b"\xff\xfeA", b"\xef\xbb\xbf\xff\xfe", b"\xfe\xff\xd8\x00\x00A"):
         r = await client.post(
             f"/api/broadcasts/{bid}/openings/import?dry_run=1",

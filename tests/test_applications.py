@@ -83,10 +83,7 @@ async def test_apply_then_applied_survives_a_reload(app_factory, redis_url):
         ({"salary": 1}, "salary"),
     ],
 )
-async def test_every_bad_field_is_named_in_a_422(app_factory, redis_url, change, field):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_every_bad_field_is_named_in_a_422(app_factory, redis_url, host, bid, change, field):
     o = await make_opening(host, bid)
     v = await applicant(await app_factory(redis_url))
     r = await v.apply(o["id"], application_body(**change))

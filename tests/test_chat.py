@@ -7,21 +7,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
-import pytest
 from jobcast.chat.reducer import chat_state, reduce
 from jobcast.core import keys
 from jobcast.web.appkeys import CHAT, REDIS
 from markupsafe import escape
 
-from tests.chat_helpers import Viewers, call, err, messages, ok, wait_message, wait_messages
+from tests.chat_helpers import call, err, messages, ok, wait_message, wait_messages
 from tests.helpers import connect, login
-
-
-@pytest.fixture
-async def viewers():
-    v = Viewers()
-    yield v
-    await v.close()
 
 
 async def two_apps(app_factory, redis_url, **settings):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from jobcast.chat.filters import hold_reason
 
-from tests.chat_helpers import Viewers, err, ok
-from tests.helpers import connect, login
+from tests.chat_helpers import err, ok
+from tests.helpers import connect
 
 DISGUISED = [
     ("一三八零零一三八零零零", "phone"),
@@ -62,21 +62,10 @@ def test_ordinary_sentences_with_numbers_pass(text):
     assert hold_reason(text) is None
 
 
-@pytest.fixture
-async def viewers():
-    v = Viewers()
-    yield v
-    await v.close()
-
-
-async def test_disguised_contacts_wait_for_a_moderator(app_factory, redis_url, viewers):
-    a = await app_factory(
-        redis_url, chat_burst=100, chat_rate=100.0, ws_burst=200, ws_messages_per_second=200
-    )
-    host = await login(a)
-    bid = await host.create_broadcast()
-    console = await connect(a, bid, host=True)
-    v = await viewers.open(a, bid)
+@pytest.mark.app_settings(chat_burst=100, chat_rate=100.0, ws_burst=200, ws_messages_per_second=200)
+async def test_disguised_contacts_wait_for_a_moderator(client, bid, viewers):
+    console = await connect(client, bid, host=True)
+    v = await viewers.open(client, bid)
     for text, reason in DISGUISED:
         e = await err(v, "chat.send", {"text": text})
         assert e["code"] == "held" and e["reason"] == reason, (text, e)

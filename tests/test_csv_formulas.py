@@ -10,7 +10,6 @@ import io
 import pytest
 from jobcast.openings import csvio
 
-from tests.helpers import login
 from tests.openings_helpers import applicant, application_body, make_opening
 
 STARTS = ["=", "+", "-", "@", "＝", "＋", "－", "＠", "﹦", "﹢", "﹣", "﹫", "\u2212"]
@@ -27,14 +26,11 @@ def test_every_formula_start_is_defused_and_imports_back(start):
     assert csvio._cell("'" + value) == value
 
 
-async def test_exports_defuse_full_width_formula_starts(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_exports_defuse_full_width_formula_starts(client_b, host, bid):
     o = await make_opening(
         host, bid, title='＝HYPERLINK("http://evil.example")', experience="＠SUM(1)"
     )
-    v = await applicant(await app_factory(redis_url))
+    v = await applicant(client_b)
     for i, start in enumerate(STARTS):
         body = application_body(phone=f"1390000{i:04d}", note=start + "cmd|' /C calc'!A0")
         r = await v.apply(o["id"], body)

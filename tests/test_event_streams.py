@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from jobcast.core import keys
 from jobcast.core.events import HOST, PUBLIC, EventLog, parse_seq
 from jobcast.web.appkeys import EVENT_LOG, REDIS
@@ -36,29 +37,27 @@ async def _apply_many(client: Any, oid: str, n: int, start: int = 0) -> None:
         assert all(r.status == 201 for r in rs), [await r.text() for r in rs if r.status != 201]
 
 
-async def test_host_only_flood_leaves_the_viewers_replay_window(app_factory, redis_url):
-    a = await app_factory(redis_url, event_history=50, host_event_history=50, apply_per_viewer=1000)
-    host = await login(a)
-    bid = await host.create_broadcast()
+@pytest.mark.app_settings(event_history=50, host_event_history=50, apply_per_viewer=1000)
+async def test_host_only_flood_leaves_the_viewers_replay_window(client, host, bid):
     o = await make_opening(host, bid)
-    live = await connect(a, bid)  # stays connected throughout
-    v = await connect(a, bid)
+    live = await connect(client, bid)  # stays connected throughout
+    v = await connect(client, bid)
     since = v.of_type("snapshot")[0]["seq"]
     await v.close()
 
-    log = a.server.app[EVENT_LOG]
+    log = client.server.app[EVENT_LOG]
     missed: list[str] = []
     for round_ in range(5):
-        await _apply_many(a, o["id"], 60, start=round_ * 60)
+        await _apply_many(client, o["id"], 60, start=round_ * 60)
         r = await host.patch(f"/api/broadcasts/{bid}", {"title": f"Round {round_}"})
         assert r.status == 200
         missed.append(await log.publish(bid, "test.tick", {"i": round_}))
-    redis = a.server.app[REDIS]
+    redis = client.server.app[REDIS]
     assert await redis.zcard(keys.applications(bid)) == 300
     # The host stream is capped on its own (MAXLEN ~ keeps up to one node more).
     assert await redis.xlen(keys.host_events(bid)) < 300
 
-    v2 = await connect(a, bid, since=since)
+    v2 = await connect(client, bid, since=since)
     assert v2.of_type("synced")[0]["data"]["mode"] == "replay"
     assert not v2.of_type("snapshot")
     got = v2.of_type("broadcast.updated", "test.tick")
@@ -72,15 +71,13 @@ async def test_host_only_flood_leaves_the_viewers_replay_window(app_factory, red
         assert not sock.of_type(*HOST_ONLY)
 
 
-async def test_host_replay_merges_both_audiences_in_seq_order(app_factory, redis_url):
-    a = await app_factory(redis_url, apply_per_viewer=1000)
-    host = await login(a)
-    bid = await host.create_broadcast()
+@pytest.mark.app_settings(apply_per_viewer=1000)
+async def test_host_replay_merges_both_audiences_in_seq_order(client, host, bid):
     o = await make_opening(host, bid)
-    log: EventLog = a.server.app[EVENT_LOG]
-    redis: Redis = a.server.app[REDIS]
+    log: EventLog = client.server.app[EVENT_LOG]
+    redis: Redis = client.server.app[REDIS]
     live_host = await connect(host.client, bid, host=True)
-    live_viewer = await connect(a, bid)
+    live_viewer = await connect(client, bid)
     h = await connect(host.client, bid, host=True)
     since = h.of_type("snapshot")[0]["seq"]
     await h.close()
@@ -110,7 +107,7 @@ async def test_host_replay_merges_both_audiences_in_seq_order(app_factory, redis
     published += [
         (s, HOST if i % 2 else PUBLIC) for i, s in zip(range(100, 200), seqs, strict=True)
     ]
-    await _apply_many(a, o["id"], 50)
+    await _apply_many(client, o["id"], 50)
 
     assert len({s for s, _ in published}) == len(published)
     by_ms: dict[int, set[str]] = {}
@@ -131,7 +128,7 @@ async def test_host_replay_merges_both_audiences_in_seq_order(app_factory, redis
         assert seqs_seen == sorted(set(seqs_seen))  # strictly increasing: each once, in order
     await live_viewer.wait_count("test.tick", 100)
     assert not live_viewer.of_type(*HOST_ONLY)
-    v = await connect(a, bid, since=since)
+    v = await connect(client, bid, since=since)
     assert v.of_type("synced")[0]["data"]["mode"] == "replay"
     assert sorted(e["data"]["i"] for e in v.of_type("test.tick")) == list(range(0, 200, 2))
     assert not v.of_type(*HOST_ONLY)
@@ -190,11 +187,8 @@ class _SteppedRedis:
         return getattr(self._redis, name)
 
 
-async def test_events_landing_between_the_two_stream_reads_are_not_lost(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log: EventLog = a.server.app[EVENT_LOG]
+async def test_events_landing_between_the_two_stream_reads_are_not_lost(client, host, bid):
+    log: EventLog = client.server.app[EVENT_LOG]
     await log.publish(bid, "test.tick", {"i": 0})
     await log.publish(bid, "test.secret", {"i": 1}, audience=HOST)
     h = await connect(host.client, bid, host=True)
@@ -223,19 +217,17 @@ async def test_events_landing_between_the_two_stream_reads_are_not_lost(app_fact
     assert [e["data"]["i"] for e in got] == [2, 3, 4, 5]
 
 
-async def test_gap_rules_hold_for_each_stream(app_factory, redis_url):
-    a = await app_factory(redis_url, host_event_history=10)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log: EventLog = a.server.app[EVENT_LOG]
+@pytest.mark.app_settings(host_event_history=10)
+async def test_gap_rules_hold_for_each_stream(client, host, bid):
+    log: EventLog = client.server.app[EVENT_LOG]
     await log.publish(bid, "test.tick", {"i": 0})
     secret = await log.publish(bid, "test.secret", {"i": 1}, audience=HOST)
 
     # A fresh socket's snapshot is at the broadcast's last seq, a host-only event here.
-    v = await connect(a, bid)
+    v = await connect(client, bid)
     assert v.of_type("snapshot")[0]["seq"] == secret
     # That seq is ahead of the public stream but not of the broadcast: a replay.
-    v2 = await connect(a, bid, since=secret)
+    v2 = await connect(client, bid, since=secret)
     assert v2.of_type("synced")[0]["data"]["mode"] == "replay"
     assert not v2.of_type("test.tick")
     await log.publish(bid, "test.tick", {"i": 2})
@@ -246,7 +238,7 @@ async def test_gap_rules_hold_for_each_stream(app_factory, redis_url):
         await log.publish(bid, "test.secret", {"i": i}, audience=HOST)
     h = await connect(host.client, bid, host=True, since=secret)
     assert h.of_type("synced")[0]["data"]["mode"] == "snapshot"
-    v3 = await connect(a, bid, since=secret)
+    v3 = await connect(client, bid, since=secret)
     assert v3.of_type("synced")[0]["data"]["mode"] == "replay"
     assert [e["data"]["i"] for e in v3.of_type("test.tick")] == [2]
 
@@ -255,17 +247,14 @@ async def test_gap_rules_hold_for_each_stream(app_factory, redis_url):
     assert last is not None
     ahead = f"{last[0]}-{last[1] + 1}"
     for host_socket in (False, True):
-        c = host.client if host_socket else a
+        c = host.client if host_socket else client
         s = await connect(c, bid, host=host_socket, since=ahead)
         assert s.of_type("synced")[0]["data"]["mode"] == "snapshot"
 
 
-async def test_history_written_before_the_host_stream_still_replays(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log: EventLog = a.server.app[EVENT_LOG]
-    redis: Redis = a.server.app[REDIS]
+async def test_history_written_before_the_host_stream_still_replays(client, host, bid):
+    log: EventLog = client.server.app[EVENT_LOG]
+    redis: Redis = client.server.app[REDIS]
     await redis.delete(keys.events(bid), keys.host_events(bid), keys.event_last(bid))
     # One mixed stream as older versions wrote it; its last id ahead of the clock.
     legacy = []
@@ -277,7 +266,7 @@ async def test_history_written_before_the_host_stream_still_replays(app_factory,
             ).decode()
         )
     assert await log.last_seq(bid) == parse_seq(legacy[-1])
-    v = await connect(a, bid, since=legacy[0])
+    v = await connect(client, bid, since=legacy[0])
     assert v.of_type("synced")[0]["data"]["mode"] == "replay"
     assert [e["data"]["i"] for e in v.of_type("test.tick")] == [2]
     assert not v.of_type("test.secret")

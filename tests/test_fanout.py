@@ -3,7 +3,6 @@ slow viewers; bad frames; foreign origins."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import orjson
@@ -11,15 +10,12 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from jobcast.web.appkeys import EVENT_LOG, HUB, METRICS
 
-from tests.helpers import connect, login
+from tests.helpers import connect
+from tests.waiting import wait_until
 
 
-async def test_event_reaches_viewer_on_other_instance(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    viewer_b = await connect(b, bid)
+async def test_event_reaches_viewer_on_other_instance(client_b, host, bid):
+    viewer_b = await connect(client_b, bid)
     snap = viewer_b.of_type("snapshot")[0]
     assert snap["data"]["broadcast"]["id"] == bid
     r = await host.patch(f"/api/broadcasts/{bid}", {"title": "Renamed"})
@@ -29,20 +25,16 @@ async def test_event_reaches_viewer_on_other_instance(app_factory, redis_url):
     assert ev["seq"] > snap["seq"]
 
 
-async def test_reconnect_with_since_gets_exactly_the_missed_events(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log = a.server.app[EVENT_LOG]
-    v = await connect(b, bid)
+async def test_reconnect_with_since_gets_exactly_the_missed_events(client, client_b, bid):
+    log = client.server.app[EVENT_LOG]
+    v = await connect(client_b, bid)
     for i in range(5):
         await log.publish(bid, "test.tick", {"i": i})
     got = await v.wait_count("test.tick", 5)
     last_seen = got[-1]["seq"]
     await v.close()
     missed = [await log.publish(bid, "test.tick", {"i": i}) for i in range(5, 12)]
-    v2 = await connect(b, bid, since=last_seen)
+    v2 = await connect(client_b, bid, since=last_seen)
     assert v2.of_type("synced")[0]["data"]["mode"] == "replay"
     for i in range(12, 14):
         await log.publish(bid, "test.tick", {"i": i})
@@ -50,34 +42,29 @@ async def test_reconnect_with_since_gets_exactly_the_missed_events(app_factory, 
     assert [e["data"]["i"] for e in ticks] == list(range(5, 14))
     assert [e["seq"] for e in ticks[:7]] == missed
     assert not v2.of_type("snapshot")
-    await asyncio.sleep(0.2)
+    await log.publish(bid, "test.fence", {})  # events arrive in order: a repeat comes before it
+    await v2.wait_for("test.fence")
     assert len(v2.of_type("test.tick")) == 9  # none twice
 
 
-async def test_gap_too_old_or_unknown_seq_gives_snapshot(app_factory, redis_url):
-    a = await app_factory(redis_url, event_history=10)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log = a.server.app[EVENT_LOG]
+@pytest.mark.app_settings(event_history=10)
+async def test_gap_too_old_or_unknown_seq_gives_snapshot(client, bid):
+    log = client.server.app[EVENT_LOG]
     first = await log.publish(bid, "test.tick", {"i": 0})
     for i in range(200):
         await log.publish(bid, "test.tick", {"i": i})
-    v = await connect(a, bid, since=first)
+    v = await connect(client, bid, since=first)
     assert v.of_type("synced")[0]["data"]["mode"] == "snapshot"
-    v2 = await connect(a, bid, since="99999999999999-0")  # ahead of the stream
+    v2 = await connect(client, bid, since="99999999999999-0")  # ahead of the stream
     assert v2.of_type("synced")[0]["data"]["mode"] == "snapshot"
-    r = await a.get(f"/ws/b/{bid}?since=nonsense")
+    r = await client.get(f"/ws/b/{bid}?since=nonsense")
     assert r.status == 422
     assert (await r.json())["error"]["fields"]["since"]
 
 
-async def test_viewer_never_receives_host_only_events(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log = a.server.app[EVENT_LOG]
-    viewer = await connect(b, bid)
+async def test_viewer_never_receives_host_only_events(client, client_b, host, bid):
+    log = client.server.app[EVENT_LOG]
+    viewer = await connect(client_b, bid)
     host_sock = await connect(host.client, bid, host=True)
     await log.publish(bid, "test.secret", {"phone": "13800138000"}, audience="h")
     await log.publish(bid, "test.public", {"n": 1})
@@ -86,63 +73,52 @@ async def test_viewer_never_receives_host_only_events(app_factory, redis_url):
     await viewer.wait_for("test.public")
     assert not viewer.of_type("test.secret")
     # nor on replay
-    v2 = await connect(b, bid, since=viewer.of_type("snapshot")[0]["seq"])
+    v2 = await connect(client_b, bid, since=viewer.of_type("snapshot")[0]["seq"])
     await v2.wait_for("test.public")
     assert not v2.of_type("test.secret")
     assert all("13800138000" not in orjson.dumps(e).decode() for e in viewer.events + v2.events)
     # and the host socket refuses anonymous viewers
     with pytest.raises(WSServerHandshakeError) as exc:
-        await b.ws_connect(f"/ws/host/b/{bid}")
+        await client_b.ws_connect(f"/ws/host/b/{bid}")
     assert exc.value.status == 401
 
 
-async def test_moderator_may_open_host_socket(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    b = await app_factory(redis_url)
-    mod = await login(b, "mod1", role="moderator")
-    s = await connect(mod.client, bid, host=True)
+async def test_moderator_may_open_host_socket(bid, moderator):
+    s = await connect(moderator.client, bid, host=True)
     assert s.of_type("hello")[0]["data"]["role"] == "moderator"
 
 
-async def test_slow_viewer_is_dropped_without_delaying_others(app_factory, redis_url):
-    a = await app_factory(redis_url, ws_queue_events=50)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    fast = await connect(a, bid)
+@pytest.mark.app_settings(ws_queue_events=50)
+async def test_slow_viewer_is_dropped_without_delaying_others(client, bid):
+    fast = await connect(client, bid)
     # A raw client that completes the handshake and then never reads.
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
-    sock.connect(("127.0.0.1", a.server.port))
+    sock.connect(("127.0.0.1", client.server.port))
     sock.sendall(
         (
-            f"GET /ws/b/{bid} HTTP/1.1\r\nHost: 127.0.0.1:{a.server.port}\r\n"
+            f"GET /ws/b/{bid} HTTP/1.1\r\nHost: 127.0.0.1:{client.server.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
-    await asyncio.sleep(0.3)
-    hub = a.server.app[HUB]
-    assert len(hub.sockets[bid]) == 2
-    log = a.server.app[EVENT_LOG]
+    hub = client.server.app[HUB]
+    await wait_until(lambda: len(hub.sockets.get(bid, ())) == 2, what="the raw socket to join")
+    log = client.server.app[EVENT_LOG]
     payload = "x" * 16000
     for i in range(400):
         await log.publish(bid, "test.big", {"i": i, "pad": payload})
     got = await fast.wait_count("test.big", 400, timeout=20)
     assert [e["data"]["i"] for e in got] == list(range(400))
-    async with asyncio.timeout(10):
-        while len(hub.sockets.get(bid, ())) != 1:
-            await asyncio.sleep(0.05)
-    assert a.server.app[METRICS].slow_dropped._value.get() == 1
+    await wait_until(lambda: len(hub.sockets.get(bid, ())) == 1, what="the slow socket to go")
+    metrics = client.server.app[METRICS].registry
+    assert metrics.get_sample_value("jobcast_slow_viewers_dropped_total") == 1
     sock.close()
 
 
-async def test_bad_frames_get_error_events_and_the_socket_survives(app_factory, redis_url):
-    a = await app_factory(redis_url, ws_max_frame_bytes=1024)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    v = await connect(a, bid)
+@pytest.mark.app_settings(ws_max_frame_bytes=1024)
+async def test_bad_frames_get_error_events_and_the_socket_survives(client, bid):
+    v = await connect(client, bid)
     await v.ws.send_str("not json")
     await v.ws.send_str("[1,2,3]")
     await v.ws.send_str('{"type": 5}')
@@ -168,11 +144,9 @@ async def test_bad_frames_get_error_events_and_the_socket_survives(app_factory, 
     assert ack["data"]["name"] == "<b>小王</b>" and ack["id"] == 8
 
 
-async def test_flood_is_rate_limited(app_factory, redis_url):
-    a = await app_factory(redis_url, ws_burst=5, ws_messages_per_second=1)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    v = await connect(a, bid)
+@pytest.mark.app_settings(ws_burst=5, ws_messages_per_second=1)
+async def test_flood_is_rate_limited(client, bid):
+    v = await connect(client, bid)
     for i in range(10):
         await v.send("ping", {"t": i})
     err = await v.wait_for("error")
@@ -180,9 +154,7 @@ async def test_flood_is_rate_limited(app_factory, redis_url):
     assert len(v.of_type("pong")) == 5
 
 
-async def test_foreign_origin_is_refused(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_foreign_origin_is_refused(client, host, bid):
     with pytest.raises(WSServerHandshakeError) as exc:
         await client.ws_connect(f"/ws/b/{bid}", headers={"Origin": "https://evil.example"})
     assert exc.value.status == 403
@@ -204,9 +176,7 @@ async def test_unknown_broadcast_socket_is_404(client):
     assert (await r.json())["error"]["code"] == "broadcast_not_found"
 
 
-async def test_socket_sets_the_viewer_cookie_once(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_socket_sets_the_viewer_cookie_once(client, bid):
     from aiohttp import ClientSession, CookieJar
 
     async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as s:  # unsafe: IP host

@@ -8,15 +8,8 @@ import pytest
 from jobcast.chat.names import check_shape, clean_name
 from jobcast.core.errors import Invalid
 
-from tests.chat_helpers import Viewers, err, messages, ok, wait_message
+from tests.chat_helpers import err, messages, ok, wait_message
 from tests.helpers import connect, login
-
-
-@pytest.fixture
-async def viewers():
-    v = Viewers()
-    yield v
-    await v.close()
 
 
 async def _room(app_factory, redis_url):

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.openings_helpers import make_opening, opening_body
 
 
-async def test_create_get_update_delete(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_create_get_update_delete(host, bid):
     o = await make_opening(host, bid, status="draft")
     assert o["status"] == "draft" and o["employer"]["verified"] is True
     assert o["education"] == "associate" and o["education_label"] == "大专"
@@ -61,10 +58,7 @@ async def test_create_get_update_delete(app_factory, redis_url):
         ({"salary": 5000}, "salary"),
     ],
 )
-async def test_every_bad_field_is_named_in_a_422(app_factory, redis_url, change, field):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_every_bad_field_is_named_in_a_422(host, bid, change, field):
     r = await host.post(f"/api/broadcasts/{bid}/openings", opening_body(**change))
     assert r.status == 422, await r.text()
     err = (await r.json())["error"]
@@ -72,10 +66,7 @@ async def test_every_bad_field_is_named_in_a_422(app_factory, redis_url, change,
     assert field in err["fields"], err
 
 
-async def test_several_bad_fields_are_all_named(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_several_bad_fields_are_all_named(host, bid):
     r = await host.post(
         f"/api/broadcasts/{bid}/openings", {"title": "", "city": "", "salary_min": 3}
     )
@@ -83,28 +74,21 @@ async def test_several_bad_fields_are_all_named(app_factory, redis_url):
     assert {"title", "city", "employer.name", "salary_max"} <= set(fields)
 
 
-async def test_writes_are_host_only(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_writes_are_host_only(client_b, host, bid, moderator):
     o = await make_opening(host, bid)
-    viewer = await app_factory(redis_url)
+    viewer = client_b
     r = await viewer.post(f"/api/broadcasts/{bid}/openings", json=opening_body())
     assert r.status in (401, 403)
     r = await viewer.post(f"/api/broadcasts/{bid}/pin", json={"opening_id": o["id"]})
     assert r.status in (401, 403)
-    mod = await login(await app_factory(redis_url), "mod1", "moderator")
-    r = await mod.post(f"/api/broadcasts/{bid}/openings", opening_body())
+    r = await moderator.post(f"/api/broadcasts/{bid}/openings", opening_body())
     assert r.status == 403
     # a host without the CSRF header
     r = await host.client.post(f"/api/broadcasts/{bid}/openings", json=opening_body())
     assert r.status == 403
 
 
-async def test_viewers_only_see_published_and_filters_work(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_viewers_only_see_published_and_filters_work(client_b, host, bid):
     p1 = await make_opening(host, bid, title="技术员", city="鸡西市", education="大专")
     await make_opening(host, bid, title="草稿岗位", status="draft")
     await make_opening(host, bid, title="已关闭岗位", status="closed")
@@ -112,7 +96,7 @@ async def test_viewers_only_see_published_and_filters_work(app_factory, redis_ur
         host, bid, title="研发工程师", city="密山市", education="本科", majors=["材料科学与工程"]
     )
     await make_opening(host, bid, title="司机", city="鸡西市", education="不限", majors=[])
-    viewer = await app_factory(redis_url)
+    viewer = client_b
 
     async def titles(query: str = "") -> list[str]:
         r = await viewer.get(f"/api/broadcasts/{bid}/openings{query}")
@@ -138,10 +122,7 @@ async def test_viewers_only_see_published_and_filters_work(app_factory, redis_ur
     assert len((await r.json())["openings"]) == 5
 
 
-async def test_lineup_reorder_and_pin_next(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_lineup_reorder_and_pin_next(host, bid):
     ids = [(await make_opening(host, bid, title=f"岗位{i}"))["id"] for i in range(4)]
     r = await host.client.put(
         f"/api/broadcasts/{bid}/lineup",
@@ -171,15 +152,11 @@ async def test_lineup_reorder_and_pin_next(app_factory, redis_url):
     assert r.status == 409 and (await r.json())["error"]["code"] == "not_published"
 
 
-async def test_pin_next_and_unpin_reach_viewers_on_two_instances(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_pin_next_and_unpin_reach_viewers_on_two_instances(client, client_b, host, bid):
     first = await make_opening(host, bid, title="第一个岗位")
     second = await make_opening(host, bid, title="第二个岗位")
-    va = await connect(a, bid)
-    vb = await connect(b, bid)
+    va = await connect(client, bid)
+    vb = await connect(client_b, bid)
     r = await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": first["id"]})
     assert r.status == 200, await r.text()
     for v in (va, vb):
@@ -198,18 +175,14 @@ async def test_pin_next_and_unpin_reach_viewers_on_two_instances(app_factory, re
     for v in (va, vb):
         ev = await v.wait_for("card.unpinned")
         assert ev["data"]["opening_id"] == second["id"]
-    r = await b.get(f"/api/broadcasts/{bid}/pin")
+    r = await client_b.get(f"/api/broadcasts/{bid}/pin")
     assert (await r.json())["pinned"] is None
 
 
-async def test_pin_through_the_host_socket(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_pin_through_the_host_socket(client, client_b, host, bid):
     o = await make_opening(host, bid)
-    console = await connect(a, bid, host=True)
-    viewer = await connect(b, bid)
+    console = await connect(client, bid, host=True)
+    viewer = await connect(client_b, bid)
     await console.send("card.pin", {"opening_id": o["id"]}, id_=1)
     ack = await console.wait_for(lambda e: e["type"] == "ack" and e.get("id") == 1)
     assert ack["data"]["pinned"]["opening"]["id"] == o["id"]
@@ -222,33 +195,26 @@ async def test_pin_through_the_host_socket(app_factory, redis_url):
     assert err["data"]["code"] == "host_only"
 
 
-async def test_late_viewer_snapshot_holds_the_pinned_card(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_late_viewer_snapshot_holds_the_pinned_card(client, client_b, host, bid):
     await make_opening(host, bid, title="草稿", status="draft")
     o = await make_opening(host, bid, title="正在介绍的岗位")
     await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": o["id"]})
-    late = await connect(b, bid)
+    late = await connect(client_b, bid)
     snap = late.of_type("snapshot")[0]["data"]
     assert snap["pinned"]["opening"]["id"] == o["id"]
     assert snap["pinned"]["opening"]["title"] == "正在介绍的岗位"
     assert [x["id"] for x in snap["openings"]] == [o["id"]]  # no drafts for viewers
     assert "application_counts" not in snap
-    console = await connect(a, bid, host=True)
+    console = await connect(client, bid, host=True)
     hsnap = console.of_type("snapshot")[0]["data"]
     assert len(hsnap["openings"]) == 2
     assert hsnap["application_counts"] == {x["id"]: 0 for x in hsnap["openings"]}
 
 
-async def test_hiding_the_pinned_opening_unpins_it(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_hiding_the_pinned_opening_unpins_it(client, host, bid):
     o = await make_opening(host, bid)
     await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": o["id"]})
-    v = await connect(a, bid)
+    v = await connect(client, bid)
     r = await host.patch(f"/api/broadcasts/{bid}/openings/{o['id']}", {"salary_max": 8800})
     assert r.status == 200
     ev = await v.wait_for(
@@ -266,12 +232,9 @@ async def test_hiding_the_pinned_opening_unpins_it(app_factory, redis_url):
     assert (await r.json())["pinned"] is None
 
 
-async def test_viewers_never_get_draft_events(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    v = await connect(a, bid)
-    console = await connect(a, bid, host=True)
+async def test_viewers_never_get_draft_events(client, host, bid):
+    v = await connect(client, bid)
+    console = await connect(client, bid, host=True)
     d = await make_opening(host, bid, title="内部草稿", status="draft")
     saved = await console.wait_for("opening.saved")
     assert saved["data"]["opening"]["id"] == d["id"]
@@ -281,10 +244,8 @@ async def test_viewers_never_get_draft_events(app_factory, redis_url):
     assert p["id"] in str(v.events)
 
 
-async def test_unknown_broadcast_and_opening(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
+async def test_unknown_broadcast_and_opening(client, host):
     r = await host.post("/api/broadcasts/nosuch22/openings", opening_body())
     assert r.status == 404
-    r = await a.get("/api/broadcasts/nosuch22/openings")
+    r = await client.get("/api/broadcasts/nosuch22/openings")
     assert r.status == 404

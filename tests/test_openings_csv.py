@@ -4,9 +4,10 @@ whole import, a dry run reports row by row, the export round-trips and opens in 
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from jobcast.openings import csvio
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.openings_helpers import DATA, make_opening
 
 COMPARED = (
@@ -49,9 +50,7 @@ async def _listing(host, bid: str) -> list[dict]:
     return (await r.json())["openings"]
 
 
-async def test_gbk_and_utf8_bom_import_identically(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
+async def test_gbk_and_utf8_bom_import_identically(host):
     bid_utf8 = await host.create_broadcast("utf8")
     bid_gbk = await host.create_broadcast("gbk")
     utf8 = (DATA / "openings_utf8_bom.csv").read_bytes()
@@ -78,10 +77,7 @@ async def test_gbk_and_utf8_bom_import_identically(app_factory, redis_url):
     assert [o["status"] for o in got1] == ["published"] * 5
 
 
-async def test_a_bad_row_blocks_the_import_and_the_dry_run_names_it(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_a_bad_row_blocks_the_import_and_the_dry_run_names_it(host, bid):
     bad = (DATA / "openings_bad_row.csv").read_bytes()
     r = await _import(host, bid, bad, "?dry_run=1")
     assert r.status == 200, await r.text()
@@ -110,10 +106,7 @@ async def test_a_bad_row_blocks_the_import_and_the_dry_run_names_it(app_factory,
     assert rep["ok"] is True and all(row["ok"] for row in rep["rows"])
 
 
-async def test_export_round_trips_and_keeps_chinese_for_excel(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_export_round_trips_and_keeps_chinese_for_excel(host, bid):
     await _import(host, bid, (DATA / "openings_utf8_bom.csv").read_bytes())
     await make_opening(
         host,
@@ -142,12 +135,8 @@ async def test_export_round_trips_and_keeps_chinese_for_excel(app_factory, redis
     assert after[-1]["employer"] == {"name": "@鸡西单位", "verified": True}
 
 
-async def test_import_publishes_one_event_for_viewers(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    v = await connect(b, bid)
+async def test_import_publishes_one_event_for_viewers(client_b, host, bid):
+    v = await connect(client_b, bid)
     r = await _import(host, bid, (DATA / "openings_gbk.csv").read_bytes())
     assert r.status == 201
     ev = await v.wait_for("openings.added")
@@ -156,10 +145,8 @@ async def test_import_publishes_one_event_for_viewers(app_factory, redis_url):
     assert len(lineup["data"]["order"]) == 5
 
 
-async def test_upload_limits_and_bad_files(app_factory, redis_url):
-    a = await app_factory(redis_url, max_upload_bytes=2000)
-    host = await login(a)
-    bid = await host.create_broadcast()
+@pytest.mark.app_settings(max_upload_bytes=2000)
+async def test_upload_limits_and_bad_files(client_b, host, bid):
     big = (DATA / "openings_utf8_bom.csv").read_bytes() * 3
     r = await _import(host, bid, big)
     assert r.status == 413
@@ -170,8 +157,7 @@ async def test_upload_limits_and_bad_files(app_factory, redis_url):
     assert "columns" in (await r.json())["error"]["fields"]
     r = await _import(host, bid, b"\xff\x00\xfe" * 10)
     assert r.status == 422
-    viewer = await app_factory(redis_url)
-    r = await viewer.post(
+    r = await client_b.post(
         f"/api/broadcasts/{bid}/openings/import", data=b"x", headers={"Content-Type": "text/csv"}
     )
     assert r.status in (401, 403)

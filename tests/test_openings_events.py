@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.openings_helpers import DATA, applicant, application_body, make_opening
 
 VIEWER_VIEW = ("opening.updated", "opening.removed", "openings.added", "lineup.updated")
@@ -64,14 +64,10 @@ def view(state: dict[str, Any], host: bool) -> dict[str, Any]:
     return out
 
 
-async def test_events_applied_to_an_old_snapshot_give_the_new_one(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    b = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_events_applied_to_an_old_snapshot_give_the_new_one(client, client_b, host, bid):
     first = await make_opening(host, bid, title="已有岗位")
-    viewer = await connect(b, bid)
-    console = await connect(a, bid, host=True)
+    viewer = await connect(client_b, bid)
+    console = await connect(client, bid, host=True)
     states = {
         False: from_snapshot(viewer.of_type("snapshot")[0]["data"]),
         True: from_snapshot(console.of_type("snapshot")[0]["data"]),
@@ -98,7 +94,7 @@ async def test_events_applied_to_an_old_snapshot_give_the_new_one(app_factory, r
     hidden = await make_opening(host, bid, title="另一草稿", status="draft")
     await host.delete(f"/api/broadcasts/{bid}/openings/{first['id']}")
     await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": d["id"]})
-    v = await applicant(b)
+    v = await applicant(client_b)
     for i in range(3):
         await v.apply(d["id"], application_body(phone=f"1380000000{i}"))
     await host.patch(f"/api/broadcasts/{bid}/openings/{hidden['id']}", {"title": "改名草稿"})
@@ -107,8 +103,8 @@ async def test_events_applied_to_an_old_snapshot_give_the_new_one(app_factory, r
     for sock in (viewer, console):
         await sock.wait_count("card.pinned", 5)  # d, p, p edited, d again, the next
 
-    late_viewer = await connect(b, bid)
-    late_console = await connect(a, bid, host=True)
+    late_viewer = await connect(client_b, bid)
+    late_console = await connect(client, bid, host=True)
     for host_side, sock, late in ((False, viewer, late_viewer), (True, console, late_console)):
         state = states[host_side]
         events = [e for e in sock.events if e.get("seq") and e["type"] != "snapshot"]

@@ -59,8 +59,7 @@ async def test_page_language_follows_browser_and_switch(client) -> None:
     assert r.headers["Location"] == "/"
 
 
-async def test_viewer_page_and_qr(client) -> None:
-    host = await login(client)
+async def test_viewer_page_and_qr(client, host) -> None:
     bid = await host.create_broadcast("春季招聘会 <b>x</b>")
     r = await client.get(f"/b/{bid}", headers={"Accept-Language": "zh-CN"})
     html = await r.text()

@@ -31,13 +31,6 @@ from tests.waiting import wait_until
 
 
 @pytest.fixture
-async def viewers() -> AsyncIterator[Viewers]:
-    v = Viewers()
-    yield v
-    await v.close()
-
-
-@pytest.fixture
 async def admin(own_redis: RedisProcess) -> AsyncIterator[Redis]:
     """A connection of the test's own to the private server, for CONFIG and REPLICAOF."""
     r = Redis(port=own_redis.port, single_connection_client=True)

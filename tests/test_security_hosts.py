@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.helpers import login
 
 
@@ -18,9 +20,7 @@ async def _viewer_url(client, bid: str, host: str | None) -> str:
     return m.group(1)
 
 
-async def test_a_forged_host_header_never_reaches_the_viewer_link(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_a_forged_host_header_never_reaches_the_viewer_link(client, bid):
     port = client.server.port
     assert await _viewer_url(client, bid, None) == f"http://127.0.0.1:{port}/b/{bid}"
     for forged in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
@@ -31,11 +31,11 @@ async def test_a_forged_host_header_never_reaches_the_viewer_link(client):
     assert await _viewer_url(client, bid, f"localhost:{port}") == f"http://localhost:{port}/b/{bid}"
 
 
-async def test_a_configured_public_url_or_allowed_origin_is_used(app_factory, redis_url):
-    c = await app_factory(redis_url, allowed_origins="https://jobs.example.org")
-    host = await login(c)
-    bid = await host.create_broadcast()
-    url = await _viewer_url(c, bid, "jobs.example.org")
+@pytest.mark.app_settings(allowed_origins="https://jobs.example.org")
+async def test_a_configured_public_url_or_allowed_origin_is_used(
+    app_factory, redis_url, client, bid
+):
+    url = await _viewer_url(client, bid, "jobs.example.org")
     assert url == f"http://jobs.example.org/b/{bid}"
     c2 = await app_factory(redis_url, public_url="https://live.example.org/")
     assert await _viewer_url(c2, bid, "evil.example") == f"https://live.example.org/b/{bid}"
