@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 from jobcast.web.access import orgs
 from jobcast.web.access.auth import add_user
-from jobcast.web.appkeys import REDIS
+from jobcast.web.appkeys import EVENT_LOG, REDIS
 from redis.asyncio import Redis
 
 
@@ -126,6 +127,18 @@ class Viewer:
     async def close(self) -> None:
         await self.ws.close()
         self._task.cancel()
+
+
+async def fence(client: TestClient, bid: str, *socks: Viewer) -> None:
+    """Publish a marker event on `bid` and wait for it on each socket.
+
+    A socket gets its broadcast's events in order, so every event published before the
+    marker has then arrived: a test can check that something did not arrive, or that the
+    last of a burst is in, without sleeping."""
+    mark = uuid.uuid4().hex
+    await client.server.app[EVENT_LOG].publish(bid, "test.fence", {"mark": mark})
+    for sock in socks:
+        await sock.wait_for(lambda e: e["type"] == "test.fence" and e["data"]["mark"] == mark)
 
 
 async def connect(

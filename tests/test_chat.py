@@ -7,27 +7,20 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
+import pytest
 from jobcast.chat.reducer import chat_state, reduce
 from jobcast.core import keys
 from jobcast.web.appkeys import CHAT, REDIS
 from markupsafe import escape
 
 from tests.chat_helpers import call, err, messages, ok, wait_message, wait_messages
-from tests.helpers import connect, login
+from tests.helpers import connect, fence
+from tests.waiting import wait_until
 
 
-async def two_apps(app_factory, redis_url, **settings):
-    a = await app_factory(redis_url, **settings)
-    b = await app_factory(redis_url, **settings)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    return a, b, host, bid
-
-
-async def test_message_reaches_viewers_on_both_instances(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url)
-    va = await viewers.open(a, bid, name="小王")
-    vb = await viewers.open(b, bid)
+async def test_message_reaches_viewers_on_both_instances(client, client_b, bid, viewers):
+    va = await viewers.open(client, bid, name="小王")
+    vb = await viewers.open(client_b, bid)
     sent = await ok(va, "chat.send", {"text": "  请问\x00有夜班吗？ "})
     assert sent["text"] == "请问有夜班吗？"
     assert sent["name"] == "小王"
@@ -35,15 +28,13 @@ async def test_message_reaches_viewers_on_both_instances(app_factory, redis_url,
         m = await wait_message(v)
         assert m == sent
         assert "vid" not in m and "viewer_id" not in m
-    late = await viewers.open(b, bid)
+    late = await viewers.open(client_b, bid)
     snap = late.of_type("snapshot")[0]["data"]
     assert snap["chat"] == [sent]
 
 
-async def test_length_counted_in_characters(app_factory, redis_url, viewers):
-    a = await app_factory(redis_url)
-    bid = await (await login(a)).create_broadcast()
-    v = await viewers.open(a, bid)
+async def test_length_counted_in_characters(client, bid, viewers):
+    v = await viewers.open(client, bid)
     assert (await ok(v, "chat.send", {"text": "岗" * 300}))["text"] == "岗" * 300  # 900 bytes
     e = await err(v, "chat.send", {"text": "岗" * 301})
     assert e["code"] == "too_long"
@@ -51,11 +42,10 @@ async def test_length_counted_in_characters(app_factory, redis_url, viewers):
     assert (await err(v, "chat.send", {"text": " \u202e\x07 "}))["code"] == "invalid"
 
 
-async def test_question_flow_reaches_both_instances(app_factory, redis_url, viewers):
-    a, b, host, bid = await two_apps(app_factory, redis_url)
-    console = await connect(a, bid, host=True)
-    asker = await viewers.open(a, bid, name="小李")
-    other = await viewers.open(b, bid)
+async def test_question_flow_reaches_both_instances(client, client_b, host, bid, viewers):
+    console = await connect(client, bid, host=True)
+    asker = await viewers.open(client, bid, name="小李")
+    other = await viewers.open(client_b, bid)
 
     held = await err(asker, "question.ask", {"text": "包住宿吗？", "anonymous": True})
     assert held["code"] == "held"
@@ -100,7 +90,7 @@ async def test_question_flow_reaches_both_instances(app_factory, redis_url, view
     for v in (asker, other):
         assert (await v.wait_for("question.hidden"))["data"]["id"] == qid
         await v.wait_for(lambda e: e["type"] == "question.highlighted" and e["data"]["id"] is None)
-    fresh = await viewers.open(b, bid)
+    fresh = await viewers.open(client_b, bid)
     assert fresh.of_type("snapshot")[0]["data"]["questions"] == []
     # A vote on a hidden question is refused.
     assert (await err(other, "question.vote", {"id": qid}))["code"] == "question_not_found"
@@ -114,8 +104,25 @@ async def test_question_flow_reaches_both_instances(app_factory, redis_url, view
         )
     # Viewers may not moderate.
     assert (await err(other, "question.hide", {"id": qid}))["code"] == "staff_only"
-    r = await other_post(b, f"/api/broadcasts/{bid}/chat/question.hide", {"id": qid})
+    r = await other_post(client_b, f"/api/broadcasts/{bid}/chat/question.hide", {"id": qid})
     assert r == 401
+
+
+async def _all_vote_counts_out(client, bid: str, *socks) -> None:
+    """Wait until every vote count is published and has reached `socks`.
+
+    A vote marks its question dirty; the flush that publishes the counts clears the mark in
+    the same script, so with nothing dirty no further `question.votes` can come, and a fence
+    after it shows that every one published has arrived."""
+    redis = client.server.app[REDIS]
+    await wait_until(
+        lambda: _scard_is_zero(redis, keys.question_dirty(bid)), what="the vote counts to go out"
+    )
+    await fence(client, bid, *socks)
+
+
+async def _scard_is_zero(redis, key: str) -> bool:
+    return await redis.scard(key) == 0
 
 
 async def other_post(client, path, body):
@@ -123,19 +130,19 @@ async def other_post(client, path, body):
     return r.status
 
 
-async def test_one_vote_per_viewer(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url, chat_review_questions=False)
-    console = await connect(a, bid, host=True)
-    asker = await viewers.open(a, bid)
+@pytest.mark.app_settings(chat_review_questions=False)
+async def test_one_vote_per_viewer(client, client_b, bid, viewers):
+    console = await connect(client, bid, host=True)
+    asker = await viewers.open(client, bid)
     q = await ok(asker, "question.ask", {"text": "几点下班"})
     jar = viewers.jar()
-    same_a = await viewers.open(a, bid, jar=jar)
-    same_b = await viewers.open(b, bid, jar=jar)  # the same viewer on the other instance
+    same_a = await viewers.open(client, bid, jar=jar)
+    same_b = await viewers.open(client_b, bid, jar=jar)  # the same viewer on the other instance
     replies = await asyncio.gather(
         *(call(v, "question.vote", {"id": q["id"]}) for v in (same_a, same_b, same_a, same_b))
     )
     assert sum(r["data"]["changed"] for r in replies) == 1
-    room = a.server.app[CHAT]
+    room = client.server.app[CHAT]
     assert (await room.questions.listing(bid, host=False))["questions"][0]["votes"] == 1
     # Withdrawn, then given again.
     assert (await ok(same_b, "question.vote", {"id": q["id"], "up": False}))["votes"] == 0
@@ -148,20 +155,18 @@ async def test_one_vote_per_viewer(app_factory, redis_url, viewers):
     assert ev
 
 
-async def test_votes_are_coalesced(app_factory, redis_url, viewers):
+@pytest.mark.app_settings(chat_review_questions=False, qa_votes_per_address=1000)
+async def test_votes_are_coalesced(client, client_b, bid, viewers):
     # All voters share 127.0.0.1 here: count them all (tests/test_vote_addresses.py has the cap).
-    a, b, _host, bid = await two_apps(
-        app_factory, redis_url, chat_review_questions=False, qa_votes_per_address=1000
-    )
-    asker = await viewers.open(a, bid)
+    asker = await viewers.open(client, bid)
     q = await ok(asker, "question.ask", {"text": "实习转正吗"})
-    voters = [await viewers.open(a if i % 2 else b, bid) for i in range(30)]
+    voters = [await viewers.open(client if i % 2 else client_b, bid) for i in range(30)]
     await asyncio.gather(*(ok(v, "question.vote", {"id": q["id"]}) for v in voters))
     ev = await asker.wait_for(
         lambda e: e["type"] == "question.votes" and e["data"]["votes"][q["id"]] == 30
     )
     assert ev
-    await asyncio.sleep(0.8)
+    await _all_vote_counts_out(client, bid, asker)
     # 30 votes from two processes, but only a few events (at most two per second).
     n = len(asker.of_type("question.votes"))
     assert 1 <= n <= 4, n
@@ -169,22 +174,20 @@ async def test_votes_are_coalesced(app_factory, redis_url, viewers):
     assert counts == sorted(counts)
 
 
-async def test_one_event_per_vote_when_coalescing_is_off(app_factory, redis_url, viewers):
-    a = await app_factory(
-        redis_url, chat_review_questions=False, qa_votes_interval=0, qa_votes_per_address=1000
-    )
-    bid = await (await login(a)).create_broadcast()
-    asker = await viewers.open(a, bid)
+@pytest.mark.app_settings(
+    chat_review_questions=False, qa_votes_interval=0, qa_votes_per_address=1000
+)
+async def test_one_event_per_vote_when_coalescing_is_off(client, bid, viewers):
+    asker = await viewers.open(client, bid)
     q = await ok(asker, "question.ask", {"text": "有五险一金吗"})
     for _ in range(5):
-        await ok(await viewers.open(a, bid), "question.vote", {"id": q["id"]})
+        await ok(await viewers.open(client, bid), "question.vote", {"id": q["id"]})
     got = await asker.wait_count("question.votes", 5)
     assert sorted(e["data"]["votes"][q["id"]] for e in got) == [1, 2, 3, 4, 5]
 
 
-async def test_timed_out_viewer_refused_until_the_time_passes(app_factory, redis_url, viewers):
-    a, b, host, bid = await two_apps(app_factory, redis_url)
-    v = await viewers.open(b, bid)
+async def test_timed_out_viewer_refused_until_the_time_passes(client, client_b, host, bid, viewers):
+    v = await viewers.open(client_b, bid)
     msg = await ok(v, "chat.send", {"text": "刷屏"})
     r = await host.post(f"/api/broadcasts/{bid}/chat/mod.timeout", {"seconds": 30})
     assert r.status == 422  # at least a minute
@@ -198,13 +201,18 @@ async def test_timed_out_viewer_refused_until_the_time_passes(app_factory, redis
     e = await err(v, "chat.send", {"text": "还在吗"})
     assert e["code"] == "muted" and e["until"] == until and e["retry_after"] > 50
     assert (await err(v, "question.ask", {"text": "问题"}))["code"] == "muted"
-    # Let the time-out run out soon: rewrite its end to 1.5 s after Redis's clock.
-    redis = a.server.app[REDIS]
-    sec, usec = await redis.time()
-    soon = sec * 1000 + usec // 1000 + 1500
-    await redis.hset(keys.mod_mutes(bid), orjson.loads(await r.read())["viewer_id"], soon)
+    # The time-out's end is read against Redis's clock: rewrite it to just ahead of that
+    # clock (still muted), then to just behind it (the time has passed).
+    redis = client.server.app[REDIS]
+    vid = orjson.loads(await r.read())["viewer_id"]
+
+    async def mute_ends_in(ms: int) -> None:
+        sec, usec = await redis.time()
+        await redis.hset(keys.mod_mutes(bid), vid, sec * 1000 + usec // 1000 + ms)
+
+    await mute_ends_in(1500)
     assert (await err(v, "chat.send", {"text": "还在吗"}))["code"] == "muted"
-    await asyncio.sleep(1.6)
+    await mute_ends_in(-1)
     assert (await ok(v, "chat.send", {"text": "好了"}))["text"] == "好了"
     # Lifting works too.
     await host.post(
@@ -216,32 +224,29 @@ async def test_timed_out_viewer_refused_until_the_time_passes(app_factory, redis
     await ok(v, "chat.send", {"text": "y"})
 
 
-async def test_slow_mode_refuses_viewers_not_moderators(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url)
-    mod = await login(b, "mod1", role="moderator")
-    r = await mod.post(f"/api/broadcasts/{bid}/chat/mod.slow_mode", {"seconds": 30})
+async def test_slow_mode_refuses_viewers_not_moderators(client, client_b, bid, moderator, viewers):
+    r = await moderator.post(f"/api/broadcasts/{bid}/chat/mod.slow_mode", {"seconds": 30})
     assert r.status == 200
-    v = await viewers.open(a, bid)
-    other = await viewers.open(b, bid)
+    v = await viewers.open(client, bid)
+    other = await viewers.open(client_b, bid)
     assert v.of_type("snapshot")[0]["data"]["chat_settings"] == {"slow_mode": 30}
     await ok(v, "chat.send", {"text": "第一条"})
     e = await err(v, "chat.send", {"text": "第二条"})
     assert e["code"] == "slow_mode" and 0 < e["retry_after"] <= 30
     await ok(other, "chat.send", {"text": "别人的第一条"})  # per viewer
-    console = await connect(b, bid, host=True)
+    console = await connect(moderator.client, bid, host=True)
     await ok(console, "chat.send", {"text": "主持人一"})
     m2 = await ok(console, "chat.send", {"text": "主持人二"})
     assert m2["role"] == "moderator"
-    await mod.post(f"/api/broadcasts/{bid}/chat/mod.slow_mode", {"seconds": 0})
+    await moderator.post(f"/api/broadcasts/{bid}/chat/mod.slow_mode", {"seconds": 0})
     await v.wait_for(lambda e: e["type"] == "chat.settings" and e["data"]["slow_mode"] == 0)
     await ok(v, "chat.send", {"text": "第二条"})
 
 
-async def test_blocked_word_refused_with_its_code(app_factory, redis_url, viewers):
-    _a, b, host, bid = await two_apps(app_factory, redis_url)
+async def test_blocked_word_refused_with_its_code(client_b, host, bid, viewers):
     r = await host.post(f"/api/broadcasts/{bid}/chat/mod.words", {"add": ["骗子", "Scam"]})
     assert (await r.json())["words"] == ["scam", "骗子"]
-    v = await viewers.open(b, bid)
+    v = await viewers.open(client_b, bid)
     e = await err(v, "chat.send", {"text": "这家公司是骗 子"})
     assert e["code"] == "blocked_word" and e["word"] == "骗子"
     assert (await err(v, "chat.send", {"text": "total SCAM"}))["code"] == "blocked_word"
@@ -251,12 +256,11 @@ async def test_blocked_word_refused_with_its_code(app_factory, redis_url, viewer
     await ok(v, "chat.send", {"text": "骗子"})
 
 
-async def test_message_with_phone_held_until_approved(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url)
-    console = await connect(a, bid, host=True)
-    author = await viewers.open(b, bid, name="招聘小张")
-    other = await viewers.open(b, bid)
-    other_a = await viewers.open(a, bid)
+async def test_message_with_phone_held_until_approved(client, client_b, bid, viewers):
+    console = await connect(client, bid, host=True)
+    author = await viewers.open(client_b, bid, name="招聘小张")
+    other = await viewers.open(client_b, bid)
+    other_a = await viewers.open(client, bid)
     held = await err(author, "chat.send", {"text": "高薪日结 加我 138-1234-5678"})
     assert held["code"] == "held" and held["reason"] == "phone"
     spam = await err(author, "chat.send", {"text": "加微信 abc888"})
@@ -283,18 +287,17 @@ async def test_message_with_phone_held_until_approved(app_factory, redis_url, vi
         m = await wait_message(v, lambda m: "138" in m["text"])
         assert m["name"] == "招聘小张"
     await console.wait_count("review.removed", 2)
-    await asyncio.sleep(0.2)
+    await fence(client, bid, other)
     assert all("abc888" not in m["text"] for m in messages(other))
-    snap = (await viewers.open(a, bid)).of_type("snapshot")[0]["data"]
+    snap = (await viewers.open(client, bid)).of_type("snapshot")[0]["data"]
     assert [m["text"] for m in snap["chat"]] == ["普通消息", "高薪日结 加我 138-1234-5678"]
 
 
-async def test_ban_closes_sockets_and_refuses(app_factory, redis_url, viewers):
-    a, b, host, bid = await two_apps(app_factory, redis_url)
+async def test_ban_closes_sockets_and_refuses(client, client_b, host, bid, viewers):
     jar = viewers.jar()
-    bad_a = await viewers.open(a, bid, jar=jar)
-    bad_b = await viewers.open(b, bid, jar=jar)
-    bystander = await viewers.open(b, bid)
+    bad_a = await viewers.open(client, bid, jar=jar)
+    bad_b = await viewers.open(client_b, bid, jar=jar)
+    bystander = await viewers.open(client_b, bid)
     msg = await ok(bad_a, "chat.send", {"text": "广告"})
     r = await host.post(
         f"/api/broadcasts/{bid}/chat/mod.ban", {"message_id": msg["id"], "ip": False}
@@ -309,7 +312,7 @@ async def test_ban_closes_sockets_and_refuses(app_factory, redis_url, viewers):
         assert v.ws.close_code == 4003
     assert not bystander.closed.is_set()
     await ok(bystander, "chat.send", {"text": "我没事"})
-    again = await viewers.open(a, bid, jar=jar)
+    again = await viewers.open(client, bid, jar=jar)
     assert (await err(again, "chat.send", {"text": "再来"}))["code"] == "banned"
     assert (await err(again, "question.ask", {"text": "再来"}))["code"] == "banned"
     # An address ban refuses everyone posting from it (here every test viewer is 127.0.0.1).
@@ -320,32 +323,31 @@ async def test_ban_closes_sockets_and_refuses(app_factory, redis_url, viewers):
     assert r.status == 200
     await ok(bystander, "chat.send", {"text": "恢复了"})
     await again.closed.wait()  # the second ban closed this socket too
-    await ok(await viewers.open(b, bid, jar=jar), "chat.send", {"text": "我也恢复了"})
+    await ok(await viewers.open(client_b, bid, jar=jar), "chat.send", {"text": "我也恢复了"})
 
 
-async def test_rate_limit_holds_across_processes(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url, chat_burst=3, chat_rate=0.2)
+@pytest.mark.app_settings(chat_burst=3, chat_rate=0.2)
+async def test_rate_limit_holds_across_processes(client, client_b, bid, viewers):
     jar = viewers.jar()
-    va = await viewers.open(a, bid, jar=jar)
-    vb = await viewers.open(b, bid, jar=jar)
+    va = await viewers.open(client, bid, jar=jar)
+    vb = await viewers.open(client_b, bid, jar=jar)
     await ok(va, "chat.send", {"text": "1"})
     await ok(vb, "chat.send", {"text": "2"})
     await ok(va, "chat.send", {"text": "3"})
     e = await err(vb, "chat.send", {"text": "4"})
     assert e["code"] == "rate_limited" and 0 < e["retry_after"] <= 5
-    await ok(await viewers.open(b, bid), "chat.send", {"text": "someone else"})
+    await ok(await viewers.open(client_b, bid), "chat.send", {"text": "someone else"})
 
 
-async def test_snapshot_after_reconnect_equals_live_state(app_factory, redis_url, viewers):
-    a, b, _host, bid = await two_apps(app_factory, redis_url)
-    await ok(await viewers.open(a, bid), "chat.send", {"text": "before"})
-    console = await connect(a, bid, host=True)
-    watcher = await viewers.open(b, bid)
+async def test_snapshot_after_reconnect_equals_live_state(client, client_b, bid, viewers):
+    await ok(await viewers.open(client, bid), "chat.send", {"text": "before"})
+    console = await connect(client, bid, host=True)
+    watcher = await viewers.open(client_b, bid)
     host_snap0 = console.of_type("snapshot")[0]
     view_snap0 = watcher.of_type("snapshot")[0]
 
-    v1 = await viewers.open(a, bid, name="甲")
-    v2 = await viewers.open(b, bid, name="乙")
+    v1 = await viewers.open(client, bid, name="甲")
+    v2 = await viewers.open(client_b, bid, name="乙")
     m1 = await ok(v1, "chat.send", {"text": "<b>hi</b>"})
     await ok(v2, "chat.send", {"text": "hello"})
     held = await err(v2, "chat.send", {"text": "www.example.com 招人"})
@@ -371,20 +373,20 @@ async def test_snapshot_after_reconnect_equals_live_state(app_factory, redis_url
     )
     await ok(console, "question.restore", {"id": q1})
     await ok(v2, "question.vote", {"id": q1})
-    await asyncio.sleep(1.2)  # let the last vote counts go out
+    await _all_vote_counts_out(client, bid, console, watcher)
 
     for sock, snap0, is_host in ((console, host_snap0, True), (watcher, view_snap0, False)):
         live = [e for e in sock.events if "seq" in e and e["type"] != "snapshot"]
         state = reduce(snap0["data"], live, host=is_host)
-        fresh = await (connect(a, bid, host=True) if is_host else viewers.open(b, bid))
+        fresh = await (connect(client, bid, host=True) if is_host else viewers.open(client_b, bid))
         snap = fresh.of_type("snapshot")[0]["data"]
         assert chat_state(state, host=is_host) == chat_state(snap, host=is_host)
         # Replay from the old snapshot's seq gives the same state too.
         since = snap0["seq"]
         replayed = await (
-            connect(a, bid, host=True, since=since)
+            connect(client, bid, host=True, since=since)
             if is_host
-            else viewers.open(a, bid, since=since)
+            else viewers.open(client, bid, since=since)
         )
         assert replayed.of_type("synced")[0]["data"]["mode"] == "replay"
         events = [e for e in replayed.events if "seq" in e and e["type"] != "snapshot"]
@@ -420,24 +422,23 @@ class _Tags(HTMLParser):
             self.in_chat -= 1
 
 
-async def test_xss_corpus_stored_verbatim_and_rendered_inert(app_factory, redis_url, viewers):
+@pytest.mark.app_settings(chat_review_contacts=False, chat_burst=100, ws_burst=100)
+async def test_xss_corpus_stored_verbatim_and_rendered_inert(client, bid, viewers):
     payloads = [
         line
         for line in (Path(__file__).parent / "data" / "xss.txt").read_text("utf-8").splitlines()
         if line.strip()
     ]
     assert len(payloads) >= 20
-    a = await app_factory(redis_url, chat_review_contacts=False, chat_burst=100, ws_burst=100)
-    bid = await (await login(a)).create_broadcast()
-    evil = await viewers.open(a, bid, name="<svg onload=alert(1)>")
-    watcher = await viewers.open(a, bid)
+    evil = await viewers.open(client, bid, name="<svg onload=alert(1)>")
+    watcher = await viewers.open(client, bid)
     for p in payloads:
         await ok(evil, "chat.send", {"text": p})
     got = await wait_messages(watcher, len(payloads))
     assert [m["text"] for m in got] == payloads  # stored and sent as typed
     assert {m["name"] for m in got} == {"<svg onload=alert(1)>"}
 
-    r = await a.get(f"/b/{bid}")
+    r = await client.get(f"/b/{bid}")
     assert r.status == 200
     html = await r.text()
     parser = _Tags()
