@@ -43,8 +43,10 @@ sys.path.insert(1, str(HERE.parent))
 
 import wsclient  # noqa: E402
 from jobcast.core.broadcasts import BroadcastService  # noqa: E402
+from jobcast.core.event_types import register  # noqa: E402
 from jobcast.core.events import EventLog  # noqa: E402
 
+register(wsclient.TICK, "public", "the fan-out benchmark's timed event")
 CLK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-secret"
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -13,16 +13,42 @@ Host consoles see both streams, so both draw their ids from one sequence per bro
 increase in publish order across both audiences. Ids come from the Redis clock and never
 repeat or go down, even after a restart that lost the last second of the append-only file,
 so a client that keeps the highest seq it has seen can always ask for "everything after".
+
+One publish path. Every event is appended and published by one Lua function, `jc_publish`
+in `APPEND_LUA`; every script that publishes starts with that text: the plain publish
+(`PUBLISH_LUA`, what `publish` and `add_to` run) and the scripts that write and publish in one
+go (applying, deleting an application, flushing vote counts), which `EventLog.script` makes
+and which name their events with `jc_event`. Event JSON is made in one place, `encode_body`;
+a value only a script knows (an application count) is a `Hole` there, which `jc_event` fills
+with the cjson encoding of the value, as it splices in the seq. Only registered types
+(core/event_types.py) are encoded, and `EventLog` refuses an audience the type does not
+allow. `EventLog.published` counts what this process appended (or queued for appending in a
+MULTI, where a retried transaction counts again); every path counts through `_count`.
+
+Loaded once, run by SHA. Each script is a redis-py `Script`: EVALSHA, and on NOSCRIPT (Redis
+restarted, or `SCRIPT FLUSH`) it loads the source and runs again. In a MULTI (`add_to`)
+redis-py asks `SCRIPT EXISTS` before sending MULTI and loads what is missing, so an EXEC never
+meets NOSCRIPT halfway, which would commit the writes without their events; that costs one
+small round trip per transaction, where shipping the source with every EVAL cost 2 KB per
+event. Not a Redis Function library (`FUNCTION LOAD`): functions are data, persisted and
+replicated under a name, so two versions of Jobcast on one Redis (a rolling restart) would run
+each other's code unless every name carried a version, and a library lost with the data needs
+the same load-on-miss anyway; a script's SHA names its exact source, so versions coexist and
+nothing has to be loaded at startup.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 from jobcast.core import keys
+from jobcast.core.event_types import lookup
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -31,7 +57,7 @@ PUBLIC: Audience = "p"
 HOST: Audience = "h"
 
 # The one definition of how an event is appended and published. Every script that publishes
-# starts with this text and calls `jc_publish`; its KEYS come from `publish_keys`.
+# starts with this text and publishes with `jc_event` (or `jc_publish`).
 #
 # The id is the broadcast's last id moved forward: `now-0` when the clock (ms) has passed it,
 # else the same ms with N + 1, the rule Redis uses for `*` ids but over both streams. When the
@@ -40,6 +66,7 @@ HOST: Audience = "h"
 # key; then the XADD is refused and the id is drawn again above that stream's last id.
 # `body` is the event JSON without `seq` and without its opening brace.
 APPEND_LUA = """
+local jc_published = 0
 local function jc_parse_id(s)
   local ms, n = string.match(s or '', '^(%d+)-(%d+)$')
   if not ms then return -1, 0 end
@@ -81,12 +108,32 @@ local function jc_publish(stream, other, last_key, channel, maxlen, audience, bo
   end
   redis.call('SET', last_key, id)
   redis.call('PUBLISH', channel, '{"seq":"' .. id .. '",' .. body)
+  jc_published = jc_published + 1
   return id
+end
+-- The event whose four keys start at KEYS[k] and whose three arguments (stream cap,
+-- audience, body) start at ARGV[a], as EventLog.event lays them out. The body's holes
+-- (NUL, name, NUL: see core.events.Hole) take the cjson encoding of values[name].
+local function jc_event(k, a, values)
+  local body = ARGV[a + 2]
+  if values then
+    body = (string.gsub(body, '%z([%w_]+)%z', function(name)
+      local v = values[name]
+      if v == nil then error('jc_event: no value for the hole ' .. name) end
+      return cjson.encode(v)
+    end))
+  end
+  return jc_publish(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], body)
 end
 """
 
-# KEYS: publish_keys(bid, audience). ARGV: 1 maxlen, 2 audience, 3 body.
-PUBLISH_LUA = APPEND_LUA + "return jc_publish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))\n"
+# KEYS: publish_keys(bid, audience). ARGV: 1 maxlen, 2 audience, 3 body. Returns the seq.
+PUBLISH_LUA = APPEND_LUA + "return jc_event(1, 1)\n"
+
+# What EventLog.script wraps a script's own text in: its result and how many events it
+# published, so that the count is kept where every other publish is counted.
+_SCRIPT_OPEN = "local function jc_main()\n"
+_SCRIPT_CLOSE = "\nend\nlocal result = jc_main()\nreturn {jc_published, result}\n"
 
 
 def stream_of(bid: str, audience: Audience | str) -> str:
@@ -106,9 +153,42 @@ def publish_keys(bid: str, audience: Audience | str) -> list[str]:
     ]
 
 
-def encode_body(type_: str, data: dict[str, Any]) -> bytes:
-    """The event JSON without `seq` and without its opening brace."""
-    return orjson.dumps({"type": type_, "data": data, "ts": int(time.time() * 1000)})[1:]
+class Hole:
+    """A value of an event's data that the script publishing it fills in (a count read in
+    the same script); `jc_event` gets the value under `name`. (Not a dataclass: orjson would
+    encode that as an object.)"""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise ValueError(f"bad hole name {name!r}")
+        self.name = name
+
+
+# What a Hole is encoded as before it becomes NUL name NUL: a string no data can hold by
+# chance (orjson escapes a NUL, so the encoded form starts with a backslash-u escape).
+_HOLE = "\x00jc-hole-" + secrets.token_hex(8) + ":"
+_HOLE_JSON = orjson.dumps(_HOLE)[:-1]  # the opening quote and the escaped marker
+_HOLE_RE = re.compile(re.escape(_HOLE_JSON) + rb'([A-Za-z0-9_]+)"')
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Hole):
+        return _HOLE + o.name
+    raise TypeError(f"cannot encode {type(o).__name__}")
+
+
+def encode_body(type_: str, data: dict[str, Any], *, ts: int | None = None) -> bytes:
+    """The event JSON without `seq` and without its opening brace; the one place an event is
+    encoded. `type_` must be registered; `ts` (Unix ms) defaults to now."""
+    if not lookup(type_).logged:
+        raise ValueError(f"{type_} is sent to sockets directly, not through the event log")
+    stamp = int(time.time() * 1000) if ts is None else ts
+    raw = orjson.dumps({"type": type_, "data": data, "ts": stamp}, default=_default)[1:]
+    if _HOLE_JSON in raw:
+        raw = _HOLE_RE.sub(b"\x00\\1\x00", raw)
+    return raw
 
 
 def wire(seq: bytes | str, body: bytes) -> bytes:
@@ -140,12 +220,29 @@ def format_seq(seq: tuple[int, int]) -> str:
     return f"{seq[0]}-{seq[1]}"
 
 
-@dataclass(frozen=True)
-class Replay:
-    """Result of asking for the events after a seq."""
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as a script takes it: `keys` (4) and `args` (3) to splice into the script's
+    KEYS and ARGV; the script publishes it with `jc_event(k, a, values)`, k and a being where
+    they start."""
 
-    events: list[bytes]  # wire events, oldest first
-    last_seq: tuple[int, int] | None  # newest seq in the stream (None: empty stream)
+    keys: list[str]
+    args: list[Any]
+
+
+class EventScript:
+    """A Lua script that writes and publishes in one go: APPEND_LUA, then its own text, which
+    publishes with `jc_event` and returns its result. Registered once, run by SHA."""
+
+    def __init__(self, log: EventLog, lua: str) -> None:
+        self._log = log
+        self.script = log.redis.register_script(APPEND_LUA + _SCRIPT_OPEN + lua + _SCRIPT_CLOSE)
+
+    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run the script; returns what its text returned (None for nothing or false)."""
+        reply = await self.script(keys=keys, args=args)
+        self._log._count(int(reply[0]))
+        return reply[1] if len(reply) > 1 else None
 
 
 def _covers(info: Any, since: tuple[int, int]) -> bool:
@@ -172,22 +269,52 @@ class EventLog:
         self.redis = redis
         self.maxlen = maxlen
         self.host_maxlen = host_maxlen
-        self._script = redis.register_script(PUBLISH_LUA)
+        self._publish = redis.register_script(PUBLISH_LUA)
         self.published = 0
+
+    def _count(self, n: int) -> None:
+        """The one place events are counted (`jobcast_events_published`)."""
+        self.published += n
 
     def maxlen_of(self, audience: Audience | str) -> int:
         """The cap of the stream that events of `audience` go to."""
         return self.host_maxlen if audience == HOST else self.maxlen
 
+    def event(
+        self,
+        bid: str,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        audience: Audience = PUBLIC,
+        ts: int | None = None,
+    ) -> Event:
+        """One event for a script (`EventLog.script`): its keys and arguments. `data` may hold
+        `Hole`s, which the script fills in. Refuses an unregistered type (UnregisteredEvent)
+        and an audience the type does not allow (ValueError)."""
+        allowed = lookup(type_).audience
+        if audience not in (PUBLIC, HOST) or (
+            allowed != "either" and allowed != ("host" if audience == HOST else "public")
+        ):
+            raise ValueError(f"{type_} ({allowed}) is not published to audience {audience!r}")
+        return Event(
+            publish_keys(bid, audience),
+            [self.maxlen_of(audience), audience, encode_body(type_, data, ts=ts)],
+        )
+
+    def _plain(self, bid: str, type_: str, data: dict[str, Any], audience: Audience) -> Event:
+        ev = self.event(bid, type_, data, audience=audience)
+        if b"\x00" in ev.args[2]:
+            raise ValueError("a Hole needs a script to fill it (EventLog.script)")
+        return ev
+
     async def publish(
         self, bid: str, type_: str, data: dict[str, Any], *, audience: Audience = PUBLIC
     ) -> str:
         """Append and publish one event; returns its seq."""
-        seq = await self._script(
-            keys=publish_keys(bid, audience),
-            args=[self.maxlen_of(audience), audience, encode_body(type_, data)],
-        )
-        self.published += 1
+        ev = self._plain(bid, type_, data, audience)
+        seq = await self._publish(keys=ev.keys, args=ev.args)
+        self._count(1)
         return seq.decode() if isinstance(seq, bytes) else seq
 
     def add_to(
@@ -199,16 +326,21 @@ class EventLog:
         *,
         audience: Audience = PUBLIC,
     ) -> None:
-        """Queue the publish inside a MULTI pipeline so it commits with the state write."""
-        pipe.eval(
-            PUBLISH_LUA,
-            4,
-            *publish_keys(bid, audience),
-            self.maxlen_of(audience),
-            audience,
-            encode_body(type_, data),
-        )
-        self.published += 1
+        """Queue the publish inside a MULTI pipeline so it commits with the state write; its
+        reply in the pipeline's results is the event's seq.
+
+        What `Script.__call__` does for a pipeline, without awaiting: the pipeline learns the
+        script, so that its `execute` checks SCRIPT EXISTS (loading what is missing) before
+        MULTI, and the command queued is EVALSHA."""
+        ev = self._plain(bid, type_, data, audience)
+        pipe.scripts.add(self._publish)  # type: ignore[arg-type]  # typed for the sync Script
+        pipe.evalsha(self._publish.sha, len(ev.keys), *ev.keys, *ev.args)
+        self._count(1)
+
+    def script(self, lua: str) -> EventScript:
+        """A script that writes and publishes in one go (see EventScript); make it once, at
+        start-up, and call it for each write."""
+        return EventScript(self, lua)
 
     async def last_seq(self, bid: str) -> tuple[int, int] | None:
         """The broadcast's last seq across both streams (None: nothing published).
