@@ -18,23 +18,20 @@ import asyncio
 import logging
 
 from jobcast.core import keys
-from jobcast.core.events import APPEND_LUA, HOST, PUBLIC, EventLog, encode_body, publish_keys
+from jobcast.core.events import HOST, PUBLIC, EventLog, Hole
 from jobcast.core.net import address_group
 from redis.asyncio import Redis
 
 log = logging.getLogger("jobcast.chat.votes")
 
-# The event body is made by core.events.encode_body with a placeholder where the counts go,
-# so the wire format stays defined in one place; the script only fills in the counts.
-# KEYS: 1 dirty set, 2 tick lock, 3 votes zset, 4-7 core.events.publish_keys(bid, PUBLIC),
-#       8-11 core.events.publish_keys(bid, HOST)
-# ARGV: 1 interval ms, 2 stream maxlen, 3 body before the counts, 4 body after them,
-#       5 host stream maxlen, 6 and 7 the host event's body around its counts, 8 key prefix of
-#       a question, 9-11 the key suffixes of its voter -> address hash, its address -> voters
-#       hash and its set of voters from before addresses were kept
-_FLUSH_LUA = (
-    APPEND_LUA
-    + """
+# Both events are made by EventLog.event with a hole where the counts go, so the wire format
+# stays defined in one place; the script only reads the counts.
+# KEYS: 1 dirty set, 2 tick lock, 3 votes zset, 4-7 the question.votes event's keys,
+#       8-11 the question.voters event's keys
+# ARGV: 1 interval ms, 2 key prefix of a question, 3-5 the key suffixes of its voter ->
+#       address hash, its address -> voters hash and its set of voters from before addresses
+#       were kept, 6-8 the question.votes event's arguments, 9-11 question.voters'
+_FLUSH_LUA = """
 if redis.call('SCARD', KEYS[1]) == 0 then return 0 end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return -1 end
 local ids = redis.call('SMEMBERS', KEYS[1])
@@ -42,19 +39,16 @@ redis.call('DEL', KEYS[1])
 local t, v = {}, {}
 for _, id in ipairs(ids) do
   t[id] = tonumber(redis.call('ZSCORE', KEYS[3], id) or '0')
-  local q = ARGV[8] .. id
+  local q = ARGV[2] .. id
   v[id] = {
-    voters = redis.call('HLEN', q .. ARGV[9]) + redis.call('SCARD', q .. ARGV[11]),
-    addresses = redis.call('HLEN', q .. ARGV[10])
+    voters = redis.call('HLEN', q .. ARGV[3]) + redis.call('SCARD', q .. ARGV[5]),
+    addresses = redis.call('HLEN', q .. ARGV[4])
   }
 end
-local body = ARGV[3] .. cjson.encode(t) .. ARGV[4]
-jc_publish(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[2], 'p', body)
-body = ARGV[6] .. cjson.encode(v) .. ARGV[7]
-jc_publish(KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[5], 'h', body)
+jc_event(4, 6, {votes = t})
+jc_event(8, 9, {voters = v})
 return #ids
 """
-)
 
 
 vote_address = address_group  # see core/net.py
@@ -67,9 +61,8 @@ class VoteCoalescer:
         self.interval = interval
         self._bids: dict[str, int] = {}  # broadcast id -> touches (a flush that saw nothing
         # dirty forgets the broadcast only if no vote touched it meanwhile)
-        self._script = redis.register_script(_FLUSH_LUA)
+        self._script = log_.script(_FLUSH_LUA)
         self._task: asyncio.Task[None] | None = None
-        self.published = 0
 
     def touch(self, bid: str) -> None:
         """A vote (or a question update) on `bid` happened here: keep flushing it."""
@@ -81,33 +74,27 @@ class VoteCoalescer:
         Returns the number of questions published, 0 when nothing was dirty, -1 when another
         process published within the interval.
         """
-        prefix, _, suffix = encode_body("question.votes", {"votes": None}).partition(b"null")
-        hprefix, _, hsuffix = encode_body("question.voters", {"voters": None}).partition(b"null")
+        votes = self.log.event(bid, "question.votes", {"votes": Hole("votes")}, audience=PUBLIC)
+        voters = self.log.event(bid, "question.voters", {"voters": Hole("voters")}, audience=HOST)
         q = keys.question(bid, "")
         n = await self._script(
             keys=[
                 keys.question_dirty(bid),
                 keys.question_tick(bid),
                 keys.question_votes(bid),
-                *publish_keys(bid, PUBLIC),
-                *publish_keys(bid, HOST),
+                *votes.keys,
+                *voters.keys,
             ],
             args=[
                 max(1, int(self.interval * 1000)),
-                self.log.maxlen_of(PUBLIC),
-                prefix,
-                suffix,
-                self.log.maxlen_of(HOST),
-                hprefix,
-                hsuffix,
                 q,
                 keys.question_voter_addrs(bid, "")[len(q) :],
                 keys.question_addr_votes(bid, "")[len(q) :],
                 keys.question_voters(bid, "")[len(q) :],
+                *votes.args,
+                *voters.args,
             ],
         )
-        if n > 0:
-            self.published += 1
         return int(n)
 
     async def _run(self) -> None:
