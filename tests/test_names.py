@@ -9,15 +9,10 @@ from jobcast.chat.names import check_shape, clean_name
 from jobcast.core.errors import Invalid
 
 from tests.chat_helpers import err, messages, ok, wait_message
-from tests.helpers import connect, login
+from tests.helpers import connect
 
-
-async def _room(app_factory, redis_url):
-    a = await app_factory(redis_url, ws_burst=200, ws_messages_per_second=200)
-    host = await login(a)  # the account "host1"
-    bid = await host.create_broadcast()
-    return a, host, bid
-
+# Room for the many names each test tries; the host is the account "host1".
+pytestmark = pytest.mark.app_settings(ws_burst=200, ws_messages_per_second=200)
 
 CONTACTS = [
     "加微信 vx13800138000",
@@ -57,11 +52,8 @@ INVISIBLE = [
 ]
 
 
-async def test_set_name_refuses_contacts_staff_lookalikes_and_invisible_names(
-    app_factory, redis_url, viewers
-):
-    a, _host, bid = await _room(app_factory, redis_url)
-    v = await viewers.open(a, bid)
+async def test_set_name_refuses_contacts_staff_lookalikes_and_invisible_names(client, bid, viewers):
+    v = await viewers.open(client, bid)
     for name in CONTACTS:
         e = await err(v, "set_name", {"name": name})
         assert e["code"] == "name_contact", (name, e)
@@ -83,11 +75,8 @@ async def test_set_name_refuses_contacts_staff_lookalikes_and_invisible_names(
     assert sent["name"].startswith("观众")
 
 
-async def test_ordinary_names_are_kept_as_typed_less_invisible_characters(
-    app_factory, redis_url, viewers
-):
-    a, _host, bid = await _room(app_factory, redis_url)
-    v = await viewers.open(a, bid)
+async def test_ordinary_names_are_kept_as_typed_less_invisible_characters(client, bid, viewers):
+    v = await viewers.open(client, bid)
     for name, shown in (
         ("小王", "小王"),
         ("ghost", "ghost"),  # "host" inside a word is not a role word
@@ -103,28 +92,25 @@ async def test_ordinary_names_are_kept_as_typed_less_invisible_characters(
     assert sent["name"] == "\U0001f600 Ana"
 
 
-async def test_blocked_words_apply_to_names(app_factory, redis_url, viewers):
-    a, host, bid = await _room(app_factory, redis_url)
+async def test_blocked_words_apply_to_names(client, host, bid, viewers):
     r = await host.post(f"/api/broadcasts/{bid}/chat/mod.words", {"add": ["骗子"]})
     assert r.status == 200, await r.text()
-    v = await viewers.open(a, bid)
+    v = await viewers.open(client, bid)
     e = await err(v, "set_name", {"name": "大 骗 子"})
     assert e["code"] == "blocked_word" and e["word"] == "骗子"
 
 
-async def test_names_staff_choose_are_reserved_for_them(app_factory, redis_url, viewers):
-    a, _host, bid = await _room(app_factory, redis_url)
-    console = await connect(a, bid, host=True)
+async def test_names_staff_choose_are_reserved_for_them(client, client_b, bid, viewers):
+    console = await connect(client, bid, host=True)
     # staff may use role words and then own the name they chose
     assert (await ok(console, "set_name", {"name": "主持人 小王老师"}))["name"] == "主持人 小王老师"
     assert (await ok(console, "set_name", {"name": "小王老师"}))["name"] == "小王老师"
-    v = await viewers.open(a, bid)
+    v = await viewers.open(client, bid)
     for name in ("小王老师", "小王 老师", "小王·老师"):
         e = await err(v, "set_name", {"name": name})
         assert e["code"] == "name_reserved", name
     # staff names hold on every process
-    b = await app_factory(redis_url)
-    other = await viewers.open(b, bid)
+    other = await viewers.open(client_b, bid)
     assert (await err(other, "set_name", {"name": "小王老师"}))["code"] == "name_reserved"
     # a staff member may still pick a contact-free, visible name only
     assert (await err(console, "set_name", {"name": "\u3164"}))["code"] == "name_invalid"
@@ -132,16 +118,15 @@ async def test_names_staff_choose_are_reserved_for_them(app_factory, redis_url, 
     assert e["code"] == "name_contact"
 
 
-async def test_name_query_parameter_passes_the_same_rules(app_factory, redis_url, viewers):
-    a, _host, bid = await _room(app_factory, redis_url)
+async def test_name_query_parameter_passes_the_same_rules(client, bid, viewers):
     for name in ("主持人 demo", "加微信 vx13800138000", "\u3164", "Ноst"):
-        v = await viewers.open(a, bid, name=name)
+        v = await viewers.open(client, bid, name=name)
         hello = v.of_type("hello")[0]["data"]
         assert hello["name"] == "", (name, hello)
         sent = await ok(v, "chat.send", {"text": "大家好"})
         assert sent["name"].startswith("观众"), (name, sent)
-    watcher = await viewers.open(a, bid)
-    good = await viewers.open(a, bid, name="小\u200b李")
+    watcher = await viewers.open(client, bid)
+    good = await viewers.open(client, bid, name="小\u200b李")
     assert good.of_type("hello")[0]["data"]["name"] == "小李"
     sent = await ok(good, "chat.send", {"text": "请问"})
     m = await wait_message(watcher, lambda m: m["text"] == "请问")
