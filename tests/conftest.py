@@ -2,7 +2,7 @@
 
 A test that needs a deployment asks for what it uses, in the order the fixtures build it:
 `client` (an app instance on `redis_url`), `host` (host1 logged in on it), `bid` (a broadcast host1
-created), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on
+created), `opening` (a published opening in it), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on
 an instance of its own), `other_org_host` (host2 of another organization). Settings for
 every instance they start come from the test's `@pytest.mark.app_settings(...)`.
 """
@@ -22,6 +22,7 @@ from jobcast.web.runtime.settings import Settings
 from tests import browserkit
 from tests.chat_helpers import Viewers
 from tests.helpers import Host, login
+from tests.openings_helpers import make_opening
 from tests.redisproc import RedisProcess
 
 # Event types only tests publish, `test.tick` and the like, to either audience (the event log
@@ -112,9 +113,15 @@ async def app_factory(tmp_path: Path) -> AsyncIterator[AppFactory]:
 
 @pytest.fixture
 def app_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The overrides of the test's `@pytest.mark.app_settings(...)` (none without it)."""
-    marker = request.node.get_closest_marker("app_settings")
-    return dict(marker.kwargs) if marker else {}
+    """The overrides of the test's `app_settings` marks (none without one).
+
+    Marks merge: the test's own and its parameter's (`pytest.param(...,
+    marks=pytest.mark.app_settings(...))`) over the module's `pytestmark`. A test's marks
+    should not set the same key twice."""
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("app_settings"))):
+        merged.update(marker.kwargs)
+    return merged
 
 
 @pytest.fixture
@@ -145,6 +152,12 @@ async def host(client: TestClient) -> Host:
 async def bid(host: Host) -> str:
     """The id of a broadcast host1 created (scheduled, titled "Test fair")."""
     return await host.create_broadcast()
+
+
+@pytest.fixture
+async def opening(host: Host, bid: str) -> dict[str, Any]:
+    """A published opening in `bid` (openings_helpers.opening_body), as the API returned it."""
+    return await make_opening(host, bid)
 
 
 @pytest.fixture

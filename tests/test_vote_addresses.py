@@ -9,7 +9,7 @@ from jobcast.chat.reducer import chat_state, reduce
 from jobcast.chat.votes import vote_address
 
 from tests.chat_helpers import call, ok
-from tests.helpers import Viewer, connect, login
+from tests.helpers import Viewer, connect
 
 CAP = 3
 
@@ -39,30 +39,24 @@ async def _socket(new_session, client, bid: str, address: str) -> Viewer:
     return v
 
 
-async def _room(app_factory, redis_url, **settings):
-    a = await app_factory(
-        redis_url,
-        trust_proxy=True,
-        chat_review_questions=False,
-        qa_votes_per_address=CAP,
-        ws_connections_per_ip=100,
-        **settings,
-    )
-    host = await login(a)
-    bid = await host.create_broadcast()
-    return a, host, bid
+pytestmark = pytest.mark.app_settings(
+    trust_proxy=True,
+    chat_review_questions=False,
+    qa_votes_per_address=CAP,
+    ws_connections_per_ip=100,
+)
 
 
-@pytest.mark.parametrize("interval", [0.5, 0.0])
-async def test_thirty_sockets_from_one_address_add_at_most_the_cap(
-    app_factory, redis_url, sessions, interval
-):
-    a, _host, bid = await _room(app_factory, redis_url, qa_votes_interval=interval)
-    console = await connect(a, bid, host=True)
-    asker = await _socket(sessions, a, bid, "203.0.113.9")
+@pytest.mark.parametrize(
+    "interval",
+    [pytest.param(i, marks=pytest.mark.app_settings(qa_votes_interval=i)) for i in (0.5, 0.0)],
+)
+async def test_thirty_sockets_from_one_address_add_at_most_the_cap(client, bid, sessions, interval):
+    console = await connect(client, bid, host=True)
+    asker = await _socket(sessions, client, bid, "203.0.113.9")
     q = await ok(asker, "question.ask", {"text": "宿舍是几人间？"})
     assert (await ok(asker, "question.vote", {"id": q["id"]}))["votes"] == 1
-    flood = [await _socket(sessions, a, bid, "198.51.100.7") for _ in range(30)]
+    flood = [await _socket(sessions, client, bid, "198.51.100.7") for _ in range(30)]
     ids = {s.of_type("hello")[0]["data"]["viewer_id"] for s in flood}
     assert len(ids) == 30  # thirty viewer ids, one address
     for s in flood:
@@ -81,10 +75,10 @@ async def test_thirty_sockets_from_one_address_add_at_most_the_cap(
     )
     assert sources["data"]["voters"][q["id"]] == {"voters": 31, "addresses": 2}
     assert not asker.of_type("question.voters")  # for hosts only
-    late = await connect(a, bid, host=True)
+    late = await connect(client, bid, host=True)
     snap_q = late.of_type("snapshot")[0]["data"]["questions"][0]
     assert (snap_q["votes"], snap_q["voters"], snap_q["addresses"]) == (1 + CAP, 31, 2)
-    viewer_q = (await _socket(sessions, a, bid, "192.0.2.1")).of_type("snapshot")[0]["data"]
+    viewer_q = (await _socket(sessions, client, bid, "192.0.2.1")).of_type("snapshot")[0]["data"]
     assert "voters" not in viewer_q["questions"][0]
     # withdrawing: the count falls only once the address is back within the cap
     for s in flood[:27]:
@@ -96,15 +90,14 @@ async def test_thirty_sockets_from_one_address_add_at_most_the_cap(
     assert (await ok(asker, "question.vote", {"id": q["id"]}))["votes"] == 1  # unchanged
 
 
-async def test_ipv6_voters_count_by_their_slash_64(app_factory, redis_url, sessions):
-    a, _host, bid = await _room(app_factory, redis_url)
-    asker = await _socket(sessions, a, bid, "203.0.113.9")
+async def test_ipv6_voters_count_by_their_slash_64(client, bid, sessions):
+    asker = await _socket(sessions, client, bid, "203.0.113.9")
     q = await ok(asker, "question.ask", {"text": "有没有夜班？"})
     for i in range(1, 8):
-        s = await _socket(sessions, a, bid, f"2001:db8:1:2::{i:x}")
+        s = await _socket(sessions, client, bid, f"2001:db8:1:2::{i:x}")
         reply = await ok(s, "question.vote", {"id": q["id"]})
     assert reply["votes"] == CAP
-    other = await _socket(sessions, a, bid, "2001:db8:1:3::1")  # another /64
+    other = await _socket(sessions, client, bid, "2001:db8:1:3::1")  # another /64
     assert (await ok(other, "question.vote", {"id": q["id"]}))["votes"] == CAP + 1
 
 
@@ -115,17 +108,14 @@ def test_vote_address():
     assert vote_address("::ffff:198.51.100.7") == "198.51.100.7"
 
 
-async def test_host_reducer_matches_a_fresh_snapshot_with_vote_sources(
-    app_factory, redis_url, sessions
-):
-    a, _host, bid = await _room(app_factory, redis_url)
-    console = await connect(a, bid, host=True)
+async def test_host_reducer_matches_a_fresh_snapshot_with_vote_sources(client, bid, sessions):
+    console = await connect(client, bid, host=True)
     snap0 = console.of_type("snapshot")[0]
-    asker = await _socket(sessions, a, bid, "203.0.113.9")
+    asker = await _socket(sessions, client, bid, "203.0.113.9")
     q1 = await ok(asker, "question.ask", {"text": "问题一"})
     q2 = await ok(asker, "question.ask", {"text": "问题二"})
     for i in range(5):
-        s = await _socket(sessions, a, bid, "198.51.100.7" if i < 4 else "192.0.2.1")
+        s = await _socket(sessions, client, bid, "198.51.100.7" if i < 4 else "192.0.2.1")
         await ok(s, "question.vote", {"id": q1["id"]})
         if i == 4:
             await ok(s, "question.vote", {"id": q2["id"]})
@@ -136,7 +126,7 @@ async def test_host_reducer_matches_a_fresh_snapshot_with_vote_sources(
             and e["data"]["voters"].get(q2["id"], {}).get("voters") == 2
         )
     )
-    late = await connect(a, bid, host=True)
+    late = await connect(client, bid, host=True)
     fresh = late.of_type("snapshot")[0]["data"]
     live = [e for e in console.events if "seq" in e and e["type"] != "snapshot"]
     assert chat_state(reduce(snap0["data"], live, host=True), host=True) == chat_state(
