@@ -565,13 +565,7 @@ def origin_allowed(request: web.Request, settings: Settings) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    allowed = {o.strip().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()}
-    if settings.public_url:
-        from urllib.parse import urlsplit
-
-        u = urlsplit(settings.public_url)
-        allowed.add(f"{u.scheme}://{u.netloc}")
-    if origin in allowed:
+    if origin in settings.trusted_origins:
         return True
     # Compare host:port ignoring scheme differences behind a TLS-terminating proxy.
     host = request.host
@@ -589,7 +583,7 @@ def client_ip(request: web.Request, settings: Settings) -> str:
     fewer entries did not pass through every proxy: the peer address is used.
     """
     if settings.trust_proxy:
-        hops = max(1, settings.trust_proxy_hops)
+        hops = settings.trust_proxy_hops  # at least 1 (web/runtime/settings.py)
         lines = request.headers.getall("X-Forwarded-For", ())
         entries = [e.strip() for line in lines for e in line.split(",")]
         if len(entries) >= hops and entries[-hops]:

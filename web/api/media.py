@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 from jobcast.core.errors import JobcastError, TooLarge, UnsupportedMediaType
-from jobcast.stream.ice import IceServers, parse_policy
+from jobcast.stream.aiortc_internals import IcePolicy
+from jobcast.stream.ice import IceServers
 from jobcast.stream.service import MediaConfig, MediaService, SessionAnswer
 from jobcast.web.access.requests import client_ip, require_host
 from jobcast.web.appkeys import (
@@ -52,34 +53,23 @@ _RESOURCE_ALLOW = "DELETE, OPTIONS"
 
 
 def media_config(settings: Settings) -> MediaConfig:
-    """MediaConfig from settings (a bad value stops start-up with the setting's name)."""
-    try:
-        ice = parse_policy(
-            settings.media_ice_addresses,
-            settings.media_udp_ports,
-            settings.media_announce_addresses,
-        )
-    except ValueError as e:
-        raise SystemExit(f"media ICE settings: {e}") from None
-    try:
-        servers = IceServers.from_settings(
-            settings.media_stun_urls,
-            settings.media_turn_urls,
-            settings.media_turn_username,
-            settings.media_turn_password,
-            settings.media_turn_secret,
-        )
-    except ValueError as e:
-        raise SystemExit(f"media STUN/TURN settings: {e}") from None
-    codecs = tuple(c.strip().upper() for c in settings.media_video_codecs.split(",") if c.strip())
-    if not codecs or any(c not in ("H264", "VP8") for c in codecs):
-        raise SystemExit("media_video_codecs: a comma-separated list of H264 and VP8")
-    if not settings.media_connect_timeout > 0:
-        raise SystemExit("media_connect_timeout: a number of seconds above 0")
+    """MediaConfig from settings, which checked every value when they were built."""
+    ice = IcePolicy(
+        addresses=settings.media_ice_addresses,
+        ports=settings.media_udp_ports,
+        announce=dict(settings.media_announce_addresses),
+    )
+    servers = IceServers(
+        settings.media_stun_urls,
+        settings.media_turn_urls,
+        settings.media_turn_username,
+        settings.media_turn_password,
+        settings.media_turn_secret,
+    )
     return MediaConfig(
         ice=ice,
         ice_servers=servers,
-        video_codecs=codecs,
+        video_codecs=settings.media_video_codecs,
         max_viewers=settings.media_max_viewers,
         connect_timeout=settings.media_connect_timeout,
         pending_per_address=settings.media_pending_per_address,
@@ -88,7 +78,7 @@ def media_config(settings: Settings) -> MediaConfig:
         queue_frames=settings.media_viewer_queue,
         record=settings.media_record,
         recordings_dir=Path(settings.data_dir) / "recordings",
-        egress_processes=max(0, settings.media_egress_processes),
+        egress_processes=settings.media_egress_processes,
         process=settings.process_name or f"{socket.gethostname()}:{os.getpid()}",
     )
 

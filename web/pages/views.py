@@ -16,7 +16,7 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 import segno
@@ -127,7 +127,7 @@ def base_url(request: web.Request) -> str:
     """
     settings = request.app[SETTINGS]
     if settings.public_url:
-        return settings.public_url.rstrip("/")
+        return settings.public_url  # without a trailing slash (web/runtime/settings.py)
     scheme = "https" if auth.is_secure(request, settings) else "http"
     local = _local_address(request)
     if request.host in _own_hosts(local, settings):
@@ -146,7 +146,7 @@ def _local_address(request: web.Request) -> tuple[str, int] | None:
 
 
 def _own_hosts(local: tuple[str, int] | None, settings: Settings) -> set[str]:
-    hosts = {urlsplit(o.strip()).netloc for o in settings.allowed_origins.split(",") if o.strip()}
+    hosts = set(settings.allowed_hosts)
     if local is not None:
         ip, port = local
         bare = f"[{ip}]" if ":" in ip else ip

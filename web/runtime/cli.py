@@ -26,7 +26,7 @@ from jobcast.web.runtime.datadir import (
     make_private,
 )
 from jobcast.web.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
-from jobcast.web.runtime.settings import Settings
+from jobcast.web.runtime.settings import SettingError, Settings
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -207,7 +207,7 @@ async def _seed_demo(settings: Settings) -> None:
     from jobcast.web.runtime.demo import seed
 
     info = await seed(settings)
-    base = settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
     print("", file=sys.stderr)
     print("Jobcast demo is ready:", file=sys.stderr)
     print(f"  viewer page:  {base}/b/{info['broadcast_id']}", file=sys.stderr)
@@ -463,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__ and v is not None
     }
-    settings = Settings.from_env(**overrides)
+    try:
+        settings = Settings.from_env(**overrides)
+    except SettingError as e:
+        print(f"jobcast: {e}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return serve(settings)
     if args.command == "add-host":

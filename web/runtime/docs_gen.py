@@ -1,4 +1,4 @@
-"""Writes docs/configuration.md from the Settings dataclass.
+"""Writes docs/configuration.md from the Settings dataclass (its fields' help and defaults).
 
 Run: `python -m jobcast.web.runtime.docs_gen`.
 """
@@ -15,6 +15,11 @@ HEADER = """# Configuration
 Every setting can be given as an environment variable or as a flag of `jobcast serve`
 (the flag wins). This page is generated from `web/runtime/settings.py` by
 `python -m jobcast.web.runtime.docs_gen`; a test fails when the two disagree.
+
+Each value is checked when the server starts: one that doesn't fit (a word that is not one of
+the choices, a number out of range, a list item that is not an origin, an address or a codec)
+stops `jobcast` with exit code 2 and one line naming the setting, the value and what it
+accepts. Lists are comma-separated.
 
 | setting | environment | flag | default | what it does |
 |---|---|---|---|---|
