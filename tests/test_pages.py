@@ -125,9 +125,7 @@ def _no_inline_code(html: str) -> None:
     assert not re.search(r"\son[a-z]+=", html)
 
 
-async def test_viewer_page_while_redis_is_down_is_a_page(app_factory, own_redis) -> None:
-    client = await app_factory(own_redis.url)
-    host = await login(client)
+async def test_viewer_page_while_redis_is_down_is_a_page(own_redis, client, host) -> None:
     bid = await host.create_broadcast("Fair")
     own_redis.kill()
     r = await client.get(f"/b/{bid}", headers={"Accept-Language": "zh-CN"})

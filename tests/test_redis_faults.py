@@ -8,16 +8,17 @@ import asyncio
 from jobcast.web.appkeys import BUS, EVENT_LOG, METRICS
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.helpers import connect, login
+from tests.helpers import connect
+from tests.waiting import wait_until
 
 
-async def test_redis_killed_and_restarted_mid_stream(app_factory, own_redis):
-    a = await app_factory(own_redis.url)
-    b = await app_factory(own_redis.url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log = a.server.app[EVENT_LOG]
-    viewers = [await connect(a, bid), await connect(b, bid), await connect(b, bid)]
+async def test_redis_killed_and_restarted_mid_stream(own_redis, client, client_b, host, bid):
+    log = client.server.app[EVENT_LOG]
+    viewers = [
+        await connect(client, bid),
+        await connect(client_b, bid),
+        await connect(client_b, bid),
+    ]
 
     acked: list[int] = []
     failed = 0
@@ -33,23 +34,25 @@ async def test_redis_killed_and_restarted_mid_stream(app_factory, own_redis):
             except (RedisConnectionError, ConnectionError, OSError):
                 failed += 1
             i += 1
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the publisher's pace (about 100/s); nothing waits on it
 
     task = asyncio.create_task(publisher())
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: len(acked) >= 20, what="events published before the kill")
     own_redis.kill()
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: failed > 0, what="a publish refused while Redis is down")
     # While Redis is down the API answers 503 with the JSON error shape.
     r = await host.patch(f"/api/broadcasts/{bid}", {"title": "x"})
     assert r.status == 503
     body = await r.json()
     assert body["error"]["code"] == "unavailable"
     assert r.headers["Retry-After"]
-    r = await a.get(f"/api/broadcasts/{bid}")
+    r = await client.get(f"/api/broadcasts/{bid}")
     assert r.status == 503
-    await asyncio.sleep(0.5)
+    down_failures = failed
+    await wait_until(lambda: failed >= down_failures + 10, what="ten more refused publishes")
     own_redis.start()
-    await asyncio.sleep(1.5)
+    restarted = len(acked)
+    await wait_until(lambda: len(acked) >= restarted + 50, 15, "50 events after the restart")
     stop.set()
     await task
     assert failed > 0 and len(acked) > 50
@@ -64,22 +67,20 @@ async def test_redis_killed_and_restarted_mid_stream(app_factory, own_redis):
         missing = set(acked) - set(ticks)
         assert not missing, f"viewer lost {len(missing)} acknowledged events"
         assert ticks == sorted(ticks), "events out of order"
-    assert a.server.app[METRICS].redis_reconnects._value.get() >= 1
-    assert b.server.app[BUS].subscribed()  # re-subscribed after the restart
+    metrics = client.server.app[METRICS].registry
+    assert metrics.get_sample_value("jobcast_redis_reconnects_total") >= 1
+    assert client_b.server.app[BUS].subscribed()  # re-subscribed after the restart
 
 
 async def test_viewer_connecting_while_redis_is_down_gets_an_error_then_recovers(
-    app_factory, own_redis
+    own_redis, client, bid
 ):
-    a = await app_factory(own_redis.url)
-    host = await login(a)
-    bid = await host.create_broadcast()
     own_redis.kill()
-    r = await a.get(f"/ws/b/{bid}")
+    r = await client.get(f"/ws/b/{bid}")
     assert r.status == 503
     assert (await r.json())["error"]["code"] == "unavailable"
-    r = await a.get("/healthz")
+    r = await client.get("/healthz")
     assert r.status == 503
     own_redis.start()
-    v = await connect(a, bid)
+    v = await connect(client, bid)
     assert v.of_type("snapshot")
