@@ -8,13 +8,14 @@ import asyncio
 import random
 
 import orjson
+import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from jobcast.core.events import format_seq, parse_seq
-from jobcast.web.appkeys import EVENT_LOG, HUB, WS_IP_COUNTS
+from jobcast.web.appkeys import EVENT_LOG, HUB, SETTINGS, WS_IP_COUNTS
 from jobcast.web.realtime.hub import chunk_end
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.rawws import (
     OP_CLOSE,
     OP_TEXT,
@@ -86,19 +87,17 @@ def test_chunks_keep_every_event_in_order_within_the_cap():
         assert [e["i"] for e in got] == list(range(300))
 
 
-async def test_replay_larger_than_the_cap_arrives_in_frames_within_it(app_factory, redis_url):
-    cap = 4096
-    a = await app_factory(redis_url, ws_send_frame_bytes=cap)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log = a.server.app[EVENT_LOG]
+@pytest.mark.app_settings(ws_send_frame_bytes=4096)
+async def test_replay_larger_than_the_cap_arrives_in_frames_within_it(client, bid):
+    cap = client.server.app[SETTINGS].ws_send_frame_bytes
+    log = client.server.app[EVENT_LOG]
     first = await log.publish(bid, "test.tick", {"i": -1})
     rng = random.Random(3)
     seqs = []
     for i in range(300):
         pad = "y" * (10_000 if i == 150 else rng.randrange(50, 1500))  # one alone over the cap
         seqs.append(await log.publish(bid, "test.tick", {"i": i, "pad": pad}))
-    ws = await a.ws_connect(f"/ws/b/{bid}?since={first}", max_msg_size=0)
+    ws = await client.ws_connect(f"/ws/b/{bid}?since={first}", max_msg_size=0)
     payloads = []
     async with asyncio.timeout(20):
         while not payloads or b'"synced"' not in payloads[-1]:
@@ -114,14 +113,12 @@ async def test_replay_larger_than_the_cap_arrives_in_frames_within_it(app_factor
     assert len(payloads) > 60  # about 225 KB of replay: many frames, not one
 
 
-async def test_queue_of_a_paused_viewer_drains_in_frames_within_the_cap(app_factory, redis_url):
-    cap = 32 * 1024
-    a = await app_factory(redis_url, ws_send_frame_bytes=cap, ws_queue_events=5000)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    hub = a.server.app[HUB]
-    log = a.server.app[EVENT_LOG]
-    raw = open_raw_viewer(a.server.port, f"/ws/b/{bid}", rcvbuf=4096)
+@pytest.mark.app_settings(ws_send_frame_bytes=32 * 1024, ws_queue_events=5000)
+async def test_queue_of_a_paused_viewer_drains_in_frames_within_the_cap(client, bid):
+    cap = client.server.app[SETTINGS].ws_send_frame_bytes
+    hub = client.server.app[HUB]
+    log = client.server.app[EVENT_LOG]
+    raw = open_raw_viewer(client.server.port, f"/ws/b/{bid}", rcvbuf=4096)
     try:
         await wait_until(lambda: any(not s.syncing for s in hub.sockets.get(bid, ())), 10)
         (sock,) = hub.sockets[bid]
@@ -151,16 +148,14 @@ async def test_queue_of_a_paused_viewer_drains_in_frames_within_the_cap(app_fact
         raw.close()
 
 
-async def test_a_burst_from_the_bus_goes_out_in_frames_within_the_cap(app_factory, redis_url):
-    cap = 4096
-    a = await app_factory(redis_url, ws_send_frame_bytes=cap)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    hub = a.server.app[HUB]
-    ws = await a.ws_connect(f"/ws/b/{bid}", max_msg_size=0)
+@pytest.mark.app_settings(ws_send_frame_bytes=4096)
+async def test_a_burst_from_the_bus_goes_out_in_frames_within_the_cap(client, bid):
+    cap = client.server.app[SETTINGS].ws_send_frame_bytes
+    hub = client.server.app[HUB]
+    ws = await client.ws_connect(f"/ws/b/{bid}", max_msg_size=0)
     await _receive_until(ws, lambda evs: any(e["type"] == "synced" for e in evs))
     (channel,) = [ch for ch, socks in hub.rooms.items() if socks]
-    base = parse_seq(await a.server.app[EVENT_LOG].publish(bid, "test.start", {}))
+    base = parse_seq(await client.server.app[EVENT_LOG].publish(bid, "test.start", {}))
     await _receive_until(ws, lambda evs: any(e["type"] == "test.start" for e in evs))
     burst = [
         orjson.dumps(
@@ -185,16 +180,14 @@ async def test_a_burst_from_the_bus_goes_out_in_frames_within_the_cap(app_factor
     assert len(payloads) >= 10  # about 45 KB: many frames
 
 
-async def test_slow_viewer_gets_4008_then_catches_up_with_since(app_factory, redis_url):
-    cap = 64 * 1024
-    a = await app_factory(redis_url, ws_queue_events=50, ws_send_frame_bytes=cap)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    fast = await connect(a, bid)
-    hub = a.server.app[HUB]
-    log = a.server.app[EVENT_LOG]
+@pytest.mark.app_settings(ws_queue_events=50, ws_send_frame_bytes=64 * 1024)
+async def test_slow_viewer_gets_4008_then_catches_up_with_since(client, bid):
+    cap = client.server.app[SETTINGS].ws_send_frame_bytes
+    fast = await connect(client, bid)
+    hub = client.server.app[HUB]
+    log = client.server.app[EVENT_LOG]
     others = set(hub.sockets[bid])
-    raw = open_raw_viewer(a.server.port, f"/ws/b/{bid}", rcvbuf=4096)  # and never reads
+    raw = open_raw_viewer(client.server.port, f"/ws/b/{bid}", rcvbuf=4096)  # and never reads
     try:
         await wait_until(lambda: len(hub.sockets.get(bid, ())) >= 2, 10)
         (slow,) = set(hub.sockets[bid]) - others  # its side on the server
@@ -206,7 +199,7 @@ async def test_slow_viewer_gets_4008_then_catches_up_with_since(app_factory, red
                 seqs.append(await log.publish(bid, "test.big", {"i": i, "pad": "x" * 16000}))
 
         publisher = asyncio.create_task(publish())
-        await wait_until(lambda: _was_dropped(a), 30, "the server to drop the slow viewer")
+        await wait_until(lambda: _was_dropped(client), 30, "the server to drop the slow viewer")
         # It still doesn't read until the server is done with its side: the close frame is
         # on its way after what the transport held, and the transport is closing.
         await wait_until(lambda: slow.transport.is_closing(), 10)
@@ -235,7 +228,7 @@ async def test_slow_viewer_gets_4008_then_catches_up_with_since(app_factory, red
         assert [e["data"]["i"] for e in got] == list(range(total))
 
         since = seen[-1]["seq"] if seen else fast.of_type("snapshot")[0]["seq"]
-        ws = await a.ws_connect(f"/ws/b/{bid}?since={since}", max_msg_size=0)
+        ws = await client.ws_connect(f"/ws/b/{bid}?since={since}", max_msg_size=0)
         events, sizes = await _receive_until(
             ws,
             # The replay ends with synced, and nothing is published after it.
@@ -252,20 +245,16 @@ async def test_slow_viewer_gets_4008_then_catches_up_with_since(app_factory, red
         raw.close()
 
 
-async def test_dropped_viewer_that_never_reads_is_cut_off_after_the_close_timeout(
-    app_factory, redis_url
-):
-    a = await app_factory(redis_url, ws_queue_events=20, ws_close_timeout=0.5)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    fast = await connect(a, bid)
-    counts = a.server.app[WS_IP_COUNTS]
-    raw = open_raw_viewer(a.server.port, f"/ws/b/{bid}", rcvbuf=4096)  # never reads at all
+@pytest.mark.app_settings(ws_queue_events=20, ws_close_timeout=0.5)
+async def test_dropped_viewer_that_never_reads_is_cut_off_after_the_close_timeout(client, bid):
+    fast = await connect(client, bid)
+    counts = client.server.app[WS_IP_COUNTS]
+    raw = open_raw_viewer(client.server.port, f"/ws/b/{bid}", rcvbuf=4096)  # never reads at all
     try:
         await wait_until(lambda: counts.get("127.0.0.1", 0) >= 2, 10)
-        log = a.server.app[EVENT_LOG]
+        log = client.server.app[EVENT_LOG]
         async with asyncio.timeout(60):
-            while await _slow_dropped(a) < 1:
+            while await _slow_dropped(client) < 1:
                 for i in range(20):
                     await log.publish(bid, "test.big", {"i": i, "pad": "x" * 16000})
         # Its close frame can't get through; the connection is aborted and its handler ends
