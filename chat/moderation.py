@@ -18,14 +18,19 @@ from jobcast.chat.filters import normalize_word
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound
 from jobcast.core.events import HOST, EventLog
+from jobcast.core.tx import transact
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.asyncio.client import Pipeline
 
 TIMEOUT_MIN = 60
 TIMEOUT_MAX = 24 * 3600
 SLOW_MAX = 3600
 WORDS_MAX = 500
 WORD_MAX_CHARS = 40
+
+
+def _busy() -> Conflict:
+    return Conflict("the list is changing, try again", code="busy")
 
 
 def _s(v: bytes | str | None) -> str:
@@ -156,29 +161,23 @@ class ModerationService:
         if not parsed:
             raise Invalid("give set, add or remove", fields={"add": "a list of words"})
         key = keys.mod_words(bid)
-        for _ in range(10):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    current = {_s(w) for w in await pipe.smembers(key)}
-                    new = set(parsed["set"]) if "set" in parsed else set(current)
-                    new |= set(parsed.get("add", []))
-                    new -= set(parsed.get("remove", []))
-                    if len(new) > WORDS_MAX:
-                        raise Invalid(
-                            f"at most {WORDS_MAX} words", fields={"add": f"at most {WORDS_MAX}"}
-                        )
-                    words = sorted(new)
-                    pipe.multi()
-                    pipe.delete(key)
-                    if words:
-                        pipe.sadd(key, *words)
-                    self.log.add_to(pipe, bid, "moderation.words", {"words": words}, audience=HOST)
-                    await pipe.execute()
-                    return {"words": words}
-                except WatchError:
-                    continue
-        raise Conflict("the list is changing, try again", code="busy")
+
+        async def body(pipe: Pipeline) -> dict[str, Any]:
+            current = {_s(w) for w in await pipe.smembers(key)}
+            new = set(parsed["set"]) if "set" in parsed else set(current)
+            new |= set(parsed.get("add", []))
+            new -= set(parsed.get("remove", []))
+            if len(new) > WORDS_MAX:
+                raise Invalid(f"at most {WORDS_MAX} words", fields={"add": f"at most {WORDS_MAX}"})
+            words = sorted(new)
+            pipe.multi()
+            pipe.delete(key)
+            if words:
+                pipe.sadd(key, *words)
+            self.log.add_to(pipe, bid, "moderation.words", {"words": words}, audience=HOST)
+            return {"words": words}
+
+        return await transact(self.redis, [key], body, attempts=10, busy=_busy)
 
     # -- reading ------------------------------------------------------------------------------
 

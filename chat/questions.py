@@ -31,12 +31,17 @@ from jobcast.core.errors import Conflict, Forbidden, Invalid, NotFound
 from jobcast.core.events import HOST, PUBLIC, EventLog
 from jobcast.core.ids import is_valid_id
 from jobcast.core.text import text_field
+from jobcast.core.tx import transact
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 # (broadcast id, opening id) -> does that opening exist in the broadcast?
 OpeningLookup = Callable[[str, str], Awaitable[bool]]
+
+
+def _busy() -> Conflict:
+    return Conflict("the question is changing, try again", code="busy")
+
 
 # KEYS: 1 question, 2 voters from before addresses were kept (a set), 3 votes zset, 4 hidden,
 #       5 dirty, 6 bans, 7 banned addresses, 8 voter -> address, 9 address -> voters
@@ -292,40 +297,37 @@ class QuestionService:
         """Read-check-write one approved question under WATCH; publish its new public form."""
         qid = _qid(qid)
         key = keys.question(bid, qid)
-        for _ in range(10):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key, keys.question_hidden(bid))
-                    h = await pipe.hgetall(key)
-                    if not h or h.get(b"status") == b"held":
-                        raise NotFound("no such question", code="question_not_found")
-                    q = decode(h)
-                    fields = change(q)
-                    hidden = not unhide and bool(
-                        await pipe.sismember(keys.question_hidden(bid), qid)
-                    )
-                    votes = int(await pipe.zscore(keys.question_votes(bid), qid) or 0)
-                    q.update({k: v for k, v in fields.items() if k in q})
-                    if "answered_at" in fields:
-                        q["answered_at"] = int(fields["answered_at"])
-                    pipe.multi()
-                    if fields:
-                        pipe.hset(key, mapping=fields)
-                    if unhide:
-                        pipe.srem(keys.question_hidden(bid), qid)
-                    # The count read here may be overtaken by a vote; the next votes event
-                    # carries this question again with the current count.
-                    pipe.sadd(keys.question_dirty(bid), qid)
-                    view = public_question(q, votes, hidden)
-                    # A hidden question's changes are for hosts only.
-                    audience = HOST if hidden else PUBLIC
-                    self.log.add_to(pipe, bid, "question.updated", view, audience=audience)
-                    await pipe.execute()
-                    self.votes.touch(bid)
-                    return view
-                except WatchError:
-                    continue
-        raise Conflict("the question is changing, try again", code="busy")
+
+        async def body(pipe: Pipeline) -> dict[str, Any]:
+            h = await pipe.hgetall(key)
+            if not h or h.get(b"status") == b"held":
+                raise NotFound("no such question", code="question_not_found")
+            q = decode(h)
+            fields = change(q)
+            hidden = not unhide and bool(await pipe.sismember(keys.question_hidden(bid), qid))
+            votes = int(await pipe.zscore(keys.question_votes(bid), qid) or 0)
+            q.update({k: v for k, v in fields.items() if k in q})
+            if "answered_at" in fields:
+                q["answered_at"] = int(fields["answered_at"])
+            pipe.multi()
+            if fields:
+                pipe.hset(key, mapping=fields)
+            if unhide:
+                pipe.srem(keys.question_hidden(bid), qid)
+            # The count read here may be overtaken by a vote; the next votes event carries
+            # this question again with the current count.
+            pipe.sadd(keys.question_dirty(bid), qid)
+            view = public_question(q, votes, hidden)
+            # A hidden question's changes are for hosts only.
+            audience = HOST if hidden else PUBLIC
+            self.log.add_to(pipe, bid, "question.updated", view, audience=audience)
+            return view
+
+        view = await transact(
+            self.redis, [key, keys.question_hidden(bid)], body, attempts=10, busy=_busy
+        )
+        self.votes.touch(bid)
+        return view
 
     async def answer(self, bid: str, qid: Any, data: dict[str, Any], by: Actor) -> dict[str, Any]:
         errors: dict[str, str] = {}

@@ -16,9 +16,9 @@ import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.core.events import HOST, EventLog
+from jobcast.core.tx import transact
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 Kind = Literal["message", "question"]
 _PREFIX = {"message": "m", "question": "q"}
@@ -45,6 +45,10 @@ return dropped
 # Called inside the MULTI that takes an item off the queue, to add the decision's effects
 # (state writes and public events) to the same transaction.
 Effects = Callable[[Pipeline, dict[str, Any]], None]
+
+
+def _gone() -> NotFound:
+    return NotFound("not in the review queue", code="review_not_found")
 
 
 def member(kind: str, item_id: str) -> str:
@@ -120,36 +124,34 @@ class ReviewQueue:
         """Take the item off the queue, with `effects` in the same MULTI; returns the item."""
         m = member(kind, str(item_id))
         key = keys.review_item(bid, m)
-        for _ in range(5):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        raise NotFound("not in the review queue", code="review_not_found")
-                    stored = orjson.loads(raw)
-                    pipe.multi()
-                    pipe.delete(key)
-                    pipe.zrem(keys.review(bid), m)
-                    if effects is not None:
-                        effects(pipe, stored["item"])
-                    self.log.add_to(
-                        pipe,
-                        bid,
-                        "review.removed",
-                        {
-                            "kind": kind,
-                            "id": str(item_id),
-                            "decision": "approved" if approve else "rejected",
-                            "by": by,
-                        },
-                        audience=HOST,
-                    )
-                    await pipe.execute()
-                    return stored["item"]
-                except WatchError:
-                    continue
-        raise NotFound("not in the review queue", code="review_not_found")
+
+        async def body(pipe: Pipeline) -> dict[str, Any]:
+            raw = await pipe.get(key)
+            if raw is None:
+                raise _gone()
+            stored = orjson.loads(raw)
+            pipe.multi()
+            pipe.delete(key)
+            pipe.zrem(keys.review(bid), m)
+            if effects is not None:
+                effects(pipe, stored["item"])
+            self.log.add_to(
+                pipe,
+                bid,
+                "review.removed",
+                {
+                    "kind": kind,
+                    "id": str(item_id),
+                    "decision": "approved" if approve else "rejected",
+                    "by": by,
+                },
+                audience=HOST,
+            )
+            return stored["item"]
+
+        # Losing the race five times over means other moderators keep deciding it: by the
+        # time this one could, it is gone.
+        return await transact(self.redis, [key], body, attempts=5, busy=_gone)
 
     async def items(self, bid: str) -> list[dict[str, Any]]:
         """The queue for hosts, oldest first."""

@@ -28,13 +28,14 @@ from typing import Any
 import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, RateLimited
-from jobcast.core.events import APPEND_LUA, HOST, EventLog, publish_keys
+from jobcast.core.events import HOST, EventLog, Hole
 from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.tx import busy_conflict, transact
 from jobcast.openings.applicant import validate_application
 from jobcast.openings.models import EDUCATION
 from jobcast.openings.service import OpeningService
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.asyncio.client import Pipeline
 
 STATUSES = ("new", "contacted", "interview", "hired", "rejected")
 IDEMPOTENCY_KEY_MAX = 100
@@ -44,20 +45,18 @@ _IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 # KEYS: 1 idempotency, 2 openings hash, 3 viewer rate, 4 ip rate, 5 phone-at-this-ip rate,
 #       6 this phone's applications to the opening, 7 legacy phones hash, 8 new application,
 #       9 broadcast applications, 10 opening applications, 11 viewer applied,
-#       12-15 core.events.publish_keys(bid, HOST)
+#       12-15 the application.received event's keys (EventLog.event)
 # ARGV: 1 fingerprint, 2 application id, 3 opening id, 4 now ms, 5 phone, 6 idempotency ttl,
-#       7 viewer limit, 8 ip limit, 9 rate window, 10 stream maxlen, 11 key prefix of an
-#       application (for EXISTS on an earlier id), 12 the application's fields as a JSON object
-#       of strings (one argument instead of forty: packing arguments is the client's main cost),
-#       13 phone limit
-_APPLY_LUA = (
-    APPEND_LUA
-    + """
+#       7 viewer limit, 8 ip limit, 9 rate window, 10 key prefix of an application (for EXISTS
+#       on an earlier id), 11 the application's fields as a JSON object of strings (one
+#       argument instead of forty: packing arguments is the client's main cost),
+#       12 phone limit, 13-15 the event's arguments (its counts are holes)
+_APPLY_LUA = """
 local prev = redis.call('GET', KEYS[1])
 if prev then
   local fp, aid = string.match(prev, '^(%S+) (%S+)')
   if fp ~= ARGV[1] then return {'mismatch'} end
-  if redis.call('EXISTS', ARGV[11] .. aid) == 0 then return {'gone', aid} end
+  if redis.call('EXISTS', ARGV[10] .. aid) == 0 then return {'gone', aid} end
   return {'replay', aid}
 end
 local raw = redis.call('HGET', KEYS[2], ARGV[3])
@@ -67,7 +66,7 @@ if op['status'] ~= 'published' then return {'closed'} end
 local deadline = tonumber(op['deadline_ms']) or 0
 if deadline > 0 and tonumber(ARGV[4]) > deadline then return {'expired'} end
 local limits = {
-  {KEYS[3], ARGV[7], 'viewer'}, {KEYS[4], ARGV[8], 'ip'}, {KEYS[5], ARGV[13], 'phone'}
+  {KEYS[3], ARGV[7], 'viewer'}, {KEYS[4], ARGV[8], 'ip'}, {KEYS[5], ARGV[12], 'phone'}
 }
 for _, l in ipairs(limits) do
   local n = redis.call('INCR', l[1])
@@ -77,12 +76,12 @@ end
 -- An application stored while one per phone and opening was kept joins this phone's list.
 local legacy = redis.call('HGET', KEYS[7], ARGV[5])
 if legacy then
-  local at = redis.call('HGET', ARGV[11] .. legacy, 'created_at')
+  local at = redis.call('HGET', ARGV[10] .. legacy, 'created_at')
   if at then redis.call('ZADD', KEYS[6], tonumber(at) or 0, legacy) end
   redis.call('HDEL', KEYS[7], ARGV[5])
 end
 local flat = {'opening_title', op['title'], 'employer', op['employer']['name']}
-for k, v in pairs(cjson.decode(ARGV[12])) do
+for k, v in pairs(cjson.decode(ARGV[11])) do
   flat[#flat + 1] = k
   flat[#flat + 1] = v
 end
@@ -95,21 +94,15 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[6])
 local count = redis.call('ZCARD', KEYS[10])
 local total = redis.call('ZCARD', KEYS[9])
 local same = redis.call('ZCARD', KEYS[6]) - 1
-local body = '"type":"application.received","data":{"opening_id":"' .. ARGV[3] ..
-  '","application_id":"' .. ARGV[2] .. '","count":' .. count .. ',"total":' .. total ..
-  ',"same_phone":' .. same .. '},"ts":' .. ARGV[4] .. '}'
-jc_publish(KEYS[12], KEYS[13], KEYS[14], KEYS[15], ARGV[10], 'h', body)
+jc_event(12, 13, {count = count, total = total, same_phone = same})
 return {'new', ARGV[2], same}
 """
-)
 
 # KEYS: 1 application, 2 broadcast applications, 3 opening applications, 4 legacy phones hash,
 #       5 viewer applied, 6 this phone's applications to the opening,
-#       7-10 core.events.publish_keys(bid, HOST)
-# ARGV: 1 application id, 2 opening id, 3 phone, 4 stream maxlen, 5 now ms
-_DELETE_LUA = (
-    APPEND_LUA
-    + """
+#       7-10 the application.deleted event's keys (EventLog.event)
+# ARGV: 1 application id, 2 opening id, 3 phone, 4-6 the event's arguments (counts: holes)
+_DELETE_LUA = """
 if redis.call('HGET', KEYS[1], 'opening_id') ~= ARGV[2] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -119,13 +112,9 @@ if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[
 if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[5], ARGV[2]) end
 local count = redis.call('ZCARD', KEYS[3])
 local total = redis.call('ZCARD', KEYS[2])
-local body = '"type":"application.deleted","data":{"opening_id":"' .. ARGV[2] ..
-  '","application_id":"' .. ARGV[1] .. '","count":' .. count .. ',"total":' .. total ..
-  '},"ts":' .. ARGV[5] .. '}'
-jc_publish(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[4], 'h', body)
+jc_event(7, 4, {count = count, total = total})
 return count
 """
-)
 
 
 def phone_digest(phone: str) -> str:
@@ -197,8 +186,8 @@ class ApplicationService:
         self.log = log
         self.openings = openings
         self.limits = limits or ApplyLimits()
-        self._apply = redis.register_script(_APPLY_LUA)
-        self._delete = redis.register_script(_DELETE_LUA)
+        self._apply = log.script(_APPLY_LUA)
+        self._delete = log.script(_DELETE_LUA)
         self.stored = 0  # applications this process stored (for metrics: a count, nothing else)
 
     # -- applying ---------------------------------------------------------------------------
@@ -237,6 +226,19 @@ class ApplicationService:
         }
         packed = orjson.dumps({k: str(v) for k, v in record.items()})
         digest = phone_digest(fields["phone"])
+        received = self.log.event(
+            bid,
+            "application.received",
+            {
+                "opening_id": oid,
+                "application_id": aid,
+                "count": Hole("count"),
+                "total": Hole("total"),
+                "same_phone": Hole("same_phone"),
+            },
+            audience=HOST,
+            ts=now,
+        )
         res = await self._apply(
             keys=[
                 keys.idempotency(bid, vid, key),
@@ -250,7 +252,7 @@ class ApplicationService:
                 keys.applications(bid),
                 keys.opening_applications(bid, oid),
                 keys.viewer_applied(bid, vid),
-                *publish_keys(bid, HOST),
+                *received.keys,
             ],
             args=[
                 fp,
@@ -262,16 +264,15 @@ class ApplicationService:
                 lim.per_viewer,
                 lim.per_ip,
                 lim.window,
-                self.log.maxlen_of(HOST),
                 keys.application(bid, ""),
                 packed,
                 lim.per_phone,
+                *received.args,
             ],
         )
         kind = res[0].decode()
         if kind == "new":
             self.stored += 1
-            self.log.published += 1
             return ApplyResult(aid, oid, duplicate=int(res[2]) > 0, replayed=False, new=True)
         if kind == "replay":  # this Idempotency-Key was seen: the first result again
             return ApplyResult(res[1].decode(), oid, duplicate=False, replayed=True, new=False)
@@ -390,23 +391,17 @@ class ApplicationService:
         key = keys.application(bid, aid)
         if not is_valid_id(aid):
             raise NotFound("no such application", code="application_not_found")
-        async with self.redis.pipeline(transaction=True) as p:
-            for _ in range(10):
-                try:
-                    await p.watch(key)
-                    oid = await p.hget(key, "opening_id")
-                    if oid is None:
-                        raise NotFound("no such application", code="application_not_found")
-                    p.multi()
-                    p.hset(key, mapping={"status": status, "updated_at": int(time.time() * 1000)})
-                    data = {"application_id": aid, "opening_id": oid.decode(), "status": status}
-                    self.log.add_to(p, bid, "application.status", data, audience=HOST)
-                    await p.execute()
-                    break
-                except WatchError:
-                    await p.reset()
-            else:
-                raise Conflict("busy, try again", code="busy")
+
+        async def change(p: Pipeline) -> None:
+            oid = await p.hget(key, "opening_id")
+            if oid is None:
+                raise NotFound("no such application", code="application_not_found")
+            p.multi()
+            p.hset(key, mapping={"status": status, "updated_at": int(time.time() * 1000)})
+            data = {"application_id": aid, "opening_id": oid.decode(), "status": status}
+            self.log.add_to(p, bid, "application.status", data, audience=HOST)
+
+        await transact(self.redis, [key], change, attempts=10, busy=busy_conflict)
         return await self.get(bid, aid)
 
     async def delete(self, bid: str, aid: str) -> int:
@@ -417,6 +412,17 @@ class ApplicationService:
         if h[0] is None:
             raise NotFound("no such application", code="application_not_found")
         oid, phone, vid = (x.decode() if x else "" for x in h)
+        deleted = self.log.event(
+            bid,
+            "application.deleted",
+            {
+                "opening_id": oid,
+                "application_id": aid,
+                "count": Hole("count"),
+                "total": Hole("total"),
+            },
+            audience=HOST,
+        )
         count = await self._delete(
             keys=[
                 keys.application(bid, aid),
@@ -425,13 +431,12 @@ class ApplicationService:
                 keys.opening_phones(bid, oid),
                 keys.viewer_applied(bid, vid),
                 keys.phone_applications(bid, oid, phone_digest(phone)),
-                *publish_keys(bid, HOST),
+                *deleted.keys,
             ],
-            args=[aid, oid, phone, self.log.maxlen_of(HOST), int(time.time() * 1000)],
+            args=[aid, oid, phone, *deleted.args],
         )
         if count is None:
             raise NotFound("no such application", code="application_not_found")
-        self.log.published += 1
         return int(count)
 
     async def purge(self, older_than_days: float, *, now_ms: int | None = None) -> int:

@@ -19,9 +19,10 @@ from typing import Any
 
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, Unavailable
-from jobcast.core.events import HOST, EventLog
+from jobcast.core.events import HOST, PUBLIC, Audience, EventLog
 from jobcast.core.ids import is_valid_id, new_id
 from jobcast.core.text import clean
+from jobcast.core.tx import transact
 from jobcast.openings.models import (
     EDUCATION,
     Opening,
@@ -31,10 +32,13 @@ from jobcast.openings.models import (
 )
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 LINEUP_MAX = 2000
 _TXN_TRIES = 20
+
+
+def _busy() -> Unavailable:
+    return Unavailable("too many concurrent changes, try again", code="busy")
 
 
 def now_ms() -> int:
@@ -49,7 +53,7 @@ class State:
     lineup: list[str]
     pinned: str | None
     pinned_at: int
-    events: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any], Audience]] = field(default_factory=list)
 
     def ordered(self) -> list[Opening]:
         seen = set()
@@ -66,7 +70,7 @@ class State:
     def visible_order(self) -> list[str]:
         return [o.id for o in self.ordered() if o.visible()]
 
-    def emit(self, type_: str, data: dict[str, Any], audience: str = "p") -> None:
+    def emit(self, type_: str, data: dict[str, Any], audience: Audience = PUBLIC) -> None:
         self.events.append((type_, data, audience))
 
 
@@ -165,25 +169,20 @@ class OpeningService:
 
     async def _txn(self, bid: str, change: Callable[[State, Pipeline], Awaitable[Any]]) -> Any:
         """WATCH, read the state, let `change` queue writes and events, EXEC; retry on races."""
-        watched = (keys.openings(bid), keys.lineup(bid), keys.pinned(bid))
-        async with self.redis.pipeline(transaction=True) as p:
-            for _ in range(_TXN_TRIES):
-                try:
-                    await p.watch(*watched)
-                    raw = await p.hgetall(keys.openings(bid))
-                    lineup = await p.lrange(keys.lineup(bid), 0, -1)
-                    pin = await p.hgetall(keys.pinned(bid))
-                    st = _state(raw, lineup, pin)
-                    p.multi()
-                    result = await change(st, p)
-                    for type_, data, audience in st.events:
-                        self.log.add_to(p, bid, type_, data, audience=audience)  # type: ignore[arg-type]
-                    await p.execute()
-                    return result
-                except WatchError:
-                    await p.reset()
-                    continue
-        raise Unavailable("too many concurrent changes, try again", code="busy")
+
+        async def body(p: Pipeline) -> Any:
+            raw = await p.hgetall(keys.openings(bid))
+            lineup = await p.lrange(keys.lineup(bid), 0, -1)
+            pin = await p.hgetall(keys.pinned(bid))
+            st = _state(raw, lineup, pin)
+            p.multi()
+            result = await change(st, p)
+            for type_, data, audience in st.events:
+                self.log.add_to(p, bid, type_, data, audience=audience)
+            return result
+
+        watched = [keys.openings(bid), keys.lineup(bid), keys.pinned(bid)]
+        return await transact(self.redis, watched, body, attempts=_TXN_TRIES, busy=_busy)
 
     async def _claim_ids(self, bid: str, n: int) -> list[str]:
         """Fresh opening ids, each registered to `bid` before anything refers to it."""

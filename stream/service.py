@@ -47,6 +47,7 @@ from jobcast.core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from jobcast.core.events import EventLog
 from jobcast.core.ids import is_valid_id
 from jobcast.core.net import address_group
+from jobcast.core.tx import transact
 from jobcast.stream.aiortc_internals import IcePolicy, Packetized, check_versions
 from jobcast.stream.control import ControlChannel, Subscribe
 from jobcast.stream.egress import EgressPool
@@ -57,6 +58,7 @@ from jobcast.stream.recorder import Recorder, list_recordings, recording_file, r
 from jobcast.stream.relay import KeyframeRequests, Packetizer
 from jobcast.stream.viewers import ViewerHub, check_capacity
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 log = logging.getLogger("jobcast.media")
 
@@ -359,13 +361,14 @@ class MediaService:
 
     async def _release(self, bid: str, sid: str) -> None:
         """Give up a claim whose answer failed (its resource was never handed out)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(keys.ingest(bid))
+
+        async def body(pipe: Pipeline) -> None:
             current = await pipe.hget(keys.ingest(bid), "sid")
             pipe.multi()
             if current is not None and current.decode() == sid:
                 pipe.delete(keys.ingest(bid))
-            await pipe.execute()
+
+        await transact(self.redis, [keys.ingest(bid)], body)
 
     async def _end(self, bid: str, sid: str, reason: str) -> None:
         stream = self.streams.get(bid)
@@ -379,17 +382,18 @@ class MediaService:
         await self.egress.end(bid, "stream_ended")
         if stream.recorder is not None:
             await self._stop_recording(stream)
+
+        async def body(pipe: Pipeline) -> None:
+            current = await pipe.hget(keys.ingest(bid), "sid")
+            pipe.multi()
+            if current is not None and current.decode() == sid:
+                pipe.delete(keys.ingest(bid))
+            pipe.delete(keys.media_session(ingest.resource_hash))
+            if stream.announced:
+                self.log.add_to(pipe, bid, "stream.ended", _ended_data(bid, sid, reason))
+
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(keys.ingest(bid))
-                current = await pipe.hget(keys.ingest(bid), "sid")
-                pipe.multi()
-                if current is not None and current.decode() == sid:
-                    pipe.delete(keys.ingest(bid))
-                pipe.delete(keys.media_session(ingest.resource_hash))
-                if stream.announced:
-                    self.log.add_to(pipe, bid, "stream.ended", _ended_data(bid, sid, reason))
-                await pipe.execute()
+            await transact(self.redis, [keys.ingest(bid)], body)
         except Exception as e:
             # The claim expires on its own; viewers learn from their closed connections.
             log.warning("could not record the end of a stream", extra={"error": str(e)})
