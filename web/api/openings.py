@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
 from jobcast.core.actions import Action, Caller, NoData
 from jobcast.core.errors import Invalid, TooLarge
 from jobcast.core.ids import is_valid_id
@@ -40,6 +39,7 @@ from jobcast.web.appkeys import (
     SNAPSHOT_PARTS,
 )
 from jobcast.web.jsonutil import json_response
+from jobcast.web.realtime.aiohttp_internals import MalformedRequest
 from prometheus_client import Counter
 
 routes = web.RouteTableDef()
@@ -96,7 +96,7 @@ async def _read_upload(request: web.Request) -> bytes:
                     break
             else:
                 raise Invalid("no file in the form", fields={"file": "required"})
-        except (HttpProcessingError, ValueError):
+        except (MalformedRequest, ValueError):
             # A malformed form (bad boundary, part headers with control characters...).
             raise Invalid(
                 "malformed multipart form", code="bad_upload", fields={"file": "unreadable form"}

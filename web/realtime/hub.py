@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ import orjson
 from aiohttp import WSMsgType, web
 from jobcast.core import keys
 from jobcast.core.events import EventLog, format_seq, seq_of
+from jobcast.web.realtime.aiohttp_internals import PING_FRAME, close_frame, text_frame, wire_of
 from jobcast.web.realtime.bus import Bus
 from jobcast.web.runtime.metrics import Metrics
 
@@ -46,27 +46,7 @@ FRAME_MAX = 256 * 1024  # default cap on one text frame's payload (web.settings)
 CLOSE_TIMEOUT = 10.0  # default seconds a dropped socket gets to drain (web.settings)
 SHUTDOWN_GRACE = 1.0  # seconds sockets get on shutdown before the rest are aborted
 
-PING_FRAME = b"\x89\x00"
 _ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
-_LEN1 = struct.Struct("!BB").pack
-_LEN2 = struct.Struct("!BBH").pack
-_LEN3 = struct.Struct("!BBQ").pack
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An RFC 6455 text frame as a server sends it: final, unmasked, uncompressed."""
-    n = len(payload)
-    if n < 126:
-        return _LEN1(0x81, n) + payload
-    if n < 65536:
-        return _LEN2(0x81, 126, n) + payload
-    return _LEN3(0x81, 127, n) + payload
-
-
-def close_frame(code: int, reason: str) -> bytes:
-    """An RFC 6455 close frame with `code` and as much of `reason` as fits (123 bytes)."""
-    payload = struct.pack("!H", code) + reason.encode()[:123]
-    return _LEN1(0x88, len(payload)) + payload
 
 
 def chunk_end(raws: list[bytes], start: int, cap: int) -> int:
@@ -89,19 +69,20 @@ class Socket:
 
     Frames are written straight to the transport while it accepts them; only when the
     transport has paused writing (the peer isn't reading) do events queue, and a flusher task
-    sends the queue, in frames of at most `frame_max`, as the transport drains.
+    sends the queue, in frames of at most `frame_max`, as the transport drains. The transport
+    and its flow control come from web/realtime/aiohttp_internals.py.
     """
 
     __slots__ = (
         "_abort_timer",
         "_close_timeout",
         "_credit",
+        "_drain",
+        "_flow",
         "_flusher",
         "_metrics",
         "_pending",
-        "_protocol",
         "_queue",
-        "_request",
         "bid",
         "close_reason",
         "closed",
@@ -136,9 +117,10 @@ class Socket:
         self.queue_max = queue_max
         self.frame_max = frame_max
         self._close_timeout = close_timeout
-        self._request = request
-        self.transport = request.transport
-        self._protocol = request.protocol
+        wire = wire_of(request)  # the transport under the socket, and its flow control
+        self.transport = wire.transport
+        self._flow = wire.flow
+        self._drain = wire.drain
         self._metrics = metrics
         self._queue: list[bytes] = []
         # Catch-up events still at the head of the queue: they don't count against queue_max,
@@ -166,7 +148,7 @@ class Socket:
         t = self.transport
         return (
             t is not None
-            and not self._protocol.writing_paused
+            and not self._flow.writing_paused
             and not t.is_closing()
             and not self.ws.closed
         )
@@ -362,7 +344,7 @@ class Socket:
         cap = self.frame_max
         i = frames = 0
         n = len(q)
-        while i < n and (force or not self._protocol.writing_paused):
+        while i < n and (force or not self._flow.writing_paused):
             j = chunk_end(q, i, cap)
             t.write(text_frame(b"[" + b",".join(q[i:j]) + b"]"))
             frames += 1
@@ -386,8 +368,8 @@ class Socket:
                 t = self.transport
                 if t is None or t.is_closing() or self.ws.closed:
                     return
-                if self._protocol.writing_paused:
-                    await self._request.writer.drain()
+                if self._flow.writing_paused:
+                    await self._drain()
                     continue
                 self._write_queue()
         except (ConnectionError, RuntimeError):
