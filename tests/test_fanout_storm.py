@@ -11,7 +11,8 @@ from jobcast.core import keys
 from jobcast.core.events import parse_seq
 from jobcast.web.appkeys import EVENT_LOG, HUB, METRICS, REDIS
 
-from tests.helpers import Viewer, connect, login
+from tests.helpers import Viewer, connect
+from tests.waiting import wait_until
 
 N = 30
 
@@ -20,7 +21,7 @@ async def _publish_until(log: Any, bid: str, stop: asyncio.Event, i: int = 0) ->
     while not stop.is_set():
         await log.publish(bid, "test.tick", {"i": i})
         i += 1
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # the publisher's pace (500/s); nothing waits on it
     return i
 
 
@@ -36,59 +37,72 @@ def _ticks_after(v: Viewer, start: str) -> list[str]:
     return ticks
 
 
-async def test_joining_together_shares_one_snapshot_and_misses_nothing(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    app = a.server.app
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def _held_until_all_joined(hub: Any, bid: str, n: int, gate: asyncio.Event) -> None:
+    """A snapshot or replay held back (as under load) until `n` sockets are in the room, so
+    they all ask while it is under way; the test then lets it go."""
+    await wait_until(lambda: len(hub.sockets.get(bid, ())) >= n, what=f"{n} sockets joining")
+    gate.set()
+
+
+async def _a_live_tick_each(viewers: list[Viewer]) -> None:
+    """Each socket, synced, also gets an event written to it live."""
+    for v in viewers:
+        await v.wait_count("test.tick", len(v.of_type("test.tick")) + 1)
+
+
+async def test_joining_together_shares_one_snapshot_and_misses_nothing(client, bid):
+    app = client.server.app
     hub = app[HUB]
     real_snapshot = hub.snapshot
     calls: list[str] = []
+    gate = asyncio.Event()
 
-    async def slow_snapshot(b: str, is_host: bool) -> Any:
+    async def held_snapshot(b: str, is_host: bool) -> Any:
         calls.append(b)
-        await asyncio.sleep(0.05)  # a snapshot that takes a while, as under load
+        await gate.wait()
         return await real_snapshot(b, is_host)
 
-    hub.snapshot = slow_snapshot
+    hub.snapshot = held_snapshot
     stop = asyncio.Event()
     publisher = asyncio.create_task(_publish_until(app[EVENT_LOG], bid, stop))
-    viewers = await asyncio.gather(*(connect(a, bid) for _ in range(N)))
-    await asyncio.sleep(0.1)
+    release = asyncio.create_task(_held_until_all_joined(hub, bid, N, gate))
+    viewers = await asyncio.gather(*(connect(client, bid) for _ in range(N)))
+    await release
+    await _a_live_tick_each(viewers)
     stop.set()
     total = await publisher
     last = await app[EVENT_LOG].publish(bid, "test.tick", {"i": total})
 
     assert 1 <= len(calls) < N
-    assert app[METRICS].snapshots._value.get() == N
+    assert app[METRICS].registry.get_sample_value("jobcast_snapshots_total") == N
     for v in viewers:
         await v.wait_for(lambda e: e.get("seq") == last)
         start = v.of_type("snapshot")[0]["seq"]
         assert _ticks_after(v, start) == await _stream_after(app, bid, start)
 
 
-async def test_reconnecting_together_shares_one_replay_and_misses_nothing(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    app = a.server.app
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_reconnecting_together_shares_one_replay_and_misses_nothing(client, bid):
+    app = client.server.app
     log = app[EVENT_LOG]
     since = await log.publish(bid, "test.tick", {"i": -1})
     for i in range(5):
         await log.publish(bid, "test.tick", {"i": i})
     real_replay = log.replay
     calls: list[Any] = []
+    gate = asyncio.Event()
 
-    async def slow_replay(*args: Any, **kw: Any) -> Any:
+    async def held_replay(*args: Any, **kw: Any) -> Any:
         calls.append(args)
-        await asyncio.sleep(0.05)
+        await gate.wait()
         return await real_replay(*args, **kw)
 
-    log.replay = slow_replay  # type: ignore[method-assign]
+    log.replay = held_replay  # type: ignore[method-assign]
     stop = asyncio.Event()
     publisher = asyncio.create_task(_publish_until(log, bid, stop, 5))
-    viewers = await asyncio.gather(*(connect(a, bid, since=since) for _ in range(N)))
-    await asyncio.sleep(0.1)
+    release = asyncio.create_task(_held_until_all_joined(app[HUB], bid, N, gate))
+    viewers = await asyncio.gather(*(connect(client, bid, since=since) for _ in range(N)))
+    await release
+    await _a_live_tick_each(viewers)
     stop.set()
     total = await publisher
     last = await log.publish(bid, "test.tick", {"i": total})
@@ -102,17 +116,24 @@ async def test_reconnecting_together_shares_one_replay_and_misses_nothing(app_fa
         assert [e["data"]["i"] for e in v.of_type("test.tick")] == list(range(total + 1))
 
 
-async def test_a_failing_snapshot_fails_every_socket_waiting_for_it(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    app = a.server.app
-    host = await login(a)
-    bid = await host.create_broadcast()
+async def test_a_failing_snapshot_fails_every_socket_waiting_for_it(client, bid):
+    from jobcast.core.errors import Unavailable
+
+    app = client.server.app
     hub = app[HUB]
     real_snapshot = hub.snapshot
-    hub.snapshot = _failing_snapshot
+    gate = asyncio.Event()
+
+    async def failing_snapshot(b: str, is_host: bool) -> Any:
+        await gate.wait()
+        raise Unavailable("snapshot failed", code="boom")
+
+    hub.snapshot = failing_snapshot
+    release = asyncio.create_task(_held_until_all_joined(hub, bid, 5, gate))
     results = await asyncio.gather(
-        *(a.ws_connect(f"/ws/b/{bid}") for _ in range(5)), return_exceptions=True
+        *(client.ws_connect(f"/ws/b/{bid}") for _ in range(5)), return_exceptions=True
     )
+    await release
     for ws in results:
         assert not isinstance(ws, BaseException)
         msgs = [await ws.receive() for _ in range(3)]
@@ -120,32 +141,20 @@ async def test_a_failing_snapshot_fails_every_socket_waiting_for_it(app_factory,
         assert any('"code":"unavailable"' in t or '"code":"boom"' in t for t in texts), texts
         await ws.close()
     hub.snapshot = real_snapshot
-    v = await connect(a, bid)  # nothing is left stuck for the next one
+    v = await connect(client, bid)  # nothing is left stuck for the next one
     assert v.of_type("snapshot")
     assert not hub._next and not hub._running
 
 
-async def _failing_snapshot(b: str, is_host: bool) -> Any:
-    from jobcast.core.errors import Unavailable
-
-    await asyncio.sleep(0.02)
-    raise Unavailable("snapshot failed", code="boom")
-
-
-async def test_frames_stay_in_order_when_a_socket_goes_from_queued_to_direct(
-    app_factory, redis_url
-):
+async def test_frames_stay_in_order_when_a_socket_goes_from_queued_to_direct(client, bid):
     """Events queued while a socket syncs, then live ones written straight away, arrive in
     publish order with none twice."""
-    a = await app_factory(redis_url)
-    app = a.server.app
-    host = await login(a)
-    bid = await host.create_broadcast()
+    app = client.server.app
     log = app[EVENT_LOG]
     stop = asyncio.Event()
     publisher = asyncio.create_task(_publish_until(log, bid, stop))
-    viewers = [await connect(a, bid) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    viewers = [await connect(client, bid) for _ in range(5)]
+    await _a_live_tick_each(viewers)
     stop.set()
     total = await publisher
     last = await log.publish(bid, "test.tick", {"i": total})
@@ -185,14 +194,11 @@ async def _frames_until(ws: Any, n: int) -> list[list[dict[str, Any]]]:
     return frames
 
 
-async def test_a_burst_that_piled_up_goes_out_as_few_frames_in_order(app_factory, redis_url):
-    a = await app_factory(redis_url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    viewer = await a.ws_connect(f"/ws/b/{bid}")
+async def test_a_burst_that_piled_up_goes_out_as_few_frames_in_order(redis_url, client, bid):
+    viewer = await client.ws_connect(f"/ws/b/{bid}")
     while '"synced"' not in (await viewer.receive()).data:  # hello, snapshot, synced
         pass
-    staff = await connect(a, bid, host=True)
+    staff = await connect(client, bid, host=True)
     _publish_blocking(redis_url, bid, [("p", i) for i in range(20)])
     frames = await _frames_until(viewer, 20)
     ticks = [e["data"]["i"] for f in frames for e in f if e["type"] == "test.tick"]
