@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 import aiohttp
 import orjson
 from jobcast.core.events import parse_seq
+
+from tests.waiting import wait_until
 
 
 class ReconnectingViewer:
@@ -42,6 +43,7 @@ class ReconnectingViewer:
             except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             attempt += 1
+            # The browser's jittered backoff: the behaviour under test, nothing waits on it.
             await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + os.urandom(1)[0] / 512))
 
     async def _listen(self, s: aiohttp.ClientSession, url: str) -> None:
@@ -82,15 +84,13 @@ def children(pid: int) -> list[int]:
 
 
 async def wait_healthy(base: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as s:
-        while True:
+
+        async def healthy() -> bool:
             try:
                 async with s.get(base + "/healthz") as r:
-                    if r.status == 200:
-                        return
+                    return r.status == 200
             except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not become healthy")
-            await asyncio.sleep(0.1)
+                return False
+
+        await wait_until(healthy, timeout, f"{base}/healthz to answer 200", interval=0.1)

@@ -7,10 +7,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
+
+from tests.waiting import poll_until
 
 
 def free_port() -> int:
@@ -61,20 +62,21 @@ class RedisProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                c = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-                if c.ping():
-                    c.close()
-                    # AOF rewrite/load done: wait until it accepts writes
-                    return
-            except redis.exceptions.RedisError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {(self.dir / 'redis.log').read_text()}")
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        poll_until(self._answers, timeout, "redis-server to answer PING")
+
+    def _answers(self) -> bool:
+        """It answers PING (its AOF loaded, so it takes writes); it exited: RuntimeError."""
+        assert self.proc is not None
+        try:
+            c = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+            if c.ping():
+                c.close()
+                return True
+        except redis.exceptions.RedisError:
+            pass
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited: {(self.dir / 'redis.log').read_text()}")
+        return False
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final AOF flush beyond what fsync policy already wrote."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import pytest
 import redis
 
 from tests.redisproc import free_port
+from tests.waiting import poll_until, wait_until
 
 JOBCAST = [sys.executable, "-m", "jobcast"]
 
@@ -29,17 +31,16 @@ def _env() -> dict[str, str]:
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     import urllib.request
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
+                return r.status == 200
         except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not come up")
+            return False
+
+    poll_until(up, timeout, f"{url} to answer 200", interval=0.1)
 
 
 @pytest.fixture
@@ -198,10 +199,8 @@ def test_two_workers_share_one_port_and_one_redis(data_dir: Path):
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        deadline = time.monotonic() + 30
-        while _listeners(port) < 2:  # the second worker may still be starting
-            assert time.monotonic() < deadline, "second worker never listened"
-            time.sleep(0.1)
+        # the second worker may still be starting
+        poll_until(lambda: _listeners(port) >= 2, 30, "the second worker to listen", 0.1)
         r = redis.Redis(unix_socket_path=str(data_dir / "redis" / "redis.sock"))
         bid = r.get("jc:demo").decode()
 
@@ -214,16 +213,17 @@ def test_two_workers_share_one_port_and_one_redis(data_dir: Path):
                     sockets.append(
                         (sess, await sess.ws_connect(f"http://127.0.0.1:{port}/ws/b/{bid}"))
                     )
-                deadline = time.monotonic() + 30
                 procs: set[str] = set()
-                total = 0
-                while time.monotonic() < deadline:
-                    await asyncio.sleep(0.3)
+
+                def both_count_all() -> bool:  # each worker's presence entry, 24 in all
+                    nonlocal procs
                     fields = r.hgetall(f"jc:{{b:{bid}}}:presence")
                     procs = {k.decode() for k, v in fields.items() if int(v.split(b":")[0]) > 0}
                     total = sum(int(v.split(b":")[0]) for v in fields.values())
-                    if len(procs) == 2 and total == 24:
-                        break
+                    return len(procs) == 2 and total == 24
+
+                with contextlib.suppress(AssertionError):  # the asserts below say what is off
+                    await wait_until(both_count_all, 30, "both workers' presence", interval=0.3)
                 r2 = await s.get(f"http://127.0.0.1:{port}/api/broadcasts/{bid}")
                 viewers = (await r2.json())["viewers"]
                 for sess, ws in sockets:

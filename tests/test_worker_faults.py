@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from tests.clients import ReconnectingViewer, children, wait_healthy
 from tests.redisproc import free_port
+from tests.waiting import wait_until
 
 
 def listeners(port: int) -> int:
@@ -58,9 +59,11 @@ async def serve_workers(
         await wait_healthy(base)
         # Both workers listening, not just started: until the second one listens, the kernel
         # hands every connection to the first.
-        async with asyncio.timeout(60):
-            while len(children(proc.pid)) < 2 or listeners(port) < 2:
-                await asyncio.sleep(0.1)
+        await wait_until(
+            lambda: len(children(proc.pid)) >= 2 and listeners(port) >= 2,
+            60,
+            "both workers listening",
+        )
         yield proc, base
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -79,27 +82,29 @@ async def test_worker_killed_viewers_recover_on_the_other(own_redis, tmp_path):
     async with serve_workers(own_redis.url, tmp_path) as (proc, base):
         workers = children(proc.pid)
         viewers = [ReconnectingViewer(base, b.id) for _ in range(30)]
-        async with asyncio.timeout(30):
-            while any(v.connections == 0 or v.seq is None for v in viewers):
-                await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: all(v.connections and v.seq is not None for v in viewers), 30, "viewers synced"
+        )
         acked = []
         for i in range(300):
             await log.publish(b.id, "test.tick", {"i": i})
             acked.append(i)
             if i == 100:
                 os.kill(workers[0], signal.SIGKILL)
-            await asyncio.sleep(0.005)
-        async with asyncio.timeout(60):  # generous: CI machines may be busy
-            while any(len(v.applied) < len(acked) for v in viewers):
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.005)  # the publisher's pace; nothing waits on it
+        await wait_until(  # generous: CI machines may be busy
+            lambda: all(len(v.applied) >= len(acked) for v in viewers), 60, "every event applied"
+        )
         reconnected = sum(1 for v in viewers if v.connections > 1)
         assert reconnected > 0, "no viewer was on the killed worker"
         for v in viewers:
             assert v.applied == acked
             assert len(v.raw_seqs) == len(set(v.raw_seqs)), "the server sent an event twice"
-        async with asyncio.timeout(30):  # the supervisor replaced the dead worker
-            while len(children(proc.pid)) < 2 or workers[0] in children(proc.pid):
-                await asyncio.sleep(0.1)
+        await wait_until(  # the supervisor replaced the dead worker
+            lambda: len(children(proc.pid)) >= 2 and workers[0] not in children(proc.pid),
+            30,
+            "the dead worker replaced",
+        )
         for v in viewers:
             v.stop = True
             v.task.cancel()
@@ -123,11 +128,11 @@ async def test_reconnect_storm_of_2000_viewers(own_redis, tmp_path):
     async with serve_workers(own_redis.url, tmp_path, env) as (proc, base):
         for i in range(2000):
             viewers.append(ReconnectingViewer(base, b.id, session))
-            if i % 200 == 199:
-                await asyncio.sleep(0.2)
-        async with asyncio.timeout(60):
-            while any(v.seq is None for v in viewers):
-                await asyncio.sleep(0.2)
+            if i % 200 == 199:  # ramp up: each two hundred connected before the next
+                await wait_until(
+                    lambda: all(v.connections for v in viewers), 60, "the batch connected"
+                )
+        await wait_until(lambda: all(v.seq is not None for v in viewers), 60, "viewers synced")
         acked = [i for i in range(5)]
         for i in acked:
             await log.publish(b.id, "test.tick", {"i": i})
@@ -136,15 +141,15 @@ async def test_reconnect_storm_of_2000_viewers(own_redis, tmp_path):
         for i in range(5, 20):  # published while no worker is up
             await log.publish(b.id, "test.tick", {"i": i})
             acked.append(i)
-        async with asyncio.timeout(90):
-            while any(v.connections < 2 for v in viewers):
-                await asyncio.sleep(0.2)
+        await wait_until(
+            lambda: all(v.connections >= 2 for v in viewers), 90, "every viewer reconnected"
+        )
         for i in range(20, 25):
             await log.publish(b.id, "test.tick", {"i": i})
             acked.append(i)
-        async with asyncio.timeout(60):
-            while any(len(v.applied) < len(acked) for v in viewers):
-                await asyncio.sleep(0.2)
+        await wait_until(
+            lambda: all(len(v.applied) >= len(acked) for v in viewers), 60, "every event applied"
+        )
         for v in viewers:
             assert v.applied == acked
         for v in viewers:
