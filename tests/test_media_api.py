@@ -3,29 +3,27 @@ CORS and OPTIONS, trickle refused, stream keys host-only, ICE servers in Link he
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.media_peers import Publisher, Viewer, candidate_addresses, loopback_peer, make_offer
 
-pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
-
 MEDIA = {"media_ice_addresses": "127.0.0.1", "media_publisher_grace": 3.0}
+pytestmark = [pytest.mark.media, pytest.mark.timeout(60), pytest.mark.app_settings(**MEDIA)]
 SDP = {"Content-Type": "application/sdp"}
 
 
-async def _broadcast_with_key(client):
-    host = await login(client)
-    bid = await host.create_broadcast()
+@pytest.fixture
+async def stream_key(host, bid) -> str:
+    """The broadcast's stream key, as the host console makes it."""
     r = await host.post(f"/api/broadcasts/{bid}/stream-key")
     assert r.status == 201
     body = await r.json()
     assert body["stream_key"].startswith("jc_")
     assert body["whip_url"] == f"/whip/{bid}"
-    return host, bid, body["stream_key"]
+    return body["stream_key"]
 
 
 async def _offer(kind_dirs=(("video", "sendonly"), ("audio", "sendonly"))) -> tuple:
@@ -45,12 +43,10 @@ async def _error(r, status: int, code: str | None = None) -> dict:
     return body["error"]
 
 
-async def test_whip_key_errors_and_bad_bodies(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA)
-    _host, bid, key = await _broadcast_with_key(client)
+async def test_whip_key_errors_and_bad_bodies(client, bid, stream_key):
     pc, offer = await _offer()
     url = f"/whip/{bid}"
-    auth = {"Authorization": f"Bearer {key}"}
+    auth = {"Authorization": f"Bearer {stream_key}"}
     # no key, wrong key, wrong scheme
     await _error(await client.post(url, data=offer, headers=SDP), 401, "no_key")
     await _error(
@@ -59,7 +55,7 @@ async def test_whip_key_errors_and_bad_bodies(app_factory, redis_url):
         "bad_key",
     )
     await _error(
-        await client.post(url, data=offer, headers={**SDP, "Authorization": f"Basic {key}"}),
+        await client.post(url, data=offer, headers={**SDP, "Authorization": f"Basic {stream_key}"}),
         401,
         "no_key",
     )
@@ -119,15 +115,12 @@ async def test_whip_key_errors_and_bad_bodies(app_factory, redis_url):
     await pc.close()
 
 
-async def test_options_cors_and_link_headers(app_factory, redis_url):
-    client = await app_factory(
-        redis_url,
-        media_stun_urls="stun:stun.example.net:3478",
-        media_turn_urls="turn:turn.example.net:3478?transport=udp",
-        media_turn_secret="s3cret",
-        **MEDIA,
-    )
-    _host, bid, key = await _broadcast_with_key(client)
+@pytest.mark.app_settings(
+    media_stun_urls="stun:stun.example.net:3478",
+    media_turn_urls="turn:turn.example.net:3478?transport=udp",
+    media_turn_secret="s3cret",
+)
+async def test_options_cors_and_link_headers(client, bid, stream_key):
     # a browser's preflight from another origin
     r = await client.options(
         f"/whip/{bid}",
@@ -144,7 +137,7 @@ async def test_options_cors_and_link_headers(app_factory, redis_url):
     assert "Location" in r.headers["Access-Control-Expose-Headers"]
     assert r.headers["Accept-Post"] == "application/sdp"
     assert "Link" not in r.headers  # no TURN credentials without the stream key
-    r = await client.options(f"/whip/{bid}", headers={"Authorization": f"Bearer {key}"})
+    r = await client.options(f"/whip/{bid}", headers={"Authorization": f"Bearer {stream_key}"})
     links = r.headers.getall("Link")
     assert links[0] == '<stun:stun.example.net:3478>; rel="ice-server"'
     assert links[1].startswith('<turn:turn.example.net:3478?transport=udp>; rel="ice-server"')
@@ -152,7 +145,7 @@ async def test_options_cors_and_link_headers(app_factory, redis_url):
     r = await client.options(f"/whep/{bid}")
     assert r.status == 204 and len(r.headers.getall("Link")) == 2
     # cross-origin POST without cookies is not refused by the Origin check
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     pub.pc = loopback_peer()
     r = await pub.publish()
     assert len(r.headers.getall("Link")) == 2
@@ -170,9 +163,8 @@ async def test_options_cors_and_link_headers(app_factory, redis_url):
     await pub.close()
 
 
-async def test_second_publisher_conflict_and_whep_errors(app_factory, redis_url):
-    client = await app_factory(redis_url, media_max_viewers=1, **MEDIA)
-    host, bid, key = await _broadcast_with_key(client)
+@pytest.mark.app_settings(media_max_viewers=1)
+async def test_second_publisher_conflict_and_whep_errors(client, host, bid, stream_key):
     # WHEP before anyone publishes: 409; unknown broadcast: 404
     v0 = Viewer(client, bid)
     r = await v0.play(expect=409)
@@ -183,11 +175,11 @@ async def test_second_publisher_conflict_and_whep_errors(app_factory, redis_url)
     await _error(await client.post(f"/whep/{bid}", data="nope", headers=SDP), 400, "bad_sdp")
     await pc.close()
     ws = await connect(client, bid)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     await ws.wait_for("stream.live", timeout=10)
     # a second publisher with the right key while the first is live
-    pub2 = Publisher(client, bid, key)
+    pub2 = Publisher(client, bid, stream_key)
     r = await pub2.publish(expect=409)
     await _error(r, 409, "publisher_live")
     await pub2.close()
@@ -227,32 +219,29 @@ async def test_second_publisher_conflict_and_whep_errors(app_factory, redis_url)
     await ws.wait_for("stream.ended", timeout=10)
     r = await host.post(f"/api/broadcasts/{bid}/end")
     assert r.status == 200
-    pub3 = Publisher(client, bid, key)
+    pub3 = Publisher(client, bid, stream_key)
     await _error(await pub3.publish(expect=409), 409, "broadcast_ended")
     await pub3.close()
     await pub.close()
 
 
-async def test_stream_key_is_host_only_and_rotates(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA)
-    host, bid, key = await _broadcast_with_key(client)
+async def test_stream_key_is_host_only_and_rotates(
+    client, client_b, host, bid, stream_key, moderator
+):
     r = await host.get(f"/api/broadcasts/{bid}/stream-key")
     info = await r.json()
     assert info["has_key"] is True and "stream_key" not in info
     # viewers (no session) and moderators may not read or rotate it
-    anon = await client.post(f"/api/broadcasts/{bid}/stream-key")
+    anon = await client_b.post(f"/api/broadcasts/{bid}/stream-key")
     assert anon.status in (401, 403)
-    await client.post("/api/logout", headers={"X-CSRF-Token": host.csrf})
-    mod = await login(client, "mod1", "moderator")
-    r = await mod.post(f"/api/broadcasts/{bid}/stream-key")
+    r = await moderator.post(f"/api/broadcasts/{bid}/stream-key")
     assert r.status == 403
-    r = await mod.get(f"/api/broadcasts/{bid}/recordings")
+    r = await moderator.get(f"/api/broadcasts/{bid}/recordings")
     assert r.status == 403
-    host = await login(client, "host1", "host")
     r = await host.post(f"/api/broadcasts/{bid}/stream-key")
     new_key = (await r.json())["stream_key"]
-    assert new_key != key
-    old = Publisher(client, bid, key)
+    assert new_key != stream_key
+    old = Publisher(client, bid, stream_key)
     await _error(await old.publish(expect=401), 401, "bad_key")
     await old.close()
     r = await host.post("/api/broadcasts/zzzzzzzz/stream-key")
@@ -265,10 +254,9 @@ async def test_stream_key_is_host_only_and_rotates(app_factory, redis_url):
     assert new_key.encode() not in b"".join(stored.values())
 
 
-async def test_udp_port_range_and_snapshot(app_factory, redis_url):
-    client = await app_factory(redis_url, media_udp_ports="41000-41099", **MEDIA)
-    _host, bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)
+@pytest.mark.app_settings(media_udp_ports="41000-41099")
+async def test_udp_port_range_and_snapshot(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     ports = [int(p) for p in re.findall(r"a=candidate:\S+ \d \S+ \d+ \S+ (\d+)", pub.answer)]
     assert ports and all(41000 <= p <= 41099 for p in ports)
@@ -283,11 +271,9 @@ async def test_udp_port_range_and_snapshot(app_factory, redis_url):
     await v.close()
     assert await pub.delete() == 200
     await pub.close()
-    await asyncio.sleep(0)
 
 
-async def test_media_metrics(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA)
+async def test_media_metrics(client):
     r = await client.get("/metrics")
     text = await r.text()
     assert "jobcast_media_viewers 0.0" in text
@@ -343,10 +329,10 @@ def _video_section(answer: str) -> str:
     return answer.split("m=video")[1].split("m=audio")[0]
 
 
-async def test_obs_chrome_and_safari_offers_get_the_right_codecs(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA)
-    _host, bid, key = await _broadcast_with_key(client)
-    auth = {**SDP, "Authorization": f"Bearer {key}"}
+async def test_obs_chrome_and_safari_offers_get_the_right_codecs(
+    app_factory, redis_url, app_settings, client, bid, stream_key
+):
+    auth = {**SDP, "Authorization": f"Bearer {stream_key}"}
     # OBS Studio 30: H264 constrained baseline and Opus
     obs = _static_offer(
         "sendonly",
@@ -385,17 +371,15 @@ async def test_obs_chrome_and_safari_offers_get_the_right_codecs(app_factory, re
     assert "profile-level-id=42e01f" in video and "VP8" not in video and "VP9" not in video
     # VP8 preferred by the server: the same offer is answered with VP8
     assert (await client.delete(r.headers["Location"])).status == 200
-    client2 = await app_factory(redis_url, media_video_codecs="VP8,H264", **MEDIA)
+    client2 = await app_factory(redis_url, **app_settings, media_video_codecs="VP8,H264")
     r = await client2.post(f"/whip/{bid}", data=chrome, headers=auth)
     assert r.status == 201
     assert "VP8/90000" in _video_section(await r.text())
     assert (await client2.delete(r.headers["Location"])).status == 200
 
 
-async def test_viewers_get_the_publishers_h264_under_the_label_they_offer(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA)
-    _host, bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)  # aiortc offers both baseline labels: 42e01f is chosen
+async def test_viewers_get_the_publishers_h264_under_the_label_they_offer(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)  # aiortc offers both baseline labels: 42e01f is chosen
     await pub.publish()
     assert "profile-level-id=42e01f" in _video_section(pub.answer)
     # iOS Safari: constrained baseline and high, no plain baseline
