@@ -132,8 +132,8 @@ def start_app(redis_url: str, variant: str) -> tuple[subprocess.Popen[bytes], in
 def serve(args: argparse.Namespace) -> None:
     """The app process: create_app as `jobcast serve` builds it, on uvloop."""
     from aiohttp import web
+    from jobcast.web.api.openings import APPLICATIONS
     from jobcast.web.app import create_app
-    from jobcast.web.appkeys import APPLICATIONS
     from jobcast.web.runtime.settings import Settings
 
     with contextlib.suppress(ImportError):

@@ -13,7 +13,8 @@ import pytest
 from jobcast.core import keys
 from jobcast.openings.applications import ApplicationService
 from jobcast.openings.service import OpeningService
-from jobcast.web.appkeys import APPLICATIONS, EVENT_LOG, REDIS
+from jobcast.web.api.openings import APPLICATIONS
+from jobcast.web.appkeys import EVENT_LOG, REDIS
 
 from tests.helpers import connect, login
 from tests.openings_helpers import applicant, application_body, make_opening

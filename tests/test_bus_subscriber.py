@@ -15,7 +15,8 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from jobcast.core import keys
 from jobcast.stream.control import inbox
-from jobcast.web.appkeys import BUS, MEDIA, METRICS
+from jobcast.web.api.media import MEDIA
+from jobcast.web.appkeys import BUS, METRICS
 from jobcast.web.runtime.metrics import Metrics
 from redis.asyncio import Redis
 

@@ -10,7 +10,8 @@ import orjson
 import pytest
 from jobcast.chat.reducer import chat_state, reduce
 from jobcast.core import keys
-from jobcast.web.appkeys import CHAT, REDIS
+from jobcast.web.api.chat import CHAT
+from jobcast.web.appkeys import REDIS
 from markupsafe import escape
 
 from tests.chat_helpers import call, err, messages, ok, wait_message, wait_messages

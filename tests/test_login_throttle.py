@@ -14,7 +14,8 @@ import pytest
 from aiohttp import WSMsgType
 from jobcast.core.errors import Unavailable
 from jobcast.web.access import auth
-from jobcast.web.appkeys import LOGIN_GUARD, REDIS
+from jobcast.web.api.login import LOGIN_GUARD
+from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
 
 from tests.waiting import wait_until

@@ -9,7 +9,7 @@ import time
 
 import av
 import pytest
-from jobcast.web.appkeys import MEDIA
+from jobcast.web.api.media import MEDIA
 
 from tests.helpers import connect, login
 from tests.media_peers import Publisher, Viewer, candidate_addresses

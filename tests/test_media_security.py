@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from jobcast.web.appkeys import MEDIA, REDIS
+from jobcast.web.api.media import MEDIA
+from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
 
 from tests.helpers import connect, login

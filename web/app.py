@@ -1,8 +1,8 @@
 """`create_app(settings)` builds the whole application; tests call it directly.
 
-Every shared object is a typed AppKey (web/appkeys.py) and every resource opens and closes in
-a cleanup context, in dependency order: Redis pool, event log, bus, hub, presence, then the
-kicks channel on the bus.
+Every shared object is a typed AppKey (the core ones in web/appkeys.py, a feature's in its
+module) and every resource opens and closes in a cleanup context, in dependency order: Redis
+pool, event log, bus, hub, presence, then the kicks channel on the bus.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from jobcast.core import keys
 from jobcast.core.broadcasts import Broadcast
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.web.access.requests import USER_KEY, host_user
-from jobcast.web.appkeys import OPENINGS, REDIS
+from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
 
 DEFAULT = "default"
@@ -122,6 +122,8 @@ def make_middleware() -> Any:
         ):
             bid = info.get("bid")
             if bid is None:
+                from jobcast.web.api.openings import OPENINGS  # the feature owns the key
+
                 try:
                     bid = await request.app[OPENINGS].owner(info["oid"])
                 except NotFound:

@@ -25,11 +25,10 @@ from jobcast.core.actions import Action, Caller, given
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.web.access.requests import host_user, read_json
 from jobcast.web.api.actions import declare, http_caller
+from jobcast.web.api.openings import OPENINGS
 from jobcast.web.appkeys import (
     BROADCASTS,
-    CHAT,
     EVENT_LOG,
-    OPENINGS,
     REDIS,
     SETTINGS,
     SNAPSHOT_PARTS,
@@ -40,6 +39,9 @@ from pydantic import BaseModel
 
 log = logging.getLogger("jobcast.chat")
 routes = web.RouteTableDef()
+
+# The chat room (the sockets check display names with it).
+CHAT = web.AppKey("chat", ChatRoom)
 
 
 def chat_config(s: Settings) -> ChatConfig:

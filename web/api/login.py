@@ -17,11 +17,12 @@ from aiohttp import web
 from jobcast.core.errors import Invalid, RateLimited, Unauthorized
 from jobcast.web.access import auth
 from jobcast.web.access.requests import client_ip, host_user, read_json, viewer_id
-from jobcast.web.appkeys import HUB, LOGIN_GUARD, REDIS, SESSIONS, SETTINGS, SIGNER
+from jobcast.web.appkeys import HUB, REDIS, SESSIONS, SETTINGS, SIGNER
 from jobcast.web.jsonutil import json_response
 
 log = logging.getLogger("jobcast.auth")
 routes = web.RouteTableDef()
+LOGIN_GUARD = web.AppKey("login_guard", auth.LoginGuard)
 LOGIN_ATTEMPTS = 10  # per IP per minute
 LOGIN_WINDOW = 60
 

@@ -27,7 +27,6 @@ from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
     EVENT_LOG,
-    MEDIA,
     METRICS,
     REDIS,
     SETTINGS,
@@ -38,6 +37,8 @@ from jobcast.web.jsonutil import json_response
 from jobcast.web.runtime.settings import Settings
 
 routes = web.RouteTableDef()
+
+MEDIA = web.AppKey("media", MediaService)
 
 SDP_TYPE = "application/sdp"
 MAX_SDP_BYTES = 64 * 1024

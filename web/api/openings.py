@@ -29,11 +29,9 @@ from jobcast.web.access.requests import (
 )
 from jobcast.web.api.actions import declare, http_caller
 from jobcast.web.appkeys import (
-    APPLICATIONS,
     BROADCASTS,
     EVENT_LOG,
     METRICS,
-    OPENINGS,
     REDIS,
     SETTINGS,
     SNAPSHOT_PARTS,
@@ -43,6 +41,11 @@ from jobcast.web.realtime.aiohttp_internals import MalformedRequest
 from prometheus_client import Counter
 
 routes = web.RouteTableDef()
+
+# The openings feature's shared objects (the chat checks that a question's opening exists, the
+# viewer page whether the viewer applied, the organization guard whose broadcast an opening is).
+OPENINGS = web.AppKey("openings", OpeningService)
+APPLICATIONS = web.AppKey("applications", ApplicationService)
 APPLY_RESULTS = web.AppKey("apply_results", Counter)
 CSV_TYPE = "text/csv"
 

@@ -26,7 +26,8 @@ from jobcast.core.errors import NotFound
 from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from jobcast.web.access import auth, orgs
 from jobcast.web.access.requests import host_user, viewer_id
-from jobcast.web.appkeys import APPLICATIONS, BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
+from jobcast.web.api.openings import APPLICATIONS
+from jobcast.web.appkeys import BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
 from jobcast.web.jsonutil import json_response
 from jobcast.web.pages import i18n
 from jobcast.web.redis_errors import health_kind, refusal_kind

@@ -21,10 +21,10 @@ from jobcast.core.events import parse_seq
 from jobcast.web.access import auth
 from jobcast.web.access.requests import client_ip, host_user, viewer_id
 from jobcast.web.api import login
+from jobcast.web.api.chat import CHAT
 from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
-    CHAT,
     HUB,
     METRICS,
     SETTINGS,
