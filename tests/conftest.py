@@ -2,7 +2,7 @@
 
 A test that needs a deployment asks for what it uses, in the order the fixtures build it:
 `client` (an app instance on `redis_url`), `host` (host1 logged in on it), `bid` (a broadcast host1
-created), `opening` (a published opening in it), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on
+created), `opening` (a published opening in it), `stream_key` (its WHIP key), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on
 an instance of its own), `other_org_host` (host2 of another organization). Settings for
 every instance they start come from the test's `@pytest.mark.app_settings(...)`.
 """
@@ -158,6 +158,17 @@ async def bid(host: Host) -> str:
 async def opening(host: Host, bid: str) -> dict[str, Any]:
     """A published opening in `bid` (openings_helpers.opening_body), as the API returned it."""
     return await make_opening(host, bid)
+
+
+@pytest.fixture
+async def stream_key(host: Host, bid: str) -> str:
+    """The broadcast's stream key (for WHIP), as the host console makes it."""
+    r = await host.post(f"/api/broadcasts/{bid}/stream-key")
+    assert r.status == 201, await r.text()
+    body = await r.json()
+    assert body["stream_key"].startswith("jc_")
+    assert body["whip_url"] == f"/whip/{bid}"
+    return body["stream_key"]
 
 
 @pytest.fixture

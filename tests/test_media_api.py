@@ -15,17 +15,6 @@ pytestmark = [pytest.mark.media, pytest.mark.timeout(60), pytest.mark.app_settin
 SDP = {"Content-Type": "application/sdp"}
 
 
-@pytest.fixture
-async def stream_key(host, bid) -> str:
-    """The broadcast's stream key, as the host console makes it."""
-    r = await host.post(f"/api/broadcasts/{bid}/stream-key")
-    assert r.status == 201
-    body = await r.json()
-    assert body["stream_key"].startswith("jc_")
-    assert body["whip_url"] == f"/whip/{bid}"
-    return body["stream_key"]
-
-
 async def _offer(kind_dirs=(("video", "sendonly"), ("audio", "sendonly"))) -> tuple:
     pc = loopback_peer()
     for kind, direction in kind_dirs:

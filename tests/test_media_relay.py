@@ -11,21 +11,16 @@ import av
 import pytest
 from jobcast.web.api.media import MEDIA
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.media_peers import Publisher, Viewer, candidate_addresses
-
-pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
+from tests.waiting import wait_until
 
 MEDIA_SETTINGS = {"media_ice_addresses": "127.0.0.1", "media_publisher_grace": 3.0}
-
-
-async def _live(client, **kw):
-    host = await login(client)
-    bid = await host.create_broadcast()
-    r = await host.post(f"/api/broadcasts/{bid}/stream-key")
-    assert r.status == 201
-    key = (await r.json())["stream_key"]
-    return host, bid, key
+pytestmark = [
+    pytest.mark.media,
+    pytest.mark.timeout(60),
+    pytest.mark.app_settings(**MEDIA_SETTINGS),
+]
 
 
 def _increasing(v: Viewer) -> bool:
@@ -45,11 +40,9 @@ def _server_peer(client, viewer: Viewer):
     return client.server.app[MEDIA].egress.peers[sid]
 
 
-async def test_publish_view_and_delete_ends_for_everyone(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
+async def test_publish_view_and_delete_ends_for_everyone(client, bid, stream_key):
     ws = await connect(client, bid)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     assert candidate_addresses(pub.offer) == {"127.0.0.1"}
     assert candidate_addresses(pub.answer) == {"127.0.0.1"}
@@ -87,11 +80,9 @@ async def test_publish_view_and_delete_ends_for_everyone(app_factory, redis_url)
     assert (await r.json())["state"] == "offline"
 
 
-async def test_viewer_joining_mid_stream_gets_a_picture(app_factory, redis_url):
+async def test_viewer_joining_mid_stream_gets_a_picture(client, bid, stream_key):
     # VP8 from aiortc has a 3000-frame GOP: a picture within seconds needs a keyframe request.
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
-    pub = Publisher(client, bid, key, video_codec="VP8")
+    pub = Publisher(client, bid, stream_key, video_codec="VP8")
     await pub.publish()
     sender = next(t.sender for t in pub.pc.getTransceivers() if t.kind == "video")
     plis = []
@@ -104,8 +95,8 @@ async def test_viewer_joining_mid_stream_gets_a_picture(app_factory, redis_url):
     sender._send_keyframe = counted
     first = Viewer(client, bid)
     await first.play()
-    await first.wait_frames(10, timeout=15)
-    await asyncio.sleep(2.5)  # mid-stream: long after the last keyframe
+    # mid-stream: 75 frames (2.5 s) after the only keyframe the first viewer got
+    await first.wait_frames(85, timeout=15)
     late = Viewer(client, bid)
     await late.play()
     await late.wait_frames(5, timeout=10)
@@ -121,10 +112,8 @@ async def test_viewer_joining_mid_stream_gets_a_picture(app_factory, redis_url):
     await pub.close()
 
 
-async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
-    pub = Publisher(client, bid, key)
+async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     slow, steady = Viewer(client, bid), Viewer(client, bid)
     await slow.play()
@@ -132,19 +121,19 @@ async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(app_factory, redi
     await slow.wait_frames(10, timeout=15)
     track = next(t for t in _server_peer(client, slow).tracks if t.kind == "video")
     recv = track.recv
-    stalled = asyncio.Event()
+    stalled, resume = asyncio.Event(), asyncio.Event()
 
     async def stall_once():
         if not stalled.is_set():
             stalled.set()
-            await asyncio.sleep(1.5)  # this viewer's sender cannot keep up for 1.5 s
+            await resume.wait()  # this viewer's sender cannot keep up until the relay skips
         return await recv()
 
     track.recv = stall_once
     await stalled.wait()
     before = len(slow.frames)
-    await asyncio.sleep(1.5)
-    assert track.lagged >= 1 and track.skipped > 0
+    await wait_until(lambda: track.lagged >= 1 and track.skipped > 0, 15, "the relay to skip")
+    resume.set()
     await slow.wait_frames(before + 30, timeout=15)
     assert _increasing(slow)
     # it skipped what it missed (a jump in frame numbers) ...
@@ -163,10 +152,8 @@ async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(app_factory, redi
     await pub.close()
 
 
-async def test_viewers_that_leave_or_never_connect_are_removed(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
-    pub = Publisher(client, bid, key)
+async def test_viewers_that_leave_or_never_connect_are_removed(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     media = client.server.app[MEDIA]
     gone = Viewer(client, bid)
@@ -181,20 +168,16 @@ async def test_viewers_that_leave_or_never_connect_are_removed(app_factory, redi
     offer = await make_offer(ghost.pc)
     r = await client.post(f"/whep/{bid}", data=offer, headers={"Content-Type": "application/sdp"})
     assert r.status == 201  # ... and never applies the answer
-    async with asyncio.timeout(10):
-        while media.stats()["viewers"]:
-            await asyncio.sleep(0.1)
+    await wait_until(lambda: not media.stats()["viewers"], 10, "both viewers removed")
     assert media.egress.closed_failed >= 1
     await ghost.pc.close()
     await pub.delete()
     await pub.close()
 
 
-async def test_publisher_lost_ends_the_stream_after_the_grace_period(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
+async def test_publisher_lost_ends_the_stream_after_the_grace_period(client, bid, stream_key):
     ws = await connect(client, bid)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     await ws.wait_for("stream.live", timeout=10)
     v = Viewer(client, bid)
@@ -208,24 +191,25 @@ async def test_publisher_lost_ends_the_stream_after_the_grace_period(app_factory
     await asyncio.wait_for(v.ended.wait(), 10)
     await v.close()
     # the broadcast is free for a new publisher
-    pub2 = Publisher(client, bid, key)
+    pub2 = Publisher(client, bid, stream_key)
     await pub2.publish()
     await pub2.delete()
     await pub2.close()
 
 
-async def test_reconnecting_publisher_takes_over_and_viewers_keep_playing(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
+async def test_reconnecting_publisher_takes_over_and_viewers_keep_playing(client, bid, stream_key):
     ws = await connect(client, bid)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     v = Viewer(client, bid)
     await v.play()
     await v.wait_frames(30, timeout=15)
     await pub.pc.close()  # the encoder's network dropped; it reconnects at once
-    await asyncio.sleep(0.3)
-    pub2 = Publisher(client, bid, key)
+    ingest = client.server.app[MEDIA].streams[bid].ingest
+    await wait_until(
+        lambda: ingest.connection_state in ("failed", "closed"), 10, "the server to see it gone"
+    )
+    pub2 = Publisher(client, bid, stream_key)
     await pub2.publish()
     n = len(v.frames)
     await v.wait_frames(n + 30, timeout=15)
@@ -243,17 +227,18 @@ async def test_reconnecting_publisher_takes_over_and_viewers_keep_playing(app_fa
     await pub2.close()
 
 
-async def test_recording_without_reencoding(app_factory, redis_url, tmp_path):
-    client = await app_factory(redis_url, media_record=True, **MEDIA_SETTINGS)
-    host, bid, key = await _live(client)
+@pytest.mark.app_settings(media_record=True)
+async def test_recording_without_reencoding(client, host, bid, stream_key, tmp_path):
     ws = await connect(client, bid)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     await ws.wait_for("stream.live", timeout=10)
     r = await host.get(f"/api/broadcasts/{bid}/recordings")
     listed = (await r.json())["recordings"]
     assert len(listed) == 1 and listed[0]["in_progress"] is True
-    await asyncio.sleep(2.0)
+    recorder = client.server.app[MEDIA].streams[bid].recorder
+    # about three seconds of it: 90 video and 150 audio packets in the file
+    await wait_until(lambda: recorder.written >= 240, 20, "the recording to fill")
     assert await pub.delete() == 200
     await ws.wait_for("stream.ended", timeout=10)
     r = await host.get(f"/api/broadcasts/{bid}/recordings")
@@ -276,10 +261,9 @@ async def test_recording_without_reencoding(app_factory, redis_url, tmp_path):
     await pub.close()
 
 
-async def test_egress_processes_serve_viewers(app_factory, redis_url):
-    client = await app_factory(redis_url, media_egress_processes=2, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(client)
-    pub = Publisher(client, bid, key)
+@pytest.mark.app_settings(media_egress_processes=2)
+async def test_egress_processes_serve_viewers(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     viewers = [Viewer(client, bid) for _ in range(4)]
     for v in viewers:
@@ -299,33 +283,28 @@ async def test_egress_processes_serve_viewers(app_factory, redis_url):
     assert len(media.egress) == 0
 
 
-async def test_requests_reaching_another_worker_are_forwarded(app_factory, redis_url):
-    a = await app_factory(redis_url, **MEDIA_SETTINGS)
-    b = await app_factory(redis_url, **MEDIA_SETTINGS)
-    _host, bid, key = await _live(a)
-    ws = await connect(b, bid)
-    pub = Publisher(a, bid, key)
+async def test_requests_reaching_another_worker_are_forwarded(client, client_b, bid, stream_key):
+    ws = await connect(client_b, bid)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     await ws.wait_for("stream.live", timeout=10)
-    v = Viewer(b, bid)  # POST /whep lands on b; the media is on a
+    v = Viewer(client_b, bid)  # POST /whep lands on b; the media is on a
     await v.play()
     await v.wait_frames(10, timeout=15)
-    assert a.server.app[MEDIA].stats()["viewers"] == 1
-    assert b.server.app[MEDIA].stats()["viewers"] == 0
+    assert client.server.app[MEDIA].stats()["viewers"] == 1
+    assert client_b.server.app[MEDIA].stats()["viewers"] == 0
     assert await v.delete() == 200  # DELETE on b too
-    assert a.server.app[MEDIA].stats()["viewers"] == 0
-    r = await b.delete(pub.location)  # and the publisher's DELETE
+    assert client.server.app[MEDIA].stats()["viewers"] == 0
+    r = await client_b.delete(pub.location)  # and the publisher's DELETE
     assert r.status == 200
     await ws.wait_for("stream.ended", timeout=10)
     await v.close()
     await pub.close()
 
 
-async def test_ending_the_broadcast_ends_the_stream(app_factory, redis_url):
-    client = await app_factory(redis_url, **MEDIA_SETTINGS)
-    host, bid, key = await _live(client)
+async def test_ending_the_broadcast_ends_the_stream(client, host, bid, stream_key):
     ws = await connect(client, bid)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     await ws.wait_for("stream.live", timeout=10)
     v = Viewer(client, bid)
