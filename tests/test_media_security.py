@@ -20,24 +20,19 @@ from jobcast.web.api.media import MEDIA
 from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
 
-from tests.helpers import connect, login
+from tests.helpers import connect
 from tests.media_peers import Publisher, Viewer, loopback_peer, make_offer
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
-
 MEDIA_SETTINGS = {"media_ice_addresses": "127.0.0.1", "media_publisher_grace": 3.0}
+pytestmark = [
+    pytest.mark.media,
+    pytest.mark.timeout(90),
+    pytest.mark.app_settings(**MEDIA_SETTINGS),
+]
 SDP = {"Content-Type": "application/sdp"}
 EVIL = "https://evil.example"
 _FP = ":".join(["5A"] * 32)
-
-
-async def _broadcast_with_key(client: TestClient) -> tuple[str, str]:
-    host = await login(client)
-    bid = await host.create_broadcast()
-    r = await host.post(f"/api/broadcasts/{bid}/stream-key")
-    assert r.status == 201
-    return bid, (await r.json())["stream_key"]
 
 
 async def _error(r: Any, status: int, code: str) -> dict[str, Any]:
@@ -127,33 +122,31 @@ async def _redis_contents(redis: Redis) -> bytes:
 # -- finding 1: ending the stream ------------------------------------------------------------
 
 
-async def test_only_the_publishers_location_ends_the_stream(app_factory, redis_url):
-    a = await app_factory(redis_url, **MEDIA_SETTINGS)
-    b = await app_factory(redis_url, **MEDIA_SETTINGS)  # another worker on the same Redis
-    bid, key = await _broadcast_with_key(a)
-    ws = await connect(a, bid)
-    pub = Publisher(a, bid, key)
+async def test_only_the_publishers_location_ends_the_stream(client, client_b, bid, stream_key):
+    # client_b: another worker on the same Redis
+    ws = await connect(client, bid)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     live = (await ws.wait_for("stream.live", timeout=10))["data"]
     public = live["session"]
     assert pub.location is not None
     resource = pub.location.rsplit("/", 1)[1]
     # what viewers see names the public id; the resource id is somewhere else entirely
-    state = await (await a.get(f"/api/broadcasts/{bid}/stream")).json()
-    late = await connect(b, bid)
+    state = await (await client.get(f"/api/broadcasts/{bid}/stream")).json()
+    late = await connect(client_b, bid)
     snap = late.of_type("snapshot")[0]["data"]["stream"]
     assert state["state"] == snap["state"] == "live"
     assert state["session"] == snap["session"] == public == pub.session
     assert resource != public and public not in pub.location and len(resource) >= 43
     assert resource not in json.dumps([ws.events, late.events, state])
-    v = Viewer(a, bid)
+    v = Viewer(client, bid)
     await v.play()
     assert v.answer is not None and v.location is not None
     assert resource not in v.answer + v.location
     await v.wait_frames(5, timeout=15)
     # nothing a viewer or another site holds ends the stream, on either worker
     async with aiohttp.ClientSession() as anon:
-        for c in (a, b):
+        for c in (client, client_b):
             for path, headers in (
                 (f"/whip/{bid}/{public}", {"Origin": EVIL}),
                 (f"/whip/{bid}/{public}", {"Origin": EVIL, "Authorization": "Bearer jc_guess"}),
@@ -163,22 +156,22 @@ async def test_only_the_publishers_location_ends_the_stream(app_factory, redis_u
                 r = await anon.delete(c.make_url(path), headers=headers)
                 await _error(r, 404, "session_not_found")
         # the host's own cookies are no credential for it either
-        await _error(await a.delete(f"/whip/{bid}/{public}"), 404, "session_not_found")
+        await _error(await client.delete(f"/whip/{bid}/{public}"), 404, "session_not_found")
     n = len(v.frames)
     await v.wait_frames(n + 15, timeout=15)
     assert not ws.of_type("stream.ended") and not v.ended.is_set()
-    state = await (await b.get(f"/api/broadcasts/{bid}/stream")).json()
+    state = await (await client_b.get(f"/api/broadcasts/{bid}/stream")).json()
     assert state["state"] == "live" and state["session"] == public
     # the secret is kept only as a hash
-    assert resource.encode() not in await _redis_contents(a.server.app[REDIS])
+    assert resource.encode() not in await _redis_contents(client.server.app[REDIS])
     # the publisher's own DELETE, as OBS sends it (bearer key included), on the other worker
-    r = await b.delete(pub.location, headers={"Authorization": f"Bearer {key}"})
+    r = await client_b.delete(pub.location, headers={"Authorization": f"Bearer {stream_key}"})
     assert r.status == 200, await r.text()
     ended = (await ws.wait_for("stream.ended", timeout=10))["data"]
     assert ended["reason"] == "publisher_left" and ended["session"] == public
     await asyncio.wait_for(v.ended.wait(), 10)
-    await _error(await a.delete(pub.location), 404, "session_not_found")
-    state = await (await a.get(f"/api/broadcasts/{bid}/stream")).json()
+    await _error(await client.delete(pub.location), 404, "session_not_found")
+    state = await (await client.get(f"/api/broadcasts/{bid}/stream")).json()
     assert state["state"] == "offline"
     await v.close()
     await pub.close()
@@ -187,10 +180,9 @@ async def test_only_the_publishers_location_ends_the_stream(app_factory, redis_u
 # -- finding 6: offers that never connect ---------------------------------------------------
 
 
-async def test_unfinished_offers_are_limited_per_address(app_factory, redis_url):
-    client = await app_factory(redis_url, media_pending_per_address=2, **MEDIA_SETTINGS)
-    bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)
+@pytest.mark.app_settings(media_pending_per_address=2)
+async def test_unfinished_offers_are_limited_per_address(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     media = client.server.app[MEDIA]
     held = []
@@ -221,17 +213,14 @@ async def test_unfinished_offers_are_limited_per_address(app_factory, redis_url)
     await pub.close()
 
 
-async def test_the_limit_counts_the_forwarded_address_and_ipv6_by_64(app_factory, redis_url):
+@pytest.mark.app_settings(trust_proxy=True, media_pending_per_address=1)
+async def test_the_limit_counts_the_forwarded_address_and_ipv6_by_64(client, bid, stream_key):
     from jobcast.stream.service import address_key
 
     assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9")
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
     assert address_key("::ffff:10.1.2.3") == "10.1.2.3"
-    client = await app_factory(
-        redis_url, trust_proxy=True, media_pending_per_address=1, **MEDIA_SETTINGS
-    )
-    bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
 
     async def offer(forwarded_for: str) -> Any:
@@ -247,12 +236,9 @@ async def test_the_limit_counts_the_forwarded_address_and_ipv6_by_64(app_factory
     await pub.close()
 
 
-async def test_an_offer_that_never_connects_frees_its_slot_at_the_deadline(app_factory, redis_url):
-    client = await app_factory(
-        redis_url, media_max_viewers=1, media_connect_timeout=2.0, **MEDIA_SETTINGS
-    )
-    bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)
+@pytest.mark.app_settings(media_max_viewers=1, media_connect_timeout=2.0)
+async def test_an_offer_that_never_connects_frees_its_slot_at_the_deadline(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     media = client.server.app[MEDIA]
     shut_out = loopback_peer()  # its offer made first: nothing slow between the two POSTs
@@ -273,13 +259,10 @@ async def test_an_offer_that_never_connects_frees_its_slot_at_the_deadline(app_f
     await pub.close()
 
 
-async def test_an_offer_whose_connection_fails_frees_its_slot_at_once(app_factory, redis_url):
+@pytest.mark.app_settings(media_max_viewers=1, media_connect_timeout=300.0)
+async def test_an_offer_whose_connection_fails_frees_its_slot_at_once(client, bid, stream_key):
     # a deadline longer than the test: only the failure itself can free the slot
-    client = await app_factory(
-        redis_url, media_max_viewers=1, media_connect_timeout=300.0, **MEDIA_SETTINGS
-    )
-    bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     media = client.server.app[MEDIA]
     # ICE fails: no candidate of the offer can pair with the server's
@@ -314,12 +297,9 @@ async def test_an_offer_whose_connection_fails_frees_its_slot_at_once(app_factor
     await pub.close()
 
 
-async def test_egress_processes_report_connected_and_failed_viewers(app_factory, redis_url):
-    client = await app_factory(
-        redis_url, media_egress_processes=1, media_pending_per_address=1, **MEDIA_SETTINGS
-    )
-    bid, key = await _broadcast_with_key(client)
-    pub = Publisher(client, bid, key)
+@pytest.mark.app_settings(media_egress_processes=1, media_pending_per_address=1)
+async def test_egress_processes_report_connected_and_failed_viewers(client, bid, stream_key):
+    pub = Publisher(client, bid, stream_key)
     await pub.publish()
     media = client.server.app[MEDIA]
     viewers = []
