@@ -35,7 +35,9 @@ from jobcast.stream.ice import IceServers, parse_policy
 from jobcast.stream.negotiation import rtc_configuration
 from jobcast.stream.relay import KeyframeRequests, Packetizer, RelayTrack
 
+from tests.clock import ManualClock
 from tests.media_peers import LOOPBACK, StampedVideoTrack, candidate_addresses
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
 
@@ -106,7 +108,7 @@ class _PacketizedTrack(MediaStreamTrack):
         self.i = 0
 
     async def recv(self) -> Packetized:
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # a 20 ms audio frame's pace; nothing waits on it
         self.i += 1
         return Packetized([b"opus-%d" % self.i], self.i * 960, True)
 
@@ -156,23 +158,16 @@ async def test_keyframe_requests_go_both_ways():
     t = srv.addTransceiver("video", direction="recvonly")
     ai.tap_encoded_frames(t.receiver, lambda c, f: seen.append(is_keyframe(c.name, f.data)))
     await _connect(pub, srv)
-    async with asyncio.timeout(15):
-        while len(seen) < 20:
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: len(seen) >= 20, 15, "20 frames")
     assert seen[0] is True and not any(seen[1:])
     before = len(seen)
     plis.clear()
-    async with asyncio.timeout(10):
-        while not ai.request_keyframe(t.receiver):
-            await asyncio.sleep(0.05)
-        while True not in seen[before:]:
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: ai.request_keyframe(t.receiver), 10, "a PLI sent")
+    await wait_until(lambda: True in seen[before:], 10, "a keyframe after the PLI")
     assert plis  # the viewer-side hook saw the PLI, and the encoder obeyed
     before = len(seen)
     assert ai.request_keyframe(t.receiver, full=True, seq=1)  # FIR works as well
-    async with asyncio.timeout(10):
-        while True not in seen[before:]:
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: True in seen[before:], 10, "a keyframe after the FIR")
     await pub.close()
     await srv.close()
 
@@ -238,24 +233,28 @@ async def test_no_third_party_stun_server_by_default():
 # -- relay parts -----------------------------------------------------------------------------
 
 
-async def test_keyframe_requests_are_spaced_deferred_and_never_dropped():
+def test_keyframe_requests_are_spaced_deferred_and_never_dropped():
     sent: list[tuple[float, bool]] = []
-    loop = asyncio.get_running_loop()
-    kf = KeyframeRequests(lambda full: sent.append((loop.time(), full)) or True, 0.2)
+    clock = ManualClock()
+    kf = KeyframeRequests(
+        lambda full: sent.append((clock.time(), full)) or True,
+        0.2,
+        loop=clock,  # type: ignore[arg-type]  # its time() and call_later() are all it uses
+    )
     kf.request()
-    assert len(sent) == 1  # the first goes out at once
+    assert sent == [(0.0, False)]  # the first goes out at once
     kf.keyframe()
     kf.request()  # within the interval: deferred, not sent, not dropped
     assert len(sent) == 1 and kf.pending
-    await asyncio.sleep(0.3)
-    assert len(sent) == 2 and sent[1][0] - sent[0][0] >= 0.19
-    # no keyframe comes: repeated every interval, FIR from the third attempt
-    await asyncio.sleep(0.5)
-    assert len(sent) >= 4 and sent[1][1] is False and sent[3][1] is True
+    clock.advance(0.3)
+    assert len(sent) == 2 and sent[1][0] == pytest.approx(0.2)  # at the end of the interval
+    # no keyframe comes: repeated every interval, PLI twice, then FIR from the third attempt
+    clock.advance(0.5)
+    assert [t for t, _ in sent] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+    assert [full for _, full in sent] == [False, False, False, True, True]
     kf.keyframe()
-    n = len(sent)
-    await asyncio.sleep(0.3)
-    assert len(sent) == n and not kf.pending
+    clock.advance(1.0)
+    assert len(sent) == 5 and not kf.pending
     kf.close()
 
 
