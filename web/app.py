@@ -47,7 +47,9 @@ from jobcast.web.realtime.kicks import kicks_ctx
 from jobcast.web.realtime.presence import Presence
 from jobcast.web.realtime.snapshot import make_snapshot
 from jobcast.web.realtime.ws import host_socket, viewer_socket
+from jobcast.web.runtime import health
 from jobcast.web.runtime.metrics import Metrics
+from jobcast.web.runtime.secret import ensure_secret
 from jobcast.web.runtime.settings import Settings
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -113,6 +115,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.router.add_routes(broadcasts_api.routes)
     app.router.add_routes(pages.routes)
+    app.router.add_routes(health.routes)
     app.router.add_get("/ws/b/{bid}", viewer_socket)
     app.router.add_get("/ws/host/b/{bid}", host_socket)
     for feature in FEATURES:
@@ -124,8 +127,6 @@ def create_app(settings: Settings) -> web.Application:
 def _secret(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
-    from jobcast.web.runtime.embedded_redis import ensure_secret
-
     return ensure_secret(settings.data_path).encode()
 
 

@@ -1,4 +1,4 @@
-"""Server-rendered pages (jinja2, autoescape on), the language switch, QR codes, health, metrics.
+"""Server-rendered pages (jinja2, autoescape on), the language switch, QR codes.
 
 The viewer page is rendered from the same snapshot a socket gets (every feature's part), so
 the pinned card, the openings and the recent chat are in the HTML before any script runs;
@@ -21,17 +21,14 @@ from urllib.parse import quote
 import jinja2
 import segno
 from aiohttp import web
-from jobcast.core import keys
 from jobcast.core.errors import NotFound
 from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from jobcast.web.access import auth, orgs
 from jobcast.web.access.requests import host_user, viewer_id
 from jobcast.web.api.openings import APPLICATIONS
-from jobcast.web.appkeys import BROADCASTS, HUB, METRICS, REDIS, SETTINGS, SIGNER
-from jobcast.web.jsonutil import json_response
+from jobcast.web.appkeys import BROADCASTS, HUB, METRICS, SETTINGS, SIGNER
 from jobcast.web.pages import i18n
-from jobcast.web.redis_errors import health_kind, refusal_kind
-from jobcast.web.runtime.metrics import CONTENT_TYPE
+from jobcast.web.redis_errors import refusal_kind
 from jobcast.web.runtime.settings import Settings
 from yarl import URL
 
@@ -370,27 +367,3 @@ async def static_file(request: web.Request) -> web.Response:
         body = a.gz
         headers["Content-Encoding"] = "gzip"
     return web.Response(body=body, headers=headers, content_type=a.content_type, charset="utf-8")
-
-
-# The health probe's key. SET NX is flagged write and deny-oom, so it is refused exactly when
-# writes are (out of memory, disk errors, read-only replica, loading, busy); once the key
-# exists it changes nothing and is not written to the AOF.
-HEALTHZ_KEY = f"{keys.PREFIX}:healthz"
-
-
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    """200 `{"ok": true, "redis": "up"}` when Redis takes writes, else 503 with the kind."""
-    try:
-        await request.app[REDIS].set(HEALTHZ_KEY, 1, nx=True)
-    except Exception as e:
-        if refusal_kind(e) is None:
-            log.warning("health probe failed", extra={"error": str(e)})
-        return json_response({"ok": False, "redis": health_kind(e)}, status=503)
-    return json_response({"ok": True, "redis": "up"})
-
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

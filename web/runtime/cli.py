@@ -25,7 +25,8 @@ from jobcast.web.runtime.datadir import (
     die_with_parent,
     make_private,
 )
-from jobcast.web.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError, ensure_secret
+from jobcast.web.runtime.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from jobcast.web.runtime.secret import ensure_secret
 from jobcast.web.runtime.settings import SettingError, Settings
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
