@@ -7,20 +7,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 from jobcast.core import keys
 
-from tests.helpers import login
-from tests.openings_helpers import applicant, application_body, make_opening
+from tests.openings_helpers import applicant, application_body
+from tests.waiting import wait_until
 
 
-async def test_acknowledged_applications_survive_sigkill(app_factory, own_redis):
-    limits = {"apply_per_viewer": 100_000, "apply_per_ip": 100_000}
-    app = await app_factory(own_redis.url, **limits)
-    host = await login(app)
-    bid = await host.create_broadcast()
-    o = await make_opening(host, bid)
-    viewers = [await applicant(await app_factory(own_redis.url, **limits)) for _ in range(4)]
+@pytest.mark.app_settings(apply_per_viewer=100_000, apply_per_ip=100_000)
+async def test_acknowledged_applications_survive_sigkill(
+    app_factory, own_redis, app_settings, bid, opening
+):
+    viewers = [await applicant(await app_factory(own_redis.url, **app_settings)) for _ in range(4)]
 
     acked: dict[str, str] = {}  # phone -> application id, for every 200/201 answer
     statuses: list[int] = []
@@ -33,35 +32,37 @@ async def test_acknowledged_applications_survive_sigkill(app_factory, own_redis)
             key = uuid.uuid4().hex
             body = application_body(phone=phone)
             while True:  # a real client retries a 503 with the same key and body
-                r = await v.apply(o["id"], body, key)
+                r = await v.apply(opening["id"], body, key)
                 statuses.append(r.status)
                 if r.status in (200, 201):
                     acked[phone] = (await r.json())["application_id"]
                     break
                 assert r.status == 503, await r.text()
                 assert r.headers["Retry-After"]
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the client's pause before retrying; nothing waits on it
 
     async def wait_acks(n: int) -> None:
-        async with asyncio.timeout(60):
-            while len(acked) < n:
-                for t in tasks:
-                    if t.done():
-                        t.result()  # a submitter that failed shows its error here
-                await asyncio.sleep(0.01)
+        def enough() -> bool:
+            for t in tasks:
+                if t.done():
+                    t.result()  # a submitter that failed shows its error here
+            return len(acked) >= n
+
+        await wait_until(enough, 60, f"{n} acknowledged applications")
+
+    async def refused_while_down(n: int) -> None:
+        await wait_until(lambda: statuses.count(503) >= n, 30, f"{n} requests refused (503)")
 
     tasks = [asyncio.create_task(submitter(v)) for v in viewers]
     try:
         await wait_acks(40)
         own_redis.kill()
         before_restart = len(acked)
-        async with asyncio.timeout(30):
-            while statuses.count(503) < 4:  # requests made while it is down
-                await asyncio.sleep(0.01)
+        await refused_while_down(4)  # requests made while it is down
         own_redis.start()
         await wait_acks(before_restart + 40)
         own_redis.kill()  # and once more, right in the middle of the traffic
-        await asyncio.sleep(0.2)
+        await refused_while_down(statuses.count(503) + 1)
         own_redis.start()
         await wait_acks(len(acked) + 20)
     finally:

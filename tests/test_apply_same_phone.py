@@ -11,22 +11,15 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from jobcast.core import keys
 from jobcast.openings.applications import phone_digest
 from jobcast.web.appkeys import REDIS
 
-from tests.helpers import connect, login
-from tests.openings_helpers import applicant, application_body, make_opening
+from tests.helpers import connect
+from tests.openings_helpers import applicant, application_body
 
 VICTIM = "13912345678"
-
-
-async def _room(app_factory, redis_url, **settings):
-    a = await app_factory(redis_url, **settings)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    o = await make_opening(host, bid)
-    return a, host, bid, o
 
 
 def _shape(r: aiohttp.ClientResponse, body: dict[str, Any]) -> tuple[Any, ...]:
@@ -36,19 +29,22 @@ def _shape(r: aiohttp.ClientResponse, body: dict[str, Any]) -> tuple[Any, ...]:
     return r.status, headers, sorted(body), body["applied"]
 
 
-async def test_a_number_that_applied_before_is_answered_like_a_new_one(app_factory, redis_url):
-    a, host, bid, o = await _room(app_factory, redis_url)
-    console = await connect(a, bid, host=True)
+async def test_a_number_that_applied_before_is_answered_like_a_new_one(
+    app_factory, redis_url, client, host, bid, opening
+):
+    console = await connect(client, bid, host=True)
     victim = await applicant(await app_factory(redis_url))
-    r = await victim.apply(o["id"], application_body(name="王芳", phone=VICTIM))
+    r = await victim.apply(opening["id"], application_body(name="王芳", phone=VICTIM))
     assert r.status == 201
     victim_answer = await r.json()
     fresh = await applicant(await app_factory(redis_url))
-    r = await fresh.apply(o["id"], application_body(name="李明", phone="13700001111"))
+    r = await fresh.apply(opening["id"], application_body(name="李明", phone="13700001111"))
     new_answer = (r, await r.json())
     # the attacker tries the victim's number in another spelling
     attacker = await applicant(await app_factory(redis_url))
-    r = await attacker.apply(o["id"], application_body(name="冒名", phone="+86 139-1234-5678"))
+    r = await attacker.apply(
+        opening["id"], application_body(name="冒名", phone="+86 139-1234-5678")
+    )
     probe = (r, await r.json())
     assert _shape(*probe) == _shape(*new_answer)
     assert probe[1]["application_id"] != victim_answer["application_id"]
@@ -72,16 +68,17 @@ async def test_a_number_that_applied_before_is_answered_like_a_new_one(app_facto
     assert by_name["李明"]["同号其他申请数"] == "0"
 
 
-async def test_applying_first_with_someone_elses_number_blocks_nothing(app_factory, redis_url):
-    _a, host, bid, o = await _room(app_factory, redis_url)
+async def test_applying_first_with_someone_elses_number_blocks_nothing(
+    app_factory, redis_url, host, bid, opening
+):
     attacker = await applicant(await app_factory(redis_url))
-    r = await attacker.apply(o["id"], application_body(name="冒名", phone=VICTIM))
+    r = await attacker.apply(opening["id"], application_body(name="冒名", phone=VICTIM))
     assert r.status == 201
     victim = await applicant(await app_factory(redis_url))
-    r = await victim.apply(o["id"], application_body(name="王芳", phone=VICTIM, note="真的"))
+    r = await victim.apply(opening["id"], application_body(name="王芳", phone=VICTIM, note="真的"))
     assert r.status == 201
     mine = (await r.json())["application_id"]
-    assert await victim.applied(bid) == [o["id"]]
+    assert await victim.applied(bid) == [opening["id"]]
     stored = await (await host.get(f"/api/broadcasts/{bid}/applications/{mine}")).json()
     assert stored["name"] == "王芳" and stored["note"] == "真的" and stored["same_phone"] == 1
     # the host deletes the impostor's; the victim's stands alone again
@@ -92,20 +89,21 @@ async def test_applying_first_with_someone_elses_number_blocks_nothing(app_facto
     assert stored["same_phone"] == 0 and stored["same_phone_ids"] == []
 
 
-async def test_idempotency_still_replays_the_first_answer(app_factory, redis_url):
-    a, _host, bid, o = await _room(app_factory, redis_url)
+async def test_idempotency_still_replays_the_first_answer(
+    app_factory, redis_url, client, bid, opening
+):
     first = await applicant(await app_factory(redis_url))
-    assert (await first.apply(o["id"], application_body(phone=VICTIM))).status == 201
+    assert (await first.apply(opening["id"], application_body(phone=VICTIM))).status == 201
     v = await applicant(await app_factory(redis_url))
     key = uuid.uuid4().hex
-    r1 = await v.apply(o["id"], application_body(phone=VICTIM), key)
-    r2 = await v.apply(o["id"], application_body(phone=VICTIM), key)
+    r1 = await v.apply(opening["id"], application_body(phone=VICTIM), key)
+    r2 = await v.apply(opening["id"], application_body(phone=VICTIM), key)
     assert r1.status == r2.status == 201 and r2.headers["Idempotent-Replayed"] == "true"
     assert await r1.json() == await r2.json()
-    r3 = await v.apply(o["id"], application_body(phone=VICTIM, note="改了"), key)
+    r3 = await v.apply(opening["id"], application_body(phone=VICTIM, note="改了"), key)
     assert (await r3.json())["error"]["code"] == "idempotency_key_reused"
-    redis = a.server.app[REDIS]
-    assert await redis.zcard(keys.opening_applications(bid, o["id"])) == 2
+    redis = client.server.app[REDIS]
+    assert await redis.zcard(keys.opening_applications(bid, opening["id"])) == 2
 
 
 async def _fresh_cookie_apply(client, oid: str, phone: str, *, ip: str | None = None) -> Any:
@@ -123,42 +121,36 @@ async def _fresh_cookie_apply(client, oid: str, phone: str, *, ip: str | None = 
             return r.status, await r.json()
 
 
-async def test_a_fresh_cookie_per_request_does_not_reset_the_limit(app_factory, redis_url):
-    a, _host, _bid, o = await _room(
-        app_factory,
-        redis_url,
-        apply_per_viewer=3,
-        apply_per_phone=3,
-        apply_per_ip=100,
-        trust_proxy=True,
-    )
+@pytest.mark.app_settings(apply_per_viewer=3, apply_per_phone=3, apply_per_ip=100, trust_proxy=True)
+async def test_a_fresh_cookie_per_request_does_not_reset_the_limit(client, opening):
     for _ in range(3):
-        status, _ = await _fresh_cookie_apply(a, o["id"], VICTIM, ip="198.51.100.7")
+        status, _ = await _fresh_cookie_apply(client, opening["id"], VICTIM, ip="198.51.100.7")
         assert status == 201
-    status, body = await _fresh_cookie_apply(a, o["id"], VICTIM, ip="198.51.100.7")
+    status, body = await _fresh_cookie_apply(client, opening["id"], VICTIM, ip="198.51.100.7")
     assert status == 429 and body["error"]["limit"] == "phone"
     # the number's owner, elsewhere, is not locked out by what was sent from that address
-    status, _ = await _fresh_cookie_apply(a, o["id"], VICTIM, ip="203.0.113.9")
+    status, _ = await _fresh_cookie_apply(client, opening["id"], VICTIM, ip="203.0.113.9")
     assert status == 201
     # other numbers from the address still get their own budget, up to the per-IP limit
-    status, _ = await _fresh_cookie_apply(a, o["id"], "13700002222", ip="198.51.100.7")
+    status, _ = await _fresh_cookie_apply(client, opening["id"], "13700002222", ip="198.51.100.7")
     assert status == 201
 
 
-async def test_an_application_stored_before_joins_its_numbers_list(app_factory, redis_url):
+async def test_an_application_stored_before_joins_its_numbers_list(
+    client, client_b, host, bid, opening
+):
     """Data written while one application per number and opening was kept: the next
     submission with that number finds it and both are marked."""
-    a, host, bid, o = await _room(app_factory, redis_url)
-    v = await applicant(await app_factory(redis_url))
-    r = await v.apply(o["id"], application_body(name="旧的", phone=VICTIM))
+    v = await applicant(client_b)
+    r = await v.apply(opening["id"], application_body(name="旧的", phone=VICTIM))
     old = (await r.json())["application_id"]
-    redis = a.server.app[REDIS]
+    redis = client.server.app[REDIS]
     # make it look as it was stored then: in the phones hash, in no per-number list
-    await redis.delete(keys.phone_applications(bid, o["id"], phone_digest("+86" + VICTIM)))
-    await redis.hset(keys.opening_phones(bid, o["id"]), "+86" + VICTIM, old)
-    r = await v.apply(o["id"], application_body(name="新的", phone=VICTIM))
+    await redis.delete(keys.phone_applications(bid, opening["id"], phone_digest("+86" + VICTIM)))
+    await redis.hset(keys.opening_phones(bid, opening["id"]), "+86" + VICTIM, old)
+    r = await v.apply(opening["id"], application_body(name="新的", phone=VICTIM))
     new = (await r.json())["application_id"]
     for aid, other in ((old, new), (new, old)):
         x = await (await host.get(f"/api/broadcasts/{bid}/applications/{aid}")).json()
         assert x["same_phone"] == 1 and x["same_phone_ids"] == [other]
-    assert not await redis.hexists(keys.opening_phones(bid, o["id"]), "+86" + VICTIM)
+    assert not await redis.hexists(keys.opening_phones(bid, opening["id"]), "+86" + VICTIM)

@@ -14,7 +14,7 @@ from jobcast.core.events import HOST, PUBLIC, EventLog, parse_seq
 from jobcast.web.appkeys import EVENT_LOG, REDIS
 from redis.asyncio import Redis
 
-from tests.helpers import Viewer, connect, login
+from tests.helpers import Viewer, connect
 from tests.openings_helpers import applicant, application_body, make_opening
 
 HOST_ONLY = ("application.received", "application.deleted", "application.status", "test.secret")
@@ -281,15 +281,12 @@ async def test_history_written_before_the_host_stream_still_replays(client, host
     assert [e["data"]["i"] for e in h.of_type("test.tick", "test.secret")] == [1, 2, 3, 4, 5]
 
 
-async def test_replay_works_when_redis_is_at_maxmemory(app_factory, own_redis):
-    a = await app_factory(own_redis.url)
-    host = await login(a)
-    bid = await host.create_broadcast()
-    log: EventLog = a.server.app[EVENT_LOG]
+async def test_replay_works_when_redis_is_at_maxmemory(own_redis, client, host, bid):
+    log: EventLog = client.server.app[EVENT_LOG]
     first = await log.publish(bid, "test.tick", {"i": 0})
     await log.publish(bid, "test.secret", {"i": 1}, audience=HOST)
     await log.publish(bid, "test.tick", {"i": 2})
-    redis: Redis = a.server.app[REDIS]
+    redis: Redis = client.server.app[REDIS]
     await redis.config_set("maxmemory-policy", "noeviction")
     await redis.config_set("maxmemory", 1)
     try:
@@ -298,7 +295,7 @@ async def test_replay_works_when_redis_is_at_maxmemory(app_factory, own_redis):
             assert got is not None
             assert len(got) == (2 if include_host else 1)
         assert await log.last_seq(bid) is not None
-        v = await connect(a, bid, since=first)
+        v = await connect(client, bid, since=first)
         assert v.of_type("synced")[0]["data"]["mode"] == "replay"
         assert [e["data"]["i"] for e in v.of_type("test.tick", "test.secret")] == [2]
         h = await connect(host.client, bid, host=True, since=first)

@@ -24,8 +24,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from tests.chat_helpers import Viewers, call, ok
-from tests.helpers import Host, connect, login
-from tests.openings_helpers import Applicant, applicant, application_body, make_opening
+from tests.helpers import Host, connect
+from tests.openings_helpers import Applicant, applicant, application_body
 from tests.redisproc import RedisProcess, free_port
 from tests.waiting import wait_until
 
@@ -88,12 +88,9 @@ class Fair:
     viewer: Any
 
     @classmethod
-    async def open(cls, app_factory: Any, url: str, viewers: Viewers) -> Fair:
+    async def open(cls, client: Any, host: Host, bid: str, oid: str, viewers: Viewers) -> Fair:
         f = cls()
-        f.client = await app_factory(url)
-        f.host = await login(f.client)
-        f.bid = await f.host.create_broadcast()
-        f.oid = (await make_opening(f.host, f.bid))["id"]
+        f.client, f.host, f.bid, f.oid = client, host, bid, oid
         r = await f.host.post(f"/api/broadcasts/{f.bid}/pin", {"opening_id": f.oid})
         assert r.status == 200, await r.text()
         f.applicant = await applicant(f.client)
@@ -136,10 +133,15 @@ class Fair:
         assert await healthz(self.client) == (200, {"ok": True, "redis": "up"})
 
 
-async def test_maxmemory_reached_writes_are_503_oom_and_reads_still_work(
-    app_factory, own_redis, admin, viewers
-):
-    fair = await Fair.open(app_factory, own_redis.url, viewers)
+@pytest.fixture
+async def fair(
+    own_redis: RedisProcess, client: Any, host: Host, bid: str, opening: Any, viewers: Viewers
+) -> Fair:
+    """The fair, on the private server (asking for `own_redis` builds `client` on it)."""
+    return await Fair.open(client, host, bid, opening["id"], viewers)
+
+
+async def test_maxmemory_reached_writes_are_503_oom_and_reads_still_work(own_redis, admin, fair):
     await over_maxmemory(admin)
     try:
         await fair.writes_refused("oom", "13800138001")
@@ -152,13 +154,10 @@ async def test_maxmemory_reached_writes_are_503_oom_and_reads_still_work(
     await fair.writes_work("13800138002")
 
 
-async def test_join_with_since_under_maxmemory_never_breaks_the_socket(
-    app_factory, own_redis, admin, viewers
-):
+async def test_join_with_since_under_maxmemory_never_breaks_the_socket(own_redis, admin, fair):
     """A reconnect with `since` while Redis is full: either it replays, or (if the replay
     cannot be read) one `unavailable` event and a 1013 close. Never an HTTP answer inside the
     upgraded socket (which the client sees as a protocol error, close 1002)."""
-    fair = await Fair.open(app_factory, own_redis.url, viewers)
     seq = fair.viewer.of_type("snapshot")[0]["seq"]
     await over_maxmemory(admin)
     try:
@@ -183,14 +182,11 @@ async def test_join_with_since_under_maxmemory_never_breaks_the_socket(
 
 
 async def test_join_failing_after_the_upgrade_closes_the_socket_cleanly(
-    app_factory, own_redis, admin
+    own_redis, admin, client, bid
 ):
     """Past the 101 no HTTP answer may reach the socket: a snapshot that cannot be read (here
     the recent-chat list overwritten with a string, so Redis answers WRONGTYPE) gives one
     `internal` error event and a 1011 close, not an HTTP 500 inside the upgraded socket."""
-    client = await app_factory(own_redis.url)
-    host = await login(client)
-    bid = await host.create_broadcast()
     await admin.set(keys.chat_recent(bid), "not a list")
     ws = await client.ws_connect(f"/ws/b/{bid}")
     events: list[dict[str, Any]] = []
@@ -208,12 +204,9 @@ async def test_join_failing_after_the_upgrade_closes_the_socket_cleanly(
     await v.close()
 
 
-async def test_disk_error_misconf_writes_are_503_and_healthz_says_misconf(
-    app_factory, own_redis, admin, viewers
-):
+async def test_disk_error_misconf_writes_are_503_and_healthz_says_misconf(own_redis, admin, fair):
     """Redis that cannot persist (MISCONF): here an RDB save fails because its directory is
     gone, and stop-writes-on-bgsave-error refuses writes, as on a full disk."""
-    fair = await Fair.open(app_factory, own_redis.url, viewers)
     await admin.config_set("save", "3600 1")
     try:
         shutil.rmtree(own_redis.dir)
@@ -233,10 +226,7 @@ async def test_disk_error_misconf_writes_are_503_and_healthz_says_misconf(
         await admin.config_set("save", "")  # else shutting down tries to save into nowhere
 
 
-async def test_read_only_replica_writes_are_503_readonly_then_recover(
-    app_factory, own_redis, admin, viewers
-):
-    fair = await Fair.open(app_factory, own_redis.url, viewers)
+async def test_read_only_replica_writes_are_503_readonly_then_recover(own_redis, admin, fair):
     await admin.replicaof("127.0.0.1", free_port())  # a master that never answers
     try:
         await fair.writes_refused("readonly", "13800138005")
@@ -261,10 +251,7 @@ async def test_read_only_replica_writes_are_503_readonly_then_recover(
     await fair.writes_work("13800138006")
 
 
-async def test_busy_script_answers_503_busy_until_killed(app_factory, own_redis, admin):
-    client = await app_factory(own_redis.url)
-    host = await login(client)
-    bid = await host.create_broadcast()
+async def test_busy_script_answers_503_busy_until_killed(own_redis, admin, client, host, bid):
     await admin.config_set("busy-reply-threshold", 100)
     runner = Redis(port=own_redis.port, single_connection_client=True)
     script = asyncio.create_task(runner.eval("while true do end", 0))
@@ -287,11 +274,8 @@ async def test_busy_script_answers_503_busy_until_killed(app_factory, own_redis,
 
 
 async def test_redis_down_socket_handshake_is_503_not_101_and_healthz_says_down(
-    app_factory, own_redis
+    own_redis, client, host, bid
 ):
-    client = await app_factory(own_redis.url)
-    host = await login(client)
-    bid = await host.create_broadcast()
     own_redis.stop()
     with pytest.raises(aiohttp.WSServerHandshakeError) as e:
         await client.ws_connect(f"/ws/b/{bid}")

@@ -7,8 +7,6 @@ import re
 
 import pytest
 
-from tests.helpers import login
-
 
 async def _viewer_url(client, bid: str, host: str | None) -> str:
     headers = {"Host": host} if host else {}
@@ -48,19 +46,17 @@ async def test_csp_lets_pages_connect_to_their_own_origin_only(client):
     assert connect.split()[1:] == ["'self'"], csp
 
 
-async def test_moderators_see_application_counts_over_http_as_on_their_socket(client):
+async def test_moderators_see_application_counts_over_http_as_on_their_socket(
+    client, bid, opening, moderator
+):
     """One rule: application counts (no personal data) are for staff, on the socket and over
     HTTP alike; applicants themselves are for hosts only."""
-    from tests.openings_helpers import applicant, application_body, make_opening
+    from tests.openings_helpers import applicant, application_body
 
-    host = await login(client)
-    bid = await host.create_broadcast()
-    o = await make_opening(host, bid)
-    r = await (await applicant(client)).apply(o["id"], application_body())
+    r = await (await applicant(client)).apply(opening["id"], application_body())
     assert r.status == 201
-    mod = await login(client, "mod9", "moderator")
-    r = await mod.get(f"/api/broadcasts/{bid}/applications/counts")
+    r = await moderator.get(f"/api/broadcasts/{bid}/applications/counts")
     assert r.status == 200
     assert (await r.json())["applications_total"] == 1
-    r = await mod.get(f"/api/broadcasts/{bid}/applications")
+    r = await moderator.get(f"/api/broadcasts/{bid}/applications")
     assert r.status == 403
