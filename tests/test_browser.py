@@ -20,6 +20,7 @@ from tests.browserkit import (
     screenshot,
 )
 from tests.helpers import login
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -92,10 +93,8 @@ async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, r
             assert real_errors(p) == [], real_errors(p)
 
 
-async def test_viewer_reconnects_with_since_and_catches_up(app_factory, redis_url) -> None:
+async def test_viewer_reconnects_with_since_and_catches_up(client, host) -> None:
     require_browser()
-    client = await app_factory(redis_url)
-    host = await login(client)
     bid = await host.create_broadcast("Reconnect fair")
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
@@ -113,10 +112,8 @@ async def test_viewer_reconnects_with_since_and_catches_up(app_factory, redis_ur
         assert real_errors(v) == []
 
 
-async def test_language_switch_and_keyboard(app_factory, redis_url) -> None:
+async def test_language_switch_and_keyboard(client, host) -> None:
     require_browser()
-    client = await app_factory(redis_url)
-    host = await login(client)
     bid = await host.create_broadcast("Keyboard fair")
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
@@ -151,27 +148,25 @@ FRAMES_DECODED = """async () => {
 
 
 async def frames_grow(page: Any, timeout: float = 20.0) -> int:
-    """Wait until the viewer's decoder has decoded frames, and more a moment later."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    first = 0
-    while loop.time() < end:
-        first = await page.evaluate(FRAMES_DECODED)
-        if first > 0:
-            break
-        await asyncio.sleep(0.2)
-    info = await page.evaluate(
-        "() => { const p = JC.viewer.player; return {phase: p.phase, err: p.lastError,"
-        " status: p.status, pc: p.session && p.session.pc && p.session.pc.connectionState,"
-        " overlay: document.getElementById('overlay-title').textContent}; }"
-    )
-    assert first > 0, f"no video frame decoded: {info} {page.errors}"
-    while loop.time() < end:
-        await asyncio.sleep(0.3)
-        now = await page.evaluate(FRAMES_DECODED)
-        if now > first:
-            return now
-    raise AssertionError(f"framesDecoded stuck at {first}")
+    """Wait until the viewer's decoder has decoded frames, and then more."""
+    seen = [0]
+
+    async def decoded(more_than: int) -> bool:
+        seen.append(await page.evaluate(FRAMES_DECODED))
+        return seen[-1] > more_than
+
+    try:
+        await wait_until(lambda: decoded(0), timeout, "a decoded video frame", interval=0.2)
+    except AssertionError:
+        info = await page.evaluate(
+            "() => { const p = JC.viewer.player; return {phase: p.phase, err: p.lastError,"
+            " status: p.status, pc: p.session && p.session.pc && p.session.pc.connectionState,"
+            " overlay: document.getElementById('overlay-title').textContent}; }"
+        )
+        raise AssertionError(f"no video frame decoded: {info} {page.errors}") from None
+    first = seen[-1]
+    await wait_until(lambda: decoded(first), timeout, f"framesDecoded past {first}", interval=0.3)
+    return seen[-1]
 
 
 async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> None:
@@ -358,11 +353,10 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
             assert real_errors(p) == [], real_errors(p)
 
 
-async def _seed_busy_broadcast(client: Any) -> tuple[Any, str]:
+async def _seed_busy_broadcast(client: Any, host: Any) -> tuple[Any, str]:
     """A broadcast as it looks mid-fair: 20 openings, one pinned, 60 chat messages."""
     from tests.helpers import connect
 
-    host = await login(client)
     bid = await host.create_broadcast("鸡西市就业服务中心 · 2026 届高校毕业生直播招聘会")
     first = None
     for i in range(20):
@@ -394,13 +388,11 @@ async def _seed_busy_broadcast(client: Any) -> tuple[Any, str]:
     return host, bid
 
 
-async def test_viewer_page_weight_and_first_paint_without_javascript(
-    app_factory, redis_url
-) -> None:
+@pytest.mark.app_settings(ws_burst=100, ws_messages_per_second=100.0)
+async def test_viewer_page_weight_and_first_paint_without_javascript(client, host) -> None:
     """<= 150 KB transferred before video; the pinned card is in the HTML without scripts."""
     require_browser()
-    client = await app_factory(redis_url, ws_burst=100, ws_messages_per_second=100.0)
-    _host, bid = await _seed_busy_broadcast(client)
+    _host, bid = await _seed_busy_broadcast(client, host)
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
         page = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
@@ -631,18 +623,14 @@ async def test_lineup_csv_import_edit_and_keyboard(app_factory, redis_url) -> No
             assert real_errors(p) == [], real_errors(p)
 
 
-async def test_apply_retry_after_a_lost_answer_stores_one_application(
-    app_factory, redis_url
-) -> None:
+async def test_apply_retry_after_a_lost_answer_stores_one_application(client, host) -> None:
     """The answer to the first submit is lost on the way back (the server stored it); the page
     retries with the same Idempotency-Key and the server answers with the first result. And
     what a viewer types is shown as text, never as markup."""
     require_browser()
-    client = await app_factory(redis_url)
     base = str(client.make_url("/")).rstrip("/")
-    api = await login(client)
-    bid = await api.create_broadcast("Retry fair")
-    r = await api.post(
+    bid = await host.create_broadcast("Retry fair")
+    r = await host.post(
         f"/api/broadcasts/{bid}/openings",
         {
             "title": "电工",
@@ -654,7 +642,7 @@ async def test_apply_retry_after_a_lost_answer_stores_one_application(
         },
     )
     oid = (await r.json())["id"]
-    await api.post(f"/api/broadcasts/{bid}/pin", {"opening_id": oid})
+    await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": oid})
     async with chromium() as browser:
         v = await new_page(browser, base, viewport=PHONE, lang="en")
         keys: list[str] = []
@@ -677,7 +665,7 @@ async def test_apply_retry_after_a_lost_answer_stores_one_application(
         await form.get_by_role("button", name="Send application").click()
         await v.locator("#pinned-slot [data-applied]").wait_for(state="visible", timeout=10000)
         assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) == 36
-        r = await api.get(f"/api/broadcasts/{bid}/applications")
+        r = await host.get(f"/api/broadcasts/{bid}/applications")
         body = await r.json()
         assert body["total"] == 1 and body["applications"][0]["name"] == "<b>李雷</b>"
 
@@ -698,17 +686,13 @@ async def test_apply_retry_after_a_lost_answer_stores_one_application(
         assert real_errors(v) == []
 
 
-async def test_without_a_socket_the_page_still_shows_the_card_and_applies(
-    app_factory, redis_url
-) -> None:
+async def test_without_a_socket_the_page_still_shows_the_card_and_applies(client, host) -> None:
     """A network that kills WebSockets: the page keeps its server-rendered card, says it is
     reconnecting (never blank), and applying still works over plain HTTP."""
     require_browser()
-    client = await app_factory(redis_url)
     base = str(client.make_url("/")).rstrip("/")
-    api = await login(client)
-    bid = await api.create_broadcast("No-socket fair")
-    r = await api.post(
+    bid = await host.create_broadcast("No-socket fair")
+    r = await host.post(
         f"/api/broadcasts/{bid}/openings",
         {
             "title": "司机",
@@ -720,7 +704,7 @@ async def test_without_a_socket_the_page_still_shows_the_card_and_applies(
         },
     )
     oid = (await r.json())["id"]
-    await api.post(f"/api/broadcasts/{bid}/pin", {"opening_id": oid})
+    await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": oid})
     async with chromium() as browser:
         v = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await v.route_web_socket("**/ws/**", lambda ws: ws.close())
@@ -735,7 +719,7 @@ async def test_without_a_socket_the_page_still_shows_the_card_and_applies(
         await form.locator("#a-consent").check()
         await form.get_by_role("button", name="提交投递").click()
         await v.locator("#pinned-slot [data-applied]").wait_for(state="visible")
-        r = await api.get(f"/api/broadcasts/{bid}/applications")
+        r = await host.get(f"/api/broadcasts/{bid}/applications")
         assert (await r.json())["total"] == 1
         # A reload keeps the applied state (rendered by the server from the viewer cookie).
         await v.reload()
