@@ -1,10 +1,12 @@
 """Fixtures: a real redis-server, app instances built by create_app, and logged-in clients.
 
-A test that needs a deployment asks for what it uses, in the order the fixtures build it:
-`client` (an app instance on `redis_url`), `host` (host1 logged in on it), `bid` (a broadcast host1
-created), `opening` (a published opening in it), `stream_key` (its WHIP key), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on
-an instance of its own), `other_org_host` (host2 of another organization). Settings for
-every instance they start come from the test's `@pytest.mark.app_settings(...)`.
+A test that needs a deployment asks for what it uses; the fixtures build it in order:
+`client` (an app instance on `redis_url`), `host` (host1 logged in on it), `bid` (a
+broadcast host1 created), `opening` (a published opening in it), `stream_key` (its WHIP
+key), `client_b` (a second instance on the same Redis), `moderator` (mod1, logged in on an
+instance of its own), `other_org_host` (host2 of another organization), `viewers`.
+Settings for every instance they start come from `@pytest.mark.app_settings(...)` marks;
+a test that asks for `own_redis` gets them all on its private redis-server.
 """
 
 from __future__ import annotations
