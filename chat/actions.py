@@ -86,19 +86,19 @@ WordList = Annotated[
 # -- viewers ----------------------------------------------------------------------------------
 
 
-class Send(ActionData):
+class ChatMessageInput(ActionData):
     model_config = _canonical("text")
     text: Text = None
 
 
-class Ask(ActionData):
+class QuestionInput(ActionData):
     model_config = _canonical("text")
     text: Text = None
     anonymous: Bool = False
     opening_id: OpeningRef = None
 
 
-class Vote(ActionData):
+class VoteInput(ActionData):
     id: ItemId
     up: VoteUp = True
 
@@ -110,17 +110,17 @@ class ItemRef(ActionData):
     id: ItemId
 
 
-class Answer(ActionData):
+class AnswerInput(ActionData):
     id: ItemId
     answer: AnswerText = None
     answered: Bool = True
 
 
-class Highlight(ActionData):
+class HighlightInput(ActionData):
     id: MaybeItemId = None
 
 
-class Decide(ActionData):
+class ReviewDecision(ActionData):
     model_config = _canonical("kind", "id", "approve")
     kind: ReviewKind = None
     id: ItemId = None
@@ -134,21 +134,21 @@ class Who(ActionData):
     question_id: ItemId = None
 
 
-class Timeout(Who):
+class TimeoutInput(Who):
     model_config = _canonical("seconds", who=True)
     seconds: TimeoutSeconds = None
 
 
-class Ban(Who):
+class BanInput(Who):
     ip: WithAddress = True
 
 
-class SlowMode(ActionData):
+class SlowModeInput(ActionData):
     model_config = _canonical("seconds")
     seconds: SlowSeconds = None
 
 
-class Words(ActionData):
+class WordsInput(ActionData):
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
     set: WordList = None
     add: WordList = None

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from jobcast.chat import actions as contract
+from jobcast.chat import actions as chat_actions
 from jobcast.chat.actor import Actor
 from jobcast.chat.config import ChatConfig
 from jobcast.chat.service import ChatRoom
@@ -74,22 +74,24 @@ def actor_of(caller: Caller) -> Actor:
 # -- viewer actions (the socket) --------------------------------------------------------------
 
 
-async def _send(caller: Caller, data: contract.Send) -> dict[str, Any]:
+async def _send(caller: Caller, data: chat_actions.ChatMessageInput) -> dict[str, Any]:
     return await caller.app[CHAT].messages.post(caller.bid, actor_of(caller), given(data))
 
 
-async def _ask(caller: Caller, data: contract.Ask) -> dict[str, Any]:
+async def _ask(caller: Caller, data: chat_actions.QuestionInput) -> dict[str, Any]:
     return await caller.app[CHAT].questions.ask(caller.bid, actor_of(caller), given(data))
 
 
-async def _vote(caller: Caller, data: contract.Vote) -> dict[str, Any]:
+async def _vote(caller: Caller, data: chat_actions.VoteInput) -> dict[str, Any]:
     return await caller.app[CHAT].questions.vote(caller.bid, actor_of(caller), data.id, data.up)
 
 
 VIEWER = (
-    Action("chat.send", contract.Send, "viewer", _send, summary="Post a chat message"),
-    Action("question.ask", contract.Ask, "viewer", _ask, summary="Ask a question"),
-    Action("question.vote", contract.Vote, "viewer", _vote, summary="Vote for a question"),
+    Action(
+        "chat.send", chat_actions.ChatMessageInput, "viewer", _send, summary="Post a chat message"
+    ),
+    Action("question.ask", chat_actions.QuestionInput, "viewer", _ask, summary="Ask a question"),
+    Action("question.vote", chat_actions.VoteInput, "viewer", _vote, summary="Vote for a question"),
 )
 
 
@@ -125,86 +127,86 @@ STAFF: dict[str, Action[Any]] = {
     for a in (
         _staff(
             "chat.hide",
-            contract.ItemRef,
+            chat_actions.ItemRef,
             "Hide a chat message",
-            contract.Hidden,
+            chat_actions.Hidden,
             lambda r, b, d, a: r.messages.hide(b, d.id, a),
         ),
         _staff(
             "question.answer",
-            contract.Answer,
+            chat_actions.AnswerInput,
             "Answer a question (answered false re-opens it)",
             "Question",
             lambda r, b, d, a: r.questions.answer(b, d.id, given(d), a),
         ),
         _staff(
             "question.highlight",
-            contract.Highlight,
+            chat_actions.HighlightInput,
             "Show one question on every screen (id null clears)",
-            contract.Highlighted,
+            chat_actions.Highlighted,
             lambda r, b, d, a: r.questions.highlight(b, d.id, a),
         ),
         _staff(
             "question.hide",
-            contract.ItemRef,
+            chat_actions.ItemRef,
             "Hide a question",
-            contract.Hidden,
+            chat_actions.Hidden,
             lambda r, b, d, a: r.questions.hide(b, d.id, a),
         ),
         _staff(
             "question.restore",
-            contract.ItemRef,
+            chat_actions.ItemRef,
             "Restore a hidden question",
             "Question",
             lambda r, b, d, a: r.questions.restore(b, d.id, a),
         ),
         _staff(
             "review.decide",
-            contract.Decide,
+            chat_actions.ReviewDecision,
             "Approve or reject a held message or question",
-            contract.Decided,
+            chat_actions.Decided,
             lambda r, b, d, a: r.decide(b, given(d), a),
         ),
         _staff(
             "mod.timeout",
-            contract.Timeout,
+            chat_actions.TimeoutInput,
             "Time a viewer out",
-            contract.Muted,
+            chat_actions.Muted,
             lambda r, b, d, a: r.moderation.timeout(b, given(d), a),
         ),
         _staff(
             "mod.untimeout",
-            contract.Who,
+            chat_actions.Who,
             "End a viewer's time-out",
-            contract.ViewerRef,
+            chat_actions.ViewerRef,
             lambda r, b, d, a: r.moderation.lift_timeout(b, given(d), a),
         ),
         _staff(
             "mod.ban",
-            contract.Ban,
+            chat_actions.BanInput,
             "Ban a viewer (and the address it posted from, unless ip is false)",
-            contract.Banned,
+            chat_actions.Banned,
             lambda r, b, d, a: r.moderation.ban(b, given(d), a),
         ),
         _staff(
             "mod.unban",
-            contract.Who,
+            chat_actions.Who,
             "Lift a ban",
-            contract.ViewerRef,
+            chat_actions.ViewerRef,
             lambda r, b, d, a: r.moderation.lift_ban(b, given(d), a),
         ),
         _staff(
             "mod.slow_mode",
-            contract.SlowMode,
+            chat_actions.SlowModeInput,
             "Seconds between two messages of one viewer (0: off)",
-            contract.SlowModeSet,
+            chat_actions.SlowModeSet,
             lambda r, b, d, a: r.moderation.slow_mode(b, given(d), a),
         ),
         _staff(
             "mod.words",
-            contract.Words,
+            chat_actions.WordsInput,
             "Change the blocked words: set replaces, add and remove edit",
-            contract.BlockedWords,
+            chat_actions.BlockedWords,
             lambda r, b, d, a: r.moderation.words(b, given(d), a),
         ),
     )
