@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.helpers import connect, login, viewer_csrf
+from tests.helpers import connect, viewer_csrf
 
 
 async def _error(r, status: int) -> dict:
@@ -44,24 +44,6 @@ async def test_applications_export_filename_takes_only_an_id(client, bid):
     assert r.headers["Content-Disposition"].endswith(f'applications-{bid}-abc.csv"')
 
 
-async def _published_opening(client) -> tuple[str, str]:
-    host = await login(client)
-    bid = await host.create_broadcast()
-    r = await host.post(
-        f"/api/broadcasts/{bid}/openings",
-        {
-            "title": "电工",
-            "employer": "鸡西矿业",
-            "city": "鸡西市",
-            "salary_min": 4000,
-            "salary_max": 6000,
-            "status": "published",
-        },
-    )
-    assert r.status == 201, await r.text()
-    return bid, (await r.json())["id"]
-
-
 async def _apply(client, oid: str, key: str, **fields) -> Any:
     csrf = await viewer_csrf(client)
     body = {"name": "王芳", "phone": "13800138000", "consent": True, "consent_version": "2026-01"}
@@ -72,16 +54,16 @@ async def _apply(client, oid: str, key: str, **fields) -> Any:
     )
 
 
-async def test_consent_version_of_another_type_is_422(client):
-    _bid, oid = await _published_opening(client)
+async def test_consent_version_of_another_type_is_422(client, opening):
+    oid = opening["id"]
     for i, version in enumerate(([], {"a": 1}, 7, True)):
         r = await _apply(client, oid, f"k{i}", consent_version=version)
         err = await _error(r, 422)
         assert "consent_version" in err["fields"]
 
 
-async def test_graduation_year_in_other_digits_is_422(client):
-    _bid, oid = await _published_opening(client)
+async def test_graduation_year_in_other_digits_is_422(client, opening):
+    oid = opening["id"]
     for i, year in enumerate(("²⁰²⁰", "٢٠٢٠", "2" * 5000)):
         r = await _apply(client, oid, f"y{i}", graduation_year=year)
         err = await _error(r, 422)
