@@ -82,5 +82,9 @@ async def test_viewer_connecting_while_redis_is_down_gets_an_error_then_recovers
     r = await client.get("/healthz")
     assert r.status == 503
     own_redis.start()
+    # The bus reconnects on its backoff (up to 5 s apart); a viewer's client retries its 503s
+    # until then. Connect once the bus is back, which is when a retry would succeed.
+    async with asyncio.timeout(15):
+        await client.server.app[BUS].connected.wait()
     v = await connect(client, bid)
     assert v.of_type("snapshot")
