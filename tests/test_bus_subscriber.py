@@ -55,7 +55,7 @@ async def restart(redis: RedisProcess, *clients: TestClient) -> None:
 
 
 def reconnects(metrics: Metrics) -> float:
-    return metrics.redis_reconnects._value.get()
+    return metrics.registry.get_sample_value("jobcast_redis_reconnects_total") or 0.0
 
 
 async def session(client: TestClient, user: str = "host1") -> aiohttp.ClientSession:
