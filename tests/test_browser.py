@@ -498,7 +498,10 @@ async def test_moderation_refusals_in_words_audio_only_and_video_restart(
             "() => JC.viewer.player.session.pc.getTransceivers().map((t) => t.receiver.track.kind)"
         )
         assert kinds == ["audio"]
-        assert await v.locator("#overlay-title").inner_text() == "仅音频"
+        # The overlay is drawn on the player's next render, after the phase changes.
+        await v.wait_for_function(
+            "() => document.getElementById('overlay-title').textContent.trim() === '仅音频'"
+        )
         await v.get_by_role("button", name="显示画面").click()
         await frames_grow(v)
 
