@@ -20,7 +20,7 @@ from jobcast.chat.gate import Gate
 from jobcast.chat.review import ReviewQueue
 from jobcast.core import keys
 from jobcast.core.errors import Invalid, NotFound
-from jobcast.core.events import EventLog
+from jobcast.core.events import EventLog, pipeline_script, queue_script
 from jobcast.core.text import clean
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -39,6 +39,7 @@ redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
 return 1
 """
+_APPEND = pipeline_script(APPEND_LUA)
 
 
 def now_ms() -> int:
@@ -69,17 +70,11 @@ def public_message(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def append_message(pipe: Pipeline, bid: str, m: dict[str, Any], config: ChatConfig) -> None:
-    pipe.eval(
-        APPEND_LUA,
-        4,
-        keys.chat_messages(bid),
-        keys.chat_ids(bid),
-        keys.chat_recent(bid),
-        keys.chat_hidden(bid),
-        m["id"],
-        orjson.dumps(m),
-        config.keep,
-        config.recent,
+    queue_script(
+        pipe,
+        _APPEND,
+        (keys.chat_messages(bid), keys.chat_ids(bid), keys.chat_recent(bid), keys.chat_hidden(bid)),
+        (m["id"], orjson.dumps(m), config.keep, config.recent),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Invalid, NotFound
-from jobcast.core.events import HOST, EventLog
+from jobcast.core.events import HOST, EventLog, queue_script
 from jobcast.core.tx import transact
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -88,17 +88,18 @@ class ReviewQueue:
         stored = {"kind": kind, "reason": reason, "item": item}
         view = host_item(kind, item, reason)
         async with self.redis.pipeline(transaction=True) as p:
-            p.eval(
-                _HOLD_LUA,
-                2,
-                keys.review(bid),
-                keys.review_item(bid, m),
-                m,
-                orjson.dumps(stored),
-                int(time.time() * 1000),
-                self.max_items,
-                keys.review_item(bid, ""),
-                keys.question(bid, ""),
+            queue_script(
+                p,
+                self._hold,
+                (keys.review(bid), keys.review_item(bid, m)),
+                (
+                    m,
+                    orjson.dumps(stored),
+                    int(time.time() * 1000),
+                    self.max_items,
+                    keys.review_item(bid, ""),
+                    keys.question(bid, ""),
+                ),
             )
             self.log.add_to(p, bid, "review.added", view, audience=HOST)
             dropped, _ = await p.execute()

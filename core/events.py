@@ -31,10 +31,12 @@ redis-py asks `SCRIPT EXISTS` before sending MULTI and loads what is missing, so
 meets NOSCRIPT halfway, which would commit the writes without their events; that costs one
 small round trip per transaction (about 0.1 ms on loopback: a MULTI with one event went from
 0.21 to 0.33 ms), where EVAL shipped 2 KB of source with every event and could not fail so.
-Scripts run on their own (applying, publishing, vote flushes) only gain. Not a Redis Function library (`FUNCTION LOAD`): functions are data, persisted and
-replicated under a name, so two versions of Jobcast on one Redis (a rolling restart) would run
-each other's code unless every name carried a version, and a library lost with the data needs
-the same load-on-miss anyway; a script's SHA names its exact source, so versions coexist and
+Scripts run on their own (applying, publishing, vote flushes) only gain.
+
+Not a Redis Function library (`FUNCTION LOAD`): functions are data, persisted and replicated
+under a name, so two versions of Jobcast on one Redis (a rolling restart) would run each
+other's code unless every name carried a version, and a library lost with the data needs the
+same load-on-miss anyway; a script's SHA names its exact source, so versions coexist and
 nothing has to be loaded at startup.
 """
 
@@ -52,6 +54,7 @@ from jobcast.core import keys
 from jobcast.core.event_types import lookup
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 Audience = Literal["p", "h"]
 PUBLIC: Audience = "p"
@@ -263,6 +266,23 @@ def _covers(info: Any, since: tuple[int, int]) -> bool:
     return since >= first_seq
 
 
+def pipeline_script(lua: str) -> AsyncScript:
+    """A script to queue in pipelines (`queue_script`), made once at import: its sha is that of
+    the source, and no client is needed until a pipeline runs it."""
+    return AsyncScript(None, lua.encode())  # type: ignore[arg-type]  # bytes need no encoder
+
+
+def queue_script(
+    pipe: Pipeline, script: AsyncScript, keys_: Sequence[Any], args: Sequence[Any]
+) -> None:
+    """What `AsyncScript.__call__` does for a pipeline, without awaiting: the pipeline learns
+    the script, so that its `execute` checks SCRIPT EXISTS (loading what is missing, also after
+    a Redis restart or SCRIPT FLUSH) before MULTI, and the command queued is EVALSHA: the
+    source crosses the network once per Redis, not with every write."""
+    pipe.scripts.add(script)  # type: ignore[arg-type]  # typed for the sync Script
+    pipe.evalsha(script.sha, len(keys_), *keys_, *args)
+
+
 class EventLog:
     """Append-and-publish for one Redis; replay for reconnecting sockets."""
 
@@ -330,12 +350,9 @@ class EventLog:
         """Queue the publish inside a MULTI pipeline so it commits with the state write; its
         reply in the pipeline's results is the event's seq.
 
-        What `Script.__call__` does for a pipeline, without awaiting: the pipeline learns the
-        script, so that its `execute` checks SCRIPT EXISTS (loading what is missing) before
-        MULTI, and the command queued is EVALSHA."""
+        The command queued is EVALSHA (see `queue_script`)."""
         ev = self._plain(bid, type_, data, audience)
-        pipe.scripts.add(self._publish)  # type: ignore[arg-type]  # typed for the sync Script
-        pipe.evalsha(self._publish.sha, len(ev.keys), *ev.keys, *ev.args)
+        queue_script(pipe, self._publish, ev.keys, ev.args)
         self._count(1)
 
     def script(self, lua: str) -> EventScript:

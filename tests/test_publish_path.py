@@ -176,3 +176,31 @@ async def test_a_hole_is_filled_by_the_script_and_nowhere_else(redis):
     with pytest.raises(Exception, match="no value for the hole count"):
         await bad(ev.keys, ev.args)
     assert len(await redis.xrange(keys.host_events(BID))) == 1
+
+
+async def test_chat_writes_run_their_scripts_by_sha_also_after_a_flush(client, bid, viewers):
+    """A chat message's append and a held message's queueing are scripts inside the MULTI that
+    publishes their event: queued as EVALSHA (redis-py loads what SCRIPT EXISTS misses before
+    MULTI), never EVAL with the source, and they survive SCRIPT FLUSH."""
+    from jobcast.web.appkeys import REDIS
+
+    from tests.chat_helpers import err, messages, ok
+    from tests.helpers import connect
+    from tests.waiting import wait_until
+
+    r = client.server.app[REDIS]
+    console = await connect(client, bid, host=True)
+    v = await viewers.open(client, bid)
+    await r.config_resetstat()
+    await r.script_flush()
+    assert (await ok(v, "chat.send", {"text": "你好"}))["text"] == "你好"
+    await r.script_flush()
+    assert (await err(v, "chat.send", {"text": "加我微信 13800138000"}))["code"] == "held"
+    await console.wait_for("review.added")
+    assert (await ok(v, "chat.send", {"text": "还在吗"}))["text"] == "还在吗"
+    assert (await _calls(r, "eval"))[0] == 0
+    # (Scripts run on their own, such as the chat gate, meet NOSCRIPT once after each flush
+    # and load themselves; inside a MULTI nothing may fail, and the messages arrive below.)
+    assert (await _calls(r, "evalsha"))[0] >= 3
+    await wait_until(lambda: len(messages(v)) >= 2, what="both approved messages")
+    assert [m["text"] for m in messages(v)] == ["你好", "还在吗"]
