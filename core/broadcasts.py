@@ -3,39 +3,40 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, cast, get_args
 
 from jobcast.core import keys
-from jobcast.core.errors import Conflict, Invalid, NotFound
+from jobcast.core.contract import Id, Input, Ms, Output, check, partial, refuse, text
+from jobcast.core.errors import Conflict, NotFound
 from jobcast.core.events import EventLog
 from jobcast.core.ids import is_valid_id, new_id
-from jobcast.core.text import raise_if, text_field
+from pydantic import ConfigDict, Field, PlainValidator
 from redis.asyncio import Redis
 
-STATUSES = ("scheduled", "live", "ended")
+Status = Literal["scheduled", "live", "ended"]
+STATUSES: tuple[str, ...] = get_args(Status)
 TITLE_MAX = 120
 DESCRIPTION_MAX = 2000
 
 
-@dataclass(frozen=True)
-class Broadcast:
-    id: str
+class Broadcast(Output):
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    id: Id
     title: str
     description: str
-    scheduled_at: int | None  # unix ms
-    status: str
-    created_at: int
-    updated_at: int
-    started_at: int | None = None
-    ended_at: int | None = None
-    org: str = "default"  # the organization that owns it (web/access/orgs.py); not shown to anyone
+    scheduled_at: Ms | None
+    status: Status
+    created_at: Ms
+    updated_at: Ms
+    started_at: Ms | None = None
+    ended_at: Ms | None = None
+    # The organization that owns it (web/access/orgs.py); not shown to anyone.
+    org: str = Field("default", exclude=True)
 
     def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["org"]
-        return out
+        return self.model_dump()
 
     @classmethod
     def from_hash(cls, h: dict[bytes, bytes]) -> Broadcast:
@@ -48,7 +49,7 @@ class Broadcast:
             title=h[b"title"].decode(),
             description=h.get(b"description", b"").decode(),
             scheduled_at=opt_int("scheduled_at"),
-            status=h[b"status"].decode(),
+            status=cast(Status, h[b"status"].decode()),
             created_at=int(h[b"created_at"]),
             updated_at=int(h[b"updated_at"]),
             started_at=opt_int("started_at"),
@@ -57,61 +58,59 @@ class Broadcast:
         )
 
     def to_hash(self) -> dict[str, str]:
-        return {k: ("" if v is None else str(v)) for k, v in asdict(self).items()}
+        fields = {**self.model_dump(), "org": self.org}
+        return {k: ("" if v is None else str(v)) for k, v in fields.items()}
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _parse_time(value: Any, errors: dict[str, str], field: str) -> int | None:
+def _parse_time(value: Any) -> int | None:
     """Accepts unix milliseconds or an ISO 8601 string with a timezone."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        errors[field] = "must be a time"
-        return None
+        raise refuse("must be a time")
     if isinstance(value, int):
         if 0 <= value < 10**14:
             return value
-        errors[field] = "out of range"
-        return None
+        raise refuse("out of range")
     if isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            errors[field] = "must be ISO 8601 or unix milliseconds"
-            return None
+            raise refuse("must be ISO 8601 or unix milliseconds") from None
         if dt.tzinfo is None:
-            errors[field] = "needs a timezone"
-            return None
+            raise refuse("needs a timezone")
         ms = int(dt.timestamp() * 1000)
         if not 0 <= ms < 10**14:  # the same range as unix milliseconds
-            errors[field] = "out of range"
-            return None
+            raise refuse("out of range")
         return ms
-    errors[field] = "must be a time"
-    return None
+    raise refuse("must be a time")
+
+
+When = Annotated[
+    Annotated[int, Field(ge=0, le=10**14 - 1)] | datetime | Literal[""] | None,
+    Field(description="Unix ms, or ISO 8601 with a timezone; null or '' for none"),
+]
+
+
+class BroadcastInput(Input):
+    title: Annotated[str, text(TITLE_MAX, required=True)]
+    description: Annotated[str, text(DESCRIPTION_MAX, multiline=True)] = ""
+    scheduled_at: Annotated[
+        int | None, PlainValidator(_parse_time, json_schema_input_type=When)
+    ] = None
+
+
+BroadcastPatch = partial(BroadcastInput, "BroadcastPatch")
 
 
 def _validate(data: Any, *, partial: bool) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise Invalid("expected a JSON object", fields={"body": "must be an object"})
-    errors: dict[str, str] = {}
-    out: dict[str, Any] = {}
-    if not partial or "title" in data:
-        out["title"] = text_field(data, "title", errors, max_len=TITLE_MAX)
-    if not partial or "description" in data:
-        out["description"] = text_field(
-            data, "description", errors, max_len=DESCRIPTION_MAX, required=False, multiline=True
-        )
-    if not partial or "scheduled_at" in data:
-        out["scheduled_at"] = _parse_time(data.get("scheduled_at"), errors, "scheduled_at")
-    unknown = set(data) - {"title", "description", "scheduled_at"}
-    for name in unknown:
-        errors[str(name)[:40]] = "unknown field"
-    raise_if(errors)
-    return out
+    """The new fields of a broadcast (`partial`: only those sent)."""
+    model = BroadcastPatch if partial else BroadcastInput
+    return check(model, data).model_dump(exclude_unset=partial)
 
 
 class BroadcastService:
@@ -187,4 +186,4 @@ class BroadcastService:
 
 
 def _replace(b: Broadcast, **changes: Any) -> Broadcast:
-    return Broadcast(**{**asdict(b), **changes})
+    return b.model_copy(update=changes)
