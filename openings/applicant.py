@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from jobcast.core.errors import Invalid
-from jobcast.core.text import clean, raise_if, text_field
+from jobcast.core.contract import Input, check, no_default, one_of, plain_text, refuse, text
+from jobcast.core.text import clean
 from jobcast.openings.models import CST, EDUCATION, parse_education
+from pydantic import Field, PlainValidator, ValidationInfo
 
 NAME_MAX = 40
 EMAIL_MAX = 254
@@ -41,18 +42,6 @@ CONSENT_TEXTS: dict[str, dict[str, str]] = {
     }
 }
 
-APPLICATION_FIELDS = (
-    "name",
-    "phone",
-    "email",
-    "school",
-    "major",
-    "degree",
-    "graduation_year",
-    "note",
-    "consent",
-    "consent_version",
-)
 DEGREES = tuple(code for code in EDUCATION if code != "any")
 
 _MAINLAND = re.compile(r"1[3-9]\d{9}")
@@ -87,63 +76,103 @@ def mask_phone(phone: str) -> str:
     return phone[:-8] + "****" + phone[-4:]
 
 
+def _phone(raw: Any) -> str:
+    if raw is None or raw == "":
+        raise refuse("required")
+    if not isinstance(raw, str):
+        raise refuse("must be a string")
+    phone = normalize_phone(raw)
+    if phone is None:
+        raise refuse("a mainland mobile (1[3-9] and 9 digits) or +country number")
+    return phone
+
+
+def _email(raw: Any) -> str:
+    email = plain_text(raw, EMAIL_MAX)
+    if email and not _EMAIL.fullmatch(email):
+        raise refuse("not an email address")
+    return email
+
+
+def _degree(raw: Any) -> str:
+    if raw is None or raw == "":
+        return ""
+    code = parse_education(raw) if isinstance(raw, str) else None
+    if code is None or code == "any":
+        raise refuse("one of " + ", ".join(DEGREES))
+    return code
+
+
+def _graduation_year(raw: Any, info: ValidationInfo) -> int:
+    if raw is None or raw == "":
+        return 0
+    this_year = ((info.context or {}).get("now") or datetime.now(CST)).year
+    y = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if isinstance(raw, str) and re.fullmatch(r"[0-9]{1,4}", raw.strip()):
+        y = int(raw.strip())
+    if y is None or not 1950 <= y <= this_year + 6:
+        raise refuse(f"a year between 1950 and {this_year + 6}")
+    return y
+
+
+def _consent(raw: Any) -> bool:
+    if raw is not True:
+        raise refuse("must be true: the applicant agrees to share these details")
+    return raw
+
+
+def _consent_version(raw: Any) -> str:
+    if raw is None or raw == "":
+        raise refuse("required: the version of the consent text shown")
+    if not isinstance(raw, str) or raw not in CONSENT_TEXTS:
+        raise refuse("unknown consent text version; reload the page")
+    return raw
+
+
+Phone = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="a mainland mobile (1[3-9] + 9 digits, optionally +86/0086) or E.164; spaces,"
+        f" dashes and brackets allowed; at most {PHONE_RAW_MAX} characters without them",
+    ),
+]
+Email = (
+    Annotated[str, Field(max_length=EMAIL_MAX, json_schema_extra={"format": "email"})]
+    | Literal[""]
+    | None
+)
+Degree = (
+    one_of(*DEGREES, "") | Annotated[str, Field(description="a Chinese label such as 本科")] | None
+)
+Year = Annotated[int, Field(ge=1950)] | Annotated[str, Field(pattern="^[0-9]{4}$")] | None
+
+
+class ApplicationInput(Input):
+    """What an applicant sends with the form; `consent` must be given for `consent_version`."""
+
+    name: Annotated[str, text(NAME_MAX, required=True)]
+    phone: Annotated[str, PlainValidator(_phone, json_schema_input_type=Phone)]
+    email: Annotated[str, PlainValidator(_email, json_schema_input_type=Email)] = ""
+    school: Annotated[str, text(SCHOOL_MAX)] = ""
+    major: Annotated[str, text(MAJOR_MAX)] = ""
+    degree: Annotated[str, PlainValidator(_degree, json_schema_input_type=Degree)] = ""
+    graduation_year: Annotated[
+        int, PlainValidator(_graduation_year, json_schema_input_type=Year)
+    ] = Field(0, description="1950 to this year + 6", json_schema_extra=no_default)
+    note: Annotated[str, text(NOTE_MAX, multiline=True)] = ""
+    consent: Annotated[bool, PlainValidator(_consent, json_schema_input_type=Literal[True])] = (
+        Field(exclude=True)
+    )
+    consent_version: Annotated[
+        str, PlainValidator(_consent_version, json_schema_input_type=one_of(*CONSENT_TEXTS))
+    ]
+
+
+APPLICATION_FIELDS = tuple(ApplicationInput.model_fields)
+
+
 def validate_application(data: Any, *, now: datetime | None = None) -> dict[str, Any]:
-    """Clean and check an application; raises Invalid naming every bad field."""
-    if not isinstance(data, dict):
-        raise Invalid("expected a JSON object", fields={"body": "must be an object"})
-    errors: dict[str, str] = {}
-    out: dict[str, Any] = {}
-    out["name"] = text_field(data, "name", errors, max_len=NAME_MAX)
-    raw_phone = data.get("phone")
-    if raw_phone is None or raw_phone == "":
-        errors["phone"] = "required"
-        out["phone"] = ""
-    elif not isinstance(raw_phone, str):
-        errors["phone"] = "must be a string"
-        out["phone"] = ""
-    else:
-        phone = normalize_phone(raw_phone)
-        if phone is None:
-            errors["phone"] = "a mainland mobile (1[3-9] and 9 digits) or +country number"
-        out["phone"] = phone or ""
-    email = text_field(data, "email", errors, max_len=EMAIL_MAX, required=False)
-    if email and "email" not in errors and not _EMAIL.fullmatch(email):
-        errors["email"] = "not an email address"
-    out["email"] = email
-    out["school"] = text_field(data, "school", errors, max_len=SCHOOL_MAX, required=False)
-    out["major"] = text_field(data, "major", errors, max_len=MAJOR_MAX, required=False)
-    degree = data.get("degree")
-    if degree is None or degree == "":
-        out["degree"] = ""
-    else:
-        code = parse_education(degree) if isinstance(degree, str) else None
-        if code is None or code == "any":
-            errors["degree"] = "one of " + ", ".join(DEGREES)
-            code = ""
-        out["degree"] = code
-    year = data.get("graduation_year")
-    this_year = (now or datetime.now(CST)).year
-    if year is None or year == "":
-        out["graduation_year"] = 0
-    else:
-        y = year if isinstance(year, int) and not isinstance(year, bool) else None
-        if isinstance(year, str) and re.fullmatch(r"[0-9]{1,4}", year.strip()):
-            y = int(year.strip())
-        if y is None or not 1950 <= y <= this_year + 6:
-            errors["graduation_year"] = f"a year between 1950 and {this_year + 6}"
-            y = 0
-        out["graduation_year"] = y
-    out["note"] = text_field(data, "note", errors, max_len=NOTE_MAX, required=False, multiline=True)
-    if data.get("consent") is not True:
-        errors["consent"] = "must be true: the applicant agrees to share these details"
-    version = data.get("consent_version")
-    if version is None or version == "":
-        errors["consent_version"] = "required: the version of the consent text shown"
-    elif not isinstance(version, str) or version not in CONSENT_TEXTS:
-        errors["consent_version"] = "unknown consent text version; reload the page"
-    out["consent_version"] = version if isinstance(version, str) else ""
-    for name in data:
-        if name not in APPLICATION_FIELDS:
-            errors[str(name)[:40]] = "unknown field"
-    raise_if(errors)
-    return out
+    """Clean and check an application; raises Invalid naming every bad field. The result is
+    what is stored (the consent itself is the time it was given, stored beside it)."""
+    return check(ApplicationInput, data, context={"now": now}).model_dump()

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from jobcast.core.errors import Invalid, TooLarge
-from jobcast.openings.models import CST, EDUCATION, Opening, validate_opening
+from jobcast.openings.models import CST, EDUCATION, WRITABLE, Opening, validate_opening
 
 MAX_ROWS = 2000
 BOM = "\ufeff"
@@ -80,26 +80,17 @@ _STATUS_WORDS = {
 }
 STATUS_LABELS = {"draft": "草稿", "published": "已发布", "closed": "已关闭"}
 
-# Export columns, in order: (header, field). Headers are ones the importer reads back.
-EXPORT_COLUMNS = (
-    ("岗位编号", "id"),
-    ("岗位名称", "title"),
-    ("单位名称", "employer"),
-    ("已认证", "employer_verified"),
-    ("工作地点", "city"),
-    ("工作地址", "address"),
-    ("薪资下限", "salary_min"),
-    ("薪资上限", "salary_max"),
-    ("招聘人数", "headcount"),
-    ("学历要求", "education"),
-    ("专业要求", "majors"),
-    ("工作经验", "experience"),
-    ("岗位职责", "description"),
-    ("福利待遇", "benefits"),
-    ("截止日期", "deadline"),
-    ("标签", "tags"),
-    ("状态", "status"),
+# The opening's fields (the model's, in its order) as columns: the employer takes two, its name
+# and whether it is verified; the import's `status` and `id` columns are read by name.
+FIELD_COLUMNS = tuple(
+    c
+    for name in WRITABLE
+    for c in (("employer", "employer_verified") if name == "employer" else (name,))
 )
+# Export columns, in order: (header, field). Headers are ones the importer reads back.
+EXPORT_COLUMNS = tuple((HEADERS[f][0], f) for f in ("id", *FIELD_COLUMNS))
+# Columns that go into the opening as written (the others are read below).
+_PLAIN = tuple(c for c in FIELD_COLUMNS if c not in ("employer", "employer_verified", "status"))
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Spreadsheets read the full-width and small forms (＝＋－＠, ﹦﹢﹣﹫) and the minus sign as
@@ -189,24 +180,7 @@ def _split_salary(value: str) -> tuple[str, str] | None:
 
 
 def _row_to_input(row: dict[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for name in (
-        "title",
-        "city",
-        "address",
-        "salary_min",
-        "salary_max",
-        "headcount",
-        "education",
-        "majors",
-        "experience",
-        "description",
-        "benefits",
-        "deadline",
-        "tags",
-    ):
-        if name in row:
-            data[name] = row[name]
+    data: dict[str, Any] = {name: row[name] for name in _PLAIN if name in row}
     if "salary" in row and not row.get("salary_min") and not row.get("salary_max"):
         parts = _split_salary(row["salary"])
         if parts is not None:
@@ -306,8 +280,8 @@ def export_openings(items: Iterable[Opening]) -> bytes:
     for o in items:
         values = {
             **o.public(),
-            "employer": o.employer["name"],
-            "employer_verified": "是" if o.employer.get("verified") else "否",
+            "employer": o.employer.name,
+            "employer_verified": "是" if o.employer.verified else "否",
             "education": EDUCATION[o.education][1],
             "majors": "、".join(o.majors),
             "benefits": "、".join(o.benefits),

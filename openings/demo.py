@@ -95,11 +95,13 @@ SAMPLES: list[dict[str, Any]] = [
 ]
 
 
-def _row(sample: dict[str, Any], today: date) -> dict[str, Any]:
-    row = {k: v for k, v in sample.items() if k != "deadline_days"}
+def as_sent(sample: dict[str, Any], today: date) -> dict[str, Any]:
+    """A sample as a host would send it: published, its deadline counted from `today` (the
+    first sample is also the API document's example of an opening)."""
+    body = {k: v for k, v in sample.items() if k != "deadline_days"}
     days = sample["deadline_days"]
-    row["deadline"] = (today + timedelta(days=days)).isoformat() if days else ""
-    return validate_opening({**row, "status": "published"})
+    body["deadline"] = (today + timedelta(days=days)).isoformat() if days else ""
+    return {**body, "status": "published"}
 
 
 async def seed_openings(redis: Redis, log: EventLog, bid: str) -> None:
@@ -108,5 +110,5 @@ async def seed_openings(redis: Redis, log: EventLog, bid: str) -> None:
     Deadlines are counted from today, so the demo takes applications whenever it runs."""
     svc = OpeningService(redis, log)
     today = datetime.now(CST).date()
-    made = await svc.create_many(bid, [_row(s, today) for s in SAMPLES])
+    made = await svc.create_many(bid, [validate_opening(as_sent(s, today)) for s in SAMPLES])
     await svc.pin(bid, made[0].id)

@@ -1,21 +1,43 @@
 """The opening (job card): its fields, their limits, and validation into one normal form.
 
-Input comes from the JSON API and from CSV rows (openings.csvio turns a row into the same
-dict), so both are checked by `validate_opening`, which names every bad field at once.
+`Opening` is the card as stored and shown, `OpeningInput` what a host sends. Input comes from
+the JSON API and from CSV rows (openings.csvio turns a row into the same dict), so both are
+checked by `validate_opening`, which names every bad field at once. The models are also the
+API document's schemas (web/api/openapi.py) and the CSV columns (openings/csvio.py).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
-from jobcast.core.errors import Invalid
-from jobcast.core.text import clean, raise_if, text_field
+from jobcast.core.contract import (
+    Id,
+    Input,
+    Ms,
+    Output,
+    check,
+    one_of,
+    partial,
+    refuse,
+    text,
+)
+from jobcast.core.text import clean
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    computed_field,
+    model_validator,
+)
 
-STATUSES = ("draft", "published", "closed")
+Status = Literal["draft", "published", "closed"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 # Employment centers publish in China Standard Time; deadlines are whole days there.
 CST = timezone(timedelta(hours=8))
@@ -85,7 +107,6 @@ _EDUCATION_ALIASES = {
     "doctor": "doctorate",
 }
 _AT_LEAST = re.compile(r"(及以上|以上学历|以上|或以上|and above|or above|\+)$", re.IGNORECASE)
-_LIST_SPLIT = re.compile(r"[,，、;；|/\n]+")
 
 
 def parse_education(value: Any) -> str | None:
@@ -105,83 +126,80 @@ def education_rank(code: str) -> int:
     return EDUCATION[code][0]
 
 
-@dataclass(frozen=True)
-class Opening:
-    id: str
-    broadcast_id: str
+# -- the card ------------------------------------------------------------------------------
+
+EducationCode = one_of(*EDUCATION)
+
+
+class Employer(Output):
+    name: str
+    verified: bool
+
+
+class Opening(Output):
+    """The card as stored and as viewers and hosts see it (openings carry no personal data)."""
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    id: Id
+    broadcast_id: Id
     title: str
-    employer: dict[str, Any]  # {"name": str, "verified": bool}
+    employer: Employer
     city: str
     address: str
     salary_min: int
     salary_max: int
     headcount: int
-    education: str
+    education: Annotated[str, WithJsonSchema({"enum": list(EDUCATION), "type": "string"})]
     majors: list[str]
     experience: str
     description: str
     benefits: list[str]
-    deadline: str  # "YYYY-MM-DD" (last day, China time) or ""
+    deadline: str = Field(description="YYYY-MM-DD (the last day, China time) or ''")
     tags: list[str]
-    status: str
-    created_at: int
-    updated_at: int
-    deadline_ms: int = 0  # end of the deadline day in unix ms (0: none)
+    status: Status
+    created_at: Ms
+    updated_at: Ms
+    deadline_ms: int = Field(0, description="end of the deadline day in unix ms (0: none)")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def education_label(self) -> str:
+        return EDUCATION[self.education][1]
 
     def public(self) -> dict[str, Any]:
-        """The card as viewers and hosts see it (openings carry no personal data)."""
-        d = asdict(self)
-        d["education_label"] = EDUCATION[self.education][1]
-        return d
+        return self.model_dump()
 
     def replace(self, **changes: Any) -> Opening:
-        return Opening(**{**asdict(self), **changes})
+        return Opening(**{**self.model_dump(exclude={"education_label"}), **changes})
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self.model_dump(exclude={"education_label"}))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Opening:
-        d = orjson.loads(raw)
-        return cls(**{k: v for k, v in d.items() if k in _FIELDS})
+        return cls.model_validate_json(raw)
 
     def visible(self) -> bool:
         return self.status == "published"
 
 
-_FIELDS = frozenset(Opening.__dataclass_fields__)
-
-# Fields a client may send back unchanged (they are ignored, not rejected).
-READ_ONLY = frozenset(
-    {"id", "broadcast_id", "created_at", "updated_at", "deadline_ms", "education_label"}
-)
-WRITABLE = (
-    "title",
-    "employer",
-    "city",
-    "address",
-    "salary_min",
-    "salary_max",
-    "headcount",
-    "education",
-    "majors",
-    "experience",
-    "description",
-    "benefits",
-    "deadline",
-    "tags",
-    "status",
-)
+class Pinned(Output):
+    opening: Opening
+    pinned_at: Ms
 
 
-def _int_field(
-    data: dict, name: str, errors: dict[str, str], *, lo: int, hi: int, required: bool = True
-) -> int | None:
-    raw = data.get(name)
+# -- what a host sends ---------------------------------------------------------------------
+
+_LIST_SPLIT = re.compile(r"[,，、;；|/\n]+")
+_YES = ("1", "true", "yes", "y", "是", "已认证")
+_NO = ("", "0", "false", "no", "n", "否", "未认证")
+
+
+def _whole(raw: Any, lo: int, hi: int) -> int:
+    """A whole number from lo to hi: 8000, 8000.0, "8,000" or " 8000 "."""
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        if required:
-            errors[name] = "required"
-        return None
+        raise refuse("required")
     value: int | None = None
     if isinstance(raw, bool):
         value = None
@@ -194,142 +212,229 @@ def _int_field(
         if re.fullmatch(r"\d{1,9}(\.0+)?", s):
             value = int(s.split(".")[0])
     if value is None:
-        errors[name] = "must be a whole number"
-        return None
+        raise refuse("must be a whole number")
     if not lo <= value <= hi:
-        errors[name] = f"must be between {lo} and {hi}"
-        return None
+        raise refuse(f"must be between {lo} and {hi}")
     return value
 
 
-def _list_field(
-    data: dict, name: str, errors: dict[str, str], *, item_max: int, items_max: int
-) -> list[str]:
-    raw = data.get(name)
-    if raw is None or raw == "":
-        return []
-    if isinstance(raw, str):
-        items = _LIST_SPLIT.split(raw)
-    elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
-        items = raw
-    else:
-        errors[name] = "must be a list of strings"
-        return []
-    out: list[str] = []
-    for item in items:
-        v = clean(item)
-        if v and v not in out:
-            out.append(v)
-    if len(out) > items_max:
-        errors[name] = f"at most {items_max} items"
-    elif any(len(v) > item_max for v in out):
-        errors[name] = f"each item at most {item_max} characters"
-    return out
+def _salary_max(raw: Any, info: ValidationInfo) -> int:
+    hi = _whole(raw, 1, SALARY_MAX)
+    lo = info.data.get("salary_min")
+    if lo is not None and lo > hi:
+        raise refuse("must be at least salary_min")
+    return hi
 
 
-def parse_deadline(raw: Any, errors: dict[str, str], name: str = "deadline") -> tuple[str, int]:
-    """'2026-07-31', '2026/7/31' or an ISO timestamp -> ('2026-07-31', end of that day)."""
+def _headcount(raw: Any) -> int:
+    return 1 if raw is None or raw == "" else _whole(raw, 1, HEADCOUNT_MAX)
+
+
+def _education(raw: Any) -> str:
+    code = parse_education(raw) if raw is not None else "any"
+    if code is None:
+        raise refuse("unknown level: " + ", ".join(EDUCATION))
+    return code
+
+
+def _str_list(item_max: int, items_max: int) -> PlainValidator:
+    """A list of short texts, or one cell of them separated by commas, 、 or newlines."""
+
+    def parse(raw: Any) -> list[str]:
+        if raw is None or raw == "":
+            return []
+        if isinstance(raw, str):
+            items = _LIST_SPLIT.split(raw)
+        elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+            items = raw
+        else:
+            raise refuse("must be a list of strings")
+        out: list[str] = []
+        for item in items:
+            v = clean(item)
+            if v and v not in out:
+                out.append(v)
+        if len(out) > items_max:
+            raise refuse(f"at most {items_max} items")
+        if any(len(v) > item_max for v in out):
+            raise refuse(f"each item at most {item_max} characters")
+        return out
+
+    one_cell = Annotated[str, Field(description="items separated by , ， 、 ; ； | / or newlines")]
+    listed = Annotated[list[Annotated[str, Field(max_length=item_max)]], Field(max_length=items_max)]
+    accepts = Annotated[
+        listed | one_cell, Field(description=f"≤ {items_max} of ≤ {item_max} characters")
+    ]
+    return PlainValidator(parse, json_schema_input_type=accepts)
+
+
+_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?")
+Deadline = (
+    date
+    | Annotated[
+        str, Field(pattern=f"^{_DATE.pattern}$", description="2026/9/15 and 2026年9月15日 too")
+    ]
+    | Literal[""]
+    | None
+)
+
+
+def parse_deadline(raw: Any) -> str:
+    """'2026-07-31', '2026/7/31', '2026年7月31日' or an ISO timestamp -> '2026-07-31'."""
     if raw is None or raw == "":
-        return "", 0
+        return ""
+    bad = refuse("must be a date like 2026-07-31")
     if not isinstance(raw, str):
-        errors[name] = "must be a date like 2026-07-31"
-        return "", 0
-    s = clean(raw)
-    m = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?", s)
+        raise bad
+    m = _DATE.fullmatch(clean(raw))
     try:
         if not m:
             raise ValueError
         d = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
-        errors[name] = "must be a date like 2026-07-31"
-        return "", 0
+        raise bad from None
     if not 2000 <= d.year <= 2100:
-        errors[name] = "must be a date like 2026-07-31"
-        return "", 0
+        raise bad
+    return d.isoformat()
+
+
+def deadline_end_ms(day: str) -> int:
+    """The last millisecond of `day` in China time (0 for no deadline)."""
+    if not day:
+        return 0
+    d = date.fromisoformat(day)
     end = datetime(d.year, d.month, d.day, tzinfo=CST) + timedelta(days=1)
-    return d.isoformat(), int(end.timestamp() * 1000) - 1
+    return int(end.timestamp() * 1000) - 1
 
 
-def _employer(data: dict, errors: dict[str, str], current: dict | None) -> dict[str, Any]:
-    raw = data.get("employer")
+def _status(raw: Any) -> str:
+    if raw not in STATUSES:
+        raise refuse("one of " + ", ".join(STATUSES))
+    return raw
+
+
+def _verified(raw: Any) -> bool:
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in _YES:
+            return True
+        if word in _NO:
+            return False
+    if not isinstance(raw, bool):
+        raise refuse("must be true or false")
+    return raw
+
+
+def _employer(raw: Any, info: ValidationInfo) -> Any:
+    """An employer's name alone stands for the employer; an update keeps what it leaves out."""
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
-        errors["employer.name"] = "required" if raw is None else "must be an object with a name"
-        return {"name": "", "verified": False}
-    name_src = raw if "name" in raw or current is None else {"name": current.get("name")}
-    name = text_field(name_src, "name", errors, max_len=EMPLOYER_MAX)
-    if "name" in errors:
-        errors["employer.name"] = errors.pop("name")
-    verified = raw.get("verified", (current or {}).get("verified", False))
-    if isinstance(verified, str):
-        word = verified.strip().lower()
-        if word in ("1", "true", "yes", "y", "是", "已认证"):
-            verified = True
-        elif word in ("", "0", "false", "no", "n", "否", "未认证"):
-            verified = False
-    if not isinstance(verified, bool):
-        errors["employer.verified"] = "must be true or false"
-        verified = False
-    for k in raw:
-        if k not in ("name", "verified"):
-            errors[f"employer.{str(k)[:30]}"] = "unknown field"
-    return {"name": name, "verified": verified}
+        raise refuse("required" if raw is None else "must be an object with a name", at="name")
+    current = (info.context or {}).get("employer")
+    return raw if current is None else {**current, **raw}
+
+
+EmployerName = Annotated[str, text(EMPLOYER_MAX, required=True)]
+Verified = Annotated[
+    bool, PlainValidator(_verified, json_schema_input_type=bool | one_of(*_YES, *_NO))
+]
+
+
+class EmployerInput(Input):
+    name: EmployerName
+    verified: Verified = False
+
+
+EmployerPatch = partial(EmployerInput, "EmployerPatch")
+
+
+def _employer_of(model: type[EmployerInput]) -> BeforeValidator:
+    accepts = model | Annotated[EmployerName, Field(description="the name")]
+    return BeforeValidator(_employer, json_schema_input_type=accepts)
+
+
+def _salary_min(raw: Any) -> int:
+    return _whole(raw, 1, SALARY_MAX)
+
+
+Salary = (
+    Annotated[int, Field(ge=1, le=SALARY_MAX)]
+    | Annotated[str, Field(pattern=r"^[0-9, ，]{1,12}(\.0+)?$")]
+)
+Headcount = (
+    Annotated[int, Field(ge=1, le=HEADCOUNT_MAX)] | Annotated[str, Field(pattern=r"^[0-9]{1,6}$")]
+) | None
+Education = (
+    EducationCode | Annotated[str, Field(description="a Chinese or English label (本科及以上)")]
+)
+
+
+def _read_only_properties(schema: dict[str, Any]) -> None:
+    for name in sorted(READ_ONLY):
+        schema["properties"][name] = {"description": "read-only: ignored"}
+
+
+class OpeningInput(Input):
+    """An opening as a host sends it (the JSON API, or a CSV row). Read-only fields of the card
+    (`id`, `created_at`...) may be sent back; they are ignored. The salary range is always
+    required: a job without a salary is not published by the center."""
+
+    model_config = ConfigDict(json_schema_extra=_read_only_properties)
+
+    title: Annotated[str, text(TITLE_MAX, required=True)]
+    employer: Annotated[EmployerInput, _employer_of(EmployerInput)]
+    city: Annotated[str, text(CITY_MAX, required=True)]
+    address: Annotated[str, text(ADDRESS_MAX)] = ""
+    salary_min: Annotated[int, PlainValidator(_salary_min, json_schema_input_type=Salary)]
+    salary_max: Annotated[int, PlainValidator(_salary_max, json_schema_input_type=Salary)]
+    headcount: Annotated[int, PlainValidator(_headcount, json_schema_input_type=Headcount)] = 1
+    education: Annotated[str, PlainValidator(_education, json_schema_input_type=Education)] = "any"
+    majors: Annotated[list[str], _str_list(MAJOR_MAX, LIST_ITEMS_MAX)] = Field(default_factory=list)
+    experience: Annotated[str, text(EXPERIENCE_MAX)] = ""
+    description: Annotated[str, text(DESCRIPTION_MAX, multiline=True)] = ""
+    benefits: Annotated[list[str], _str_list(BENEFIT_MAX, LIST_ITEMS_MAX)] = Field(
+        default_factory=list
+    )
+    deadline: Annotated[str, PlainValidator(parse_deadline, json_schema_input_type=Deadline)] = (
+        Field("", description="the last day (China time)")
+    )
+    tags: Annotated[list[str], _str_list(TAG_MAX, TAGS_MAX)] = Field(default_factory=list)
+    status: Annotated[str, PlainValidator(_status, json_schema_input_type=Status)] = "draft"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in READ_ONLY}
+        return data
+
+    def fields(self) -> dict[str, Any]:
+        """The card's new fields (with `deadline_ms`, from the deadline)."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            out[name] = value
+            if name == "deadline":
+                out["deadline_ms"] = deadline_end_ms(value)
+        return out
+
+
+OpeningPatch = partial(
+    OpeningInput, "OpeningPatch", employer=Annotated[EmployerPatch, _employer_of(EmployerPatch)]
+)
+WRITABLE = tuple(OpeningInput.model_fields)
+# Fields of the card a client may send back unchanged (they are ignored, not rejected).
+READ_ONLY = frozenset({*Opening.model_fields, *Opening.model_computed_fields}) - set(WRITABLE)
 
 
 def validate_opening(data: Any, *, current: Opening | None = None) -> dict[str, Any]:
     """Check a full opening (create) or changes to `current` (update); returns the new fields.
 
-    Raises Invalid with every bad field named. The salary range is always required: a job
-    without a salary is not published by the center.
+    An update is checked as the whole card it makes. Raises Invalid with every bad field named.
     """
-    if not isinstance(data, dict):
-        raise Invalid("expected a JSON object", fields={"body": "must be an object"})
-    merged: dict[str, Any] = {}
+    employer = None
     if current is not None:
-        merged = {k: v for k, v in current.public().items() if k in WRITABLE}
-    merged.update({k: v for k, v in data.items() if k not in READ_ONLY})
-    errors: dict[str, str] = {}
-    out: dict[str, Any] = {}
-    out["title"] = text_field(merged, "title", errors, max_len=TITLE_MAX)
-    out["employer"] = _employer(merged, errors, current.employer if current else None)
-    out["city"] = text_field(merged, "city", errors, max_len=CITY_MAX)
-    out["address"] = text_field(merged, "address", errors, max_len=ADDRESS_MAX, required=False)
-    lo = _int_field(merged, "salary_min", errors, lo=1, hi=SALARY_MAX)
-    hi = _int_field(merged, "salary_max", errors, lo=1, hi=SALARY_MAX)
-    if lo is not None and hi is not None and lo > hi:
-        errors["salary_max"] = "must be at least salary_min"
-    out["salary_min"], out["salary_max"] = lo or 0, hi or 0
-    if merged.get("headcount") in (None, ""):
-        out["headcount"] = 1
-    else:
-        out["headcount"] = _int_field(merged, "headcount", errors, lo=1, hi=HEADCOUNT_MAX) or 0
-    edu = merged.get("education")
-    code = parse_education(edu) if edu is not None else "any"
-    if code is None:
-        errors["education"] = "unknown level: " + ", ".join(EDUCATION)
-        code = "any"
-    out["education"] = code
-    out["majors"] = _list_field(
-        merged, "majors", errors, item_max=MAJOR_MAX, items_max=LIST_ITEMS_MAX
-    )
-    out["experience"] = text_field(
-        merged, "experience", errors, max_len=EXPERIENCE_MAX, required=False
-    )
-    out["description"] = text_field(
-        merged, "description", errors, max_len=DESCRIPTION_MAX, required=False, multiline=True
-    )
-    out["benefits"] = _list_field(
-        merged, "benefits", errors, item_max=BENEFIT_MAX, items_max=LIST_ITEMS_MAX
-    )
-    out["deadline"], out["deadline_ms"] = parse_deadline(merged.get("deadline"), errors)
-    out["tags"] = _list_field(merged, "tags", errors, item_max=TAG_MAX, items_max=TAGS_MAX)
-    status = merged.get("status", "draft")
-    if status not in STATUSES:
-        errors["status"] = "one of " + ", ".join(STATUSES)
-    out["status"] = status
-    for name in data:
-        if name not in WRITABLE and name not in READ_ONLY:
-            errors[str(name)[:40]] = "unknown field"
-    raise_if(errors)
-    return out
+        employer = current.employer.model_dump()
+        if isinstance(data, dict):
+            data = {**current.model_dump(include=set(WRITABLE)), **data}
+    return check(OpeningInput, data, context={"employer": employer}).fields()

@@ -376,7 +376,7 @@ def _state(raw: dict[bytes, bytes], lineup: list[bytes], pin: dict[bytes, bytes]
 
 
 def _fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k in Opening.__dataclass_fields__}
+    return {k: v for k, v in row.items() if k in Opening.model_fields}
 
 
 def filter_openings(
