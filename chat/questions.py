@@ -30,6 +30,8 @@ from jobcast.core import keys
 from jobcast.core.errors import Conflict, Forbidden, Invalid, NotFound
 from jobcast.core.events import HOST, PUBLIC, EventLog
 from jobcast.core.ids import is_valid_id
+from jobcast.core.replies import Fields, RawHash, text_hash
+from jobcast.core.replies import fields as as_fields
 from jobcast.core.text import text_field
 from jobcast.core.tx import transact
 from redis.asyncio import Redis
@@ -94,8 +96,8 @@ def _s(v: bytes | str | None) -> str:
     return v.decode() if isinstance(v, bytes) else (v or "")
 
 
-def decode(h: dict[bytes, bytes]) -> dict[str, Any]:
-    d = {k.decode(): v.decode() for k, v in h.items()}
+def decode(h: RawHash) -> dict[str, Any]:
+    d = text_hash(h)
     return {
         "id": d["id"],
         "vid": d.get("vid", ""),
@@ -171,7 +173,7 @@ class QuestionService:
         elif self.opening_lookup is not None and not await self.opening_lookup(bid, oid):
             raise NotFound("no such opening", code="opening_not_found")
         qid = await self.gate.admit(bid, actor, text, counter=keys.question_seq(bid), slow=False)
-        q = {
+        q: dict[str, Any] = {
             "id": qid,
             "vid": actor.viewer_id,
             "name": actor.display_name,
@@ -184,7 +186,7 @@ class QuestionService:
             "answered_at": None,
         }
         held = self.config.review_questions and not actor.is_staff
-        fields = {
+        fields: Fields = {
             "id": qid,
             "vid": q["vid"],
             "name": q["name"],
@@ -219,7 +221,10 @@ class QuestionService:
         return lambda pipe, q: self._publish_new(pipe, bid, q)
 
     def reject_effects(self, bid: str) -> Callable[[Pipeline, dict[str, Any]], None]:
-        return lambda pipe, q: pipe.delete(keys.question(bid, q["id"]))
+        def reject(pipe: Pipeline, q: dict[str, Any]) -> None:
+            pipe.delete(keys.question(bid, q["id"]))
+
+        return reject
 
     # -- voting -------------------------------------------------------------------------------
 
@@ -311,7 +316,7 @@ class QuestionService:
                 q["answered_at"] = int(fields["answered_at"])
             pipe.multi()
             if fields:
-                pipe.hset(key, mapping=fields)
+                pipe.hset(key, mapping=as_fields(fields))
             if unhide:
                 pipe.srem(keys.question_hidden(bid), qid)
             # The count read here may be overtaken by a vote; the next votes event carries

@@ -16,6 +16,7 @@ import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.core.events import HOST, EventLog, queue_script
+from jobcast.core.replies import texts
 from jobcast.core.tx import transact
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -159,7 +160,7 @@ class ReviewQueue:
         members = await self.redis.zrange(keys.review(bid), 0, -1)
         if not members:
             return []
-        raws = await self.redis.mget([keys.review_item(bid, m.decode()) for m in members])
+        raws = await self.redis.mget([keys.review_item(bid, m) for m in texts(members)])
         out = []
         for raw in raws:
             if raw is not None:

@@ -3,6 +3,7 @@ log and a ChatConfig, and the review decisions that span messages and questions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jobcast.chat.actor import Actor
@@ -17,6 +18,7 @@ from jobcast.chat.votes import VoteCoalescer
 from jobcast.core.errors import Invalid
 from jobcast.core.events import EventLog
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 
 class ChatRoom:
@@ -46,13 +48,15 @@ class ChatRoom:
         approve = data.get("approve")
         if not isinstance(approve, bool):
             raise Invalid("approve must be true or false", fields={"approve": "a boolean"})
+        effects: Callable[[Pipeline, dict[str, Any]], None]
         if kind == "message":
             config = self.config
 
-            def effects(pipe: Any, m: dict[str, Any]) -> None:
+            def publish(pipe: Pipeline, m: dict[str, Any]) -> None:
                 if approve:
                     publish_messages(pipe, self.log, bid, [m], config)
 
+            effects = publish
         elif kind == "question":
             effects = (
                 self.questions.approve_effects(bid)

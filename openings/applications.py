@@ -30,6 +30,7 @@ from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, RateLimited
 from jobcast.core.events import HOST, EventLog, Hole
 from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.replies import RawHash, text, text_hash, texts
 from jobcast.core.tx import busy_conflict, transact
 from jobcast.openings.applicant import validate_application
 from jobcast.openings.models import EDUCATION
@@ -303,12 +304,12 @@ class ApplicationService:
     async def applied(self, bid: str, vid: str) -> dict[str, str]:
         """Opening id -> application id for what this viewer applied to in the broadcast."""
         raw = await self.redis.hgetall(keys.viewer_applied(bid, vid))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return text_hash(raw)
 
     # -- hosts ------------------------------------------------------------------------------
 
     async def counts(self, bid: str) -> dict[str, int]:
-        oids = [k.decode() for k in await self.redis.hkeys(keys.openings(bid))]
+        oids = texts(await self.redis.hkeys(keys.openings(bid)))
         async with self.redis.pipeline(transaction=False) as p:
             for oid in oids:
                 p.zcard(keys.opening_applications(bid, oid))
@@ -379,7 +380,7 @@ class ApplicationService:
                 return
             async with self.redis.pipeline(transaction=False) as p:
                 for aid in ids:
-                    p.hgetall(keys.application(bid, aid.decode()))
+                    p.hgetall(keys.application(bid, text(aid)))
                 rows = await p.execute()
             for a in await self._same_phone(bid, [_public(h) for h in rows if h]):
                 yield a
@@ -398,7 +399,7 @@ class ApplicationService:
                 raise NotFound("no such application", code="application_not_found")
             p.multi()
             p.hset(key, mapping={"status": status, "updated_at": int(time.time() * 1000)})
-            data = {"application_id": aid, "opening_id": oid.decode(), "status": status}
+            data = {"application_id": aid, "opening_id": text(oid), "status": status}
             self.log.add_to(p, bid, "application.status", data, audience=HOST)
 
         await transact(self.redis, [key], change, attempts=10, busy=busy_conflict)
@@ -411,7 +412,7 @@ class ApplicationService:
         h = await self.redis.hmget(keys.application(bid, aid), "opening_id", "phone", "viewer_id")
         if h[0] is None:
             raise NotFound("no such application", code="application_not_found")
-        oid, phone, vid = (x.decode() if x else "" for x in h)
+        oid, phone, vid = (text(x) if x else "" for x in h)
         deleted = self.log.event(
             bid,
             "application.deleted",
@@ -444,7 +445,7 @@ class ApplicationService:
         cutoff = (now_ms or int(time.time() * 1000)) - int(older_than_days * 86_400_000)
         n = 0
         for raw in await self.redis.zrange(keys.BROADCAST_INDEX, 0, -1):
-            bid = raw.decode()
+            bid = text(raw)
             while True:
                 old = await self.redis.zrangebyscore(
                     keys.applications(bid), "-inf", cutoff, start=0, num=500
@@ -453,17 +454,17 @@ class ApplicationService:
                     break
                 for aid in old:
                     try:
-                        await self.delete(bid, aid.decode())
+                        await self.delete(bid, text(aid))
                     except NotFound:
                         # Index entry without a record: drop it so the loop ends.
-                        await self.redis.zrem(keys.applications(bid), aid)
+                        await self.redis.zrem(keys.applications(bid), text(aid))
                         continue
                     n += 1
         return n
 
 
-def _public(h: dict[bytes, bytes]) -> dict[str, Any]:
-    d = {k.decode(): v.decode() for k, v in h.items()}
+def _public(h: RawHash) -> dict[str, Any]:
+    d = text_hash(h)
     degree = d.get("degree", "")
     return {
         "id": d["id"],
