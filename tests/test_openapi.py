@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import jsonschema
@@ -10,8 +11,9 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from jobcast.core import broadcasts
 from jobcast.core.errors import Invalid
-from jobcast.openings.applicant import validate_application
-from jobcast.openings.models import validate_opening
+from jobcast.openings import demo
+from jobcast.openings.applicant import CONSENT_VERSION, validate_application
+from jobcast.openings.models import Opening, validate_opening
 from jobcast.web.api.chat import STAFF
 from jobcast.web.api.openapi import ACCESS, OPENING_EXAMPLE, document
 from jobcast.web.app import create_app
@@ -156,6 +158,9 @@ def test_error_shape_schema():
 
 
 # -- request schemas against the validation code ------------------------------------------
+# The schemas come from the same models as the validation, but what a field's schema accepts
+# (its `json_schema_input_type`) is written apart from the code that parses it: these hold the
+# two together.
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -216,15 +221,233 @@ def test_request_schema_matches_validation(name):
             assert _refuses(check, {**minimal, field: ["a list"]}, field), field
 
 
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    name = schema["$ref"].rsplit("/", 1)[1]
+    return _schema(name)
+
+
 def test_opening_employer_name_length_matches():
-    name_schema = _schema("OpeningInput")["properties"]["employer"]["anyOf"][0]["properties"][
-        "name"
-    ]
-    n = name_schema["maxLength"]
-    validate_opening({**_min_opening(), "employer": {"name": "字" * n}})
-    assert _refuses(
-        validate_opening, {**_min_opening(), "employer": {"name": "字" * (n + 1)}}, "employer.name"
+    employer = _schema("OpeningInput")["properties"]["employer"]["anyOf"]
+    for form in employer:
+        name = _resolve(form)["properties"]["name"] if "$ref" in form else form
+        n = name["maxLength"]
+        value = "字" * n if "$ref" not in form else {"name": "字" * n}
+        too_long = "字" * (n + 1) if "$ref" not in form else {"name": "字" * (n + 1)}
+        validate_opening({**_min_opening(), "employer": value})
+        assert _refuses(validate_opening, {**_min_opening(), "employer": too_long}, "employer.name")
+        assert not _validator(_schema("OpeningInput")).is_valid(
+            {**_min_opening(), "employer": too_long}
+        )
+
+
+# Bodies the validation accepts, in the lenient forms people send (CSV cells, Chinese labels,
+# numbers as text): each must be one its documented schema accepts too.
+ACCEPTED: dict[str, list[dict[str, Any]]] = {
+    "OpeningInput": [
+        OPENING_EXAMPLE,
+        *(demo.as_sent(sample, date(2026, 9, 1)) for sample in demo.SAMPLES),
+        {
+            **_min_opening(),
+            "employer": "鸡西矿业",
+            "salary_min": "4,000",
+            "salary_max": "6000.0",
+            "headcount": "12",
+            "education": "本科及以上",
+            "majors": "机电一体化、电气自动化",
+            "benefits": "五险一金,餐补",
+            "deadline": "2026/9/15",
+            "tags": [],
+            "status": "draft",
+        },
+        {**_min_opening(), "employer": {"name": "鸡西矿业", "verified": "是"}, "headcount": None},
+        {**_min_opening(), "deadline": "", "education": "", "id": "x", "education_label": "y"},
+    ],
+    "OpeningPatch": [{}, {"salary_max": 9000}, {"employer": {"verified": False}}, {"tags": "a"}],
+    "ApplicationInput": [
+        {
+            "name": "王芳",
+            "phone": "+86 138-0013-8000",
+            "email": "",
+            "degree": "本科",
+            "graduation_year": "2026",
+            "note": "第一行\n第二行",
+            "consent": True,
+            "consent_version": CONSENT_VERSION,
+        },
+        {
+            "name": "Anna",
+            "phone": "+4915112345678",
+            "email": None,
+            "degree": "master",
+            "graduation_year": 2025,
+            "consent": True,
+            "consent_version": CONSENT_VERSION,
+        },
+    ],
+    "BroadcastInput": [
+        {"title": "招聘会", "scheduled_at": 1774000000000},
+        {"title": "招聘会", "description": "a\nb", "scheduled_at": "2026-03-20T09:00:00Z"},
+        {"title": "招聘会", "scheduled_at": ""},
+    ],
+    "BroadcastPatch": [{}, {"scheduled_at": None}, {"description": ""}],
+}
+# Bodies refused, each for the field named: refused by the validation with that field in
+# `fields`, and by the documented schema.
+REFUSED: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "OpeningInput": [
+        ("title", {**_min_opening(), "title": ""}),
+        ("employer.name", {**_min_opening(), "employer": {"verified": True}}),
+        ("employer.verified", {**_min_opening(), "employer": {"name": "x", "verified": "maybe"}}),
+        ("employer.boss", {**_min_opening(), "employer": {"name": "x", "boss": "y"}}),
+        ("salary_min", {**_min_opening(), "salary_min": 0}),
+        ("salary_max", {**_min_opening(), "salary_max": "lots"}),
+        ("headcount", {**_min_opening(), "headcount": 100_001}),
+        ("majors", {**_min_opening(), "majors": [1, 2]}),
+        ("tags", {**_min_opening(), "tags": [f"标签{i}" for i in range(11)]}),
+        ("deadline", {**_min_opening(), "deadline": 20260901}),
+        ("status", {**_min_opening(), "status": "archived"}),
+    ],
+    "ApplicationInput": [
+        ("phone", {**BODIES["ApplicationInput"][1], "phone": ""}),
+        ("email", {**BODIES["ApplicationInput"][1], "email": "wangfang.example.cn"}),
+        ("degree", {**BODIES["ApplicationInput"][1], "degree": 4}),
+        ("graduation_year", {**BODIES["ApplicationInput"][1], "graduation_year": 1900}),
+        ("consent", {**BODIES["ApplicationInput"][1], "consent": "yes"}),
+        ("consent_version", {**BODIES["ApplicationInput"][1], "consent_version": "1999"}),
+    ],
+    "BroadcastInput": [
+        ("scheduled_at", {"title": "t", "scheduled_at": -1}),
+        ("scheduled_at", {"title": "t", "scheduled_at": True}),
+        ("description", {"title": "t", "description": 5}),
+    ],
+    "BroadcastPatch": [("title", {"title": None}), ("colour", {"colour": "red"})],
+}
+CHECKS: dict[str, Any] = {
+    "OpeningInput": validate_opening,
+    "OpeningPatch": lambda d: validate_opening(d, current=_card()),
+    "ApplicationInput": validate_application,
+    "BroadcastInput": lambda d: broadcasts._validate(d, partial=False),
+    "BroadcastPatch": lambda d: broadcasts._validate(d, partial=True),
+}
+
+
+def _card() -> Opening:
+    fields = validate_opening(OPENING_EXAMPLE)
+    return Opening(id="k7m2x9pq", broadcast_id="b4c5d6e7", created_at=1, updated_at=2, **fields)
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_every_accepted_body_is_one_its_schema_accepts(name):
+    v = _validator(_schema(name))
+    for body in ACCEPTED[name]:
+        CHECKS[name](body)
+        errors = [e.message for e in v.iter_errors(body)]
+        assert not errors, (body, errors)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_every_refused_body_is_one_its_schema_refuses(name):
+    v = _validator(_schema(name))
+    for field, body in REFUSED[name]:
+        assert _refuses(CHECKS[name], body, field), (field, body)
+        assert not v.is_valid(body), (field, body)
+
+
+def test_every_component_is_a_models_schema():
+    """No schema is written by hand: each component is the schema of the model of its name."""
+    import inspect
+
+    from jobcast.core import broadcasts as broadcast_models
+    from jobcast.core.contract import json_schema
+    from jobcast.openings import actions, applicant, models
+    from jobcast.web.api import schemas
+    from pydantic import BaseModel
+
+    found: dict[str, type[BaseModel]] = {}
+    for module in (schemas, models, applicant, broadcast_models, actions):
+        for value in vars(module).values():
+            if inspect.isclass(value) and issubclass(value, BaseModel):
+                found.setdefault(value.__name__, value)
+    components = document()["components"]["schemas"]
+    assert {"Opening", "OpeningInput", "ApplicationInput", "BroadcastPatch", "Error"} <= set(
+        components
     )
+    for name, schema in components.items():
+        assert name in found, name
+        own, refs = json_schema(found[name])
+        assert schema == own, name
+        assert all(components[n] == s for n, s in refs.items()), name
+    # Every reference in the document names a component.
+    assert _refs(document()) <= set(components) | {f"E{c}" for c in range(400, 600)}
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[1]} if "$ref" in node else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def test_real_answers_match_their_components():
+    """What the domain objects send is what their response components describe."""
+    from jobcast.core.broadcasts import Broadcast
+    from jobcast.openings.applications import _public
+    from jobcast.openings.csvio import parse_openings
+
+    card = _card()
+    checks = [
+        ("Opening", card.public()),
+        ("Pinned", {"opening": card.public(), "pinned_at": 3}),
+        ("OpeningList", {"openings": [card.public()], "cities": [card.city]}),
+    ]
+    b = Broadcast(
+        id="b4c5d6e7",
+        title="t",
+        description="",
+        scheduled_at=None,
+        status="scheduled",
+        created_at=1,
+        updated_at=1,
+        org="acme",
+    )
+    checks.append(("Broadcast", b.public()))
+    checks.append(("BroadcastWithViewers", {**b.public(), "viewers": 0}))
+    rows = "岗位名称,单位名称,工作地点,薪资\n电工,鸡西矿业,鸡西市,4k-6k\n,,,\n焊工,,鸡西市,x\n"
+    report = parse_openings(rows.encode())
+    checks.append(("ImportReport", report.public(dry_run=True)))
+    stored = {
+        "id": "a1b2c3d4e5",
+        "opening_id": card.id,
+        "opening_title": card.title,
+        "employer": card.employer.name,
+        "status": "new",
+        "created_at": "1",
+        "updated_at": "1",
+        "consented_at": "1",
+        **{k: str(v) for k, v in validate_application(ACCEPTED["ApplicationInput"][0]).items()},
+    }
+    application = {
+        **_public({k.encode(): v.encode() for k, v in stored.items()}),
+        "same_phone": 0,
+        "same_phone_ids": [],
+    }
+    checks.append(("Application", application))
+    for name, answer in checks:
+        errors = [e.message for e in _validator(_schema(name)).iter_errors(answer)]
+        assert not errors, (name, errors)
+    assert "org" not in _schema("Broadcast")["properties"]
+
+
+def test_csv_columns_are_the_opening_models_fields():
+    from jobcast.openings.csvio import EXPORT_COLUMNS, HEADERS
+    from jobcast.openings.models import WRITABLE
+
+    exported = [f for _, f in EXPORT_COLUMNS]
+    assert exported[0] == "id"
+    assert [f for f in exported if f != "employer_verified"][1:] == list(WRITABLE)
+    assert all(h in HEADERS[f] for h, f in EXPORT_COLUMNS)
 
 
 def test_chat_limits_match():

@@ -1,0 +1,471 @@
+"""The API document's operations, section by section: each path and method with its summary,
+who may call it, its parameters, the models of its bodies and answers, and the status codes
+it answers with besides those `_Doc.op` adds (503 always; 401 and 403 with a session or
+cookie; 413, 415 and 422 with a JSON body). The chat actions' operations come from their
+declarations (web/api/openapi.py `_chat`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from jobcast.core.broadcasts import Broadcast, BroadcastInput, BroadcastPatch
+from jobcast.openings import demo
+from jobcast.openings.actions import Pin
+from jobcast.openings.applicant import CONSENT_VERSION, ApplicationInput
+from jobcast.openings.applications import IDEMPOTENCY_KEY_MAX
+from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
+from jobcast.openings.models import CST, STATUSES, Opening, OpeningInput, OpeningPatch
+from jobcast.web.access.auth import DEVICE_COOKIE, SESSION_COOKIE
+from jobcast.web.api import schemas as s
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from jobcast.web.api.openapi import _Doc
+
+Schema = dict[str, Any]
+JSON = "application/json"
+STR = {"type": "string"}
+
+
+def ok(
+    schema: Schema | type[BaseModel] | None, description: str = "success", media: str = JSON
+) -> Schema:
+    """A response: `schema` may be a model (its component is referred to)."""
+    resp: Schema = {"description": description}
+    if schema is not None:
+        resp["content"] = {media: {"schema": schema}}
+    return resp
+
+
+def located(model: type[BaseModel]) -> Schema:
+    return {**ok(model), "headers": {"Location": {"schema": STR}}}
+
+
+def param(name: str, where: str, schema: Schema, description: str = "", **kw: Any) -> Schema:
+    p: Schema = {"name": name, "in": where, "schema": schema, **kw}
+    if where == "path":
+        p["required"] = True
+    if description:
+        p["description"] = description
+    return p
+
+
+def query(name: str, schema: Schema = STR, description: str = "") -> Schema:
+    return param(name, "query", schema, description, required=False)
+
+
+EXAMPLE_OPENING_ID = "k7m2x9pq"
+# The first demo opening, as a host would send it today.
+OPENING_EXAMPLE = demo.as_sent(demo.SAMPLES[0], datetime.now(CST).date())
+# Request examples by operation (the chat actions' are CHAT_EXAMPLES).
+EXAMPLES: dict[str, Any] = {
+    "post /api/login": {"username": "host1", "password": "s3cret-pass"},
+    "post /api/broadcasts": {
+        "title": "鸡西市春季招聘会",
+        "description": "煤矿、医护、教育岗位",
+        "scheduled_at": "2026-03-20T09:00:00+08:00",
+    },
+    "patch /api/broadcasts/{bid}": {
+        "title": "鸡西市春季招聘会（第二场）",
+        "scheduled_at": 1774000000000,
+    },
+    "post /api/broadcasts/{bid}/openings": OPENING_EXAMPLE,
+    "patch /api/broadcasts/{bid}/openings/{oid}": {
+        "salary_max": 9000,
+        "status": "published",
+        "tags": ["国企"],
+    },
+    "put /api/broadcasts/{bid}/lineup": {"order": [EXAMPLE_OPENING_ID]},
+    "post /api/broadcasts/{bid}/pin": {"opening_id": EXAMPLE_OPENING_ID},
+    "post /api/openings/{oid}/applications": {
+        "name": "王芳",
+        "phone": "138 0013 8000",
+        "email": "wangfang@example.cn",
+        "school": "黑龙江工业学院",
+        "major": "机电一体化",
+        "degree": "associate",
+        "graduation_year": 2026,
+        "note": "可以下个月入职",
+        "consent": True,
+        "consent_version": CONSENT_VERSION,
+    },
+    "patch /api/broadcasts/{bid}/applications/{aid}": {"status": "contacted"},
+}
+
+
+def auth(d: _Doc) -> None:
+    op = partial(d.op, tag="auth")
+    cookie = (
+        f"{SESSION_COOKIE}: HttpOnly, SameSite=Lax, Secure behind TLS; {DEVICE_COOKIE} (path "
+        "/api/login, SameSite=Strict): this browser, known to the account's login throttle"
+    )
+    session = {**ok(s.Session), "headers": {"Set-Cookie": {"schema": STR, "description": cookie}}}
+    op(
+        "post",
+        "/api/login",
+        "Log in as a host or moderator: session cookie and CSRF token",
+        responses={200: session},
+        body=s.Login,
+        errors=(401, 429),
+        description="429 `rate_limited` past the per-address limit; 429 `login_throttled` while "
+        "the account's delay for devices that have not logged in to it runs; 503 `login_busy` "
+        "when every password check is busy. A disabled or unknown account answers 401 "
+        "`bad_credentials`, as a wrong password does.",
+    )
+    op("post", "/api/logout", "End the session (with the session's CSRF token)", {200: s.Ok})
+    d.paths["/api/logout"]["post"]["security"] = [{}, {"hostSession": [], "csrfToken": []}]
+    op(
+        "get",
+        "/api/me",
+        "Who is asking: the viewer id and CSRF token, the host session",
+        {200: s.Me},
+    )
+
+
+def broadcasts(d: _Doc) -> None:
+    op = partial(d.op, tag="broadcasts")
+    one = "/api/broadcasts/{bid}"
+    op(
+        "get",
+        "/api/broadcasts",
+        "Broadcasts, newest first (hosts also see ended ones)",
+        {200: s.BroadcastList},
+    )
+    created = {201: located(Broadcast)}
+    op(
+        "post",
+        "/api/broadcasts",
+        "Create a broadcast",
+        created,
+        "host",
+        body=BroadcastInput,
+        errors=(409,),
+    )
+    op(
+        "get",
+        one,
+        "One broadcast with its viewer count",
+        {200: s.BroadcastWithViewers},
+        errors=(404,),
+    )
+    op(
+        "patch",
+        one,
+        "Change a broadcast's title, description or time",
+        {200: Broadcast},
+        "host",
+        body=BroadcastPatch,
+        errors=(404,),
+    )
+    for action, what in (("start", "live"), ("end", "ended")):
+        op(
+            "post",
+            f"{one}/{action}",
+            f"Set the status to {what}",
+            {200: Broadcast},
+            "host",
+            errors=(404, 409),
+        )
+
+
+def openings(d: _Doc) -> None:
+    op = partial(d.op, tag="openings")
+    base = "/api/broadcasts/{bid}/openings"
+    card, lineup, pin = base + "/{oid}", "/api/broadcasts/{bid}/lineup", "/api/broadcasts/{bid}/pin"
+    filters = (
+        query("city", STR, "part of the city name (first 40 characters count)"),
+        query("education", STR, "openings asking at most this level (a code or label)"),
+        query("major", STR, "openings naming a matching major, or open to any"),
+        query("status", STR, "staff only: draft, published or closed"),
+    )
+    op(
+        "get",
+        base,
+        "Openings in lineup order (viewers: published ones; staff: all)",
+        {200: s.OpeningList},
+        errors=(404, 422),
+        params=filters,
+    )
+    created = {201: located(Opening)}
+    op("post", base, "Create an opening", created, "host", body=OpeningInput, errors=(404, 409))
+    csv = {200: ok(STR, media="text/csv")}
+    op(
+        "get",
+        base + ".csv",
+        "Export the openings (UTF-8 CSV with BOM)",
+        csv,
+        "host",
+        errors=(404,),
+        params=(query("status"),),
+    )
+    file = {"type": "string", "format": "binary"}
+    form = {"type": "object", "properties": {"file": file}, "required": ["file"]}
+    op(
+        "post",
+        base + "/import",
+        "Import openings from a CSV file: all rows or none",
+        {200: ok(s.ImportReport, "dry run: the report"), 201: ok(s.ImportReport, "imported")},
+        "host",
+        errors=(404, 409, 413, 422),
+        params=(
+            query("dry_run", STR, "1, true or yes: only report, store nothing"),
+            query("status", {"enum": list(STATUSES)}, "status of the imported cards"),
+        ),
+        body_media={"text/csv": {"schema": file}, "multipart/form-data": {"schema": form}},
+    )
+    op("get", card, "One opening (viewers: published only)", {200: Opening}, errors=(404,))
+    op("patch", card, "Change an opening", {200: Opening}, "host", body=OpeningPatch, errors=(404,))
+    op(
+        "delete",
+        card,
+        "Delete an opening (its applications stay)",
+        {200: s.Deleted},
+        "host",
+        errors=(404,),
+    )
+    op(
+        "get",
+        lineup,
+        "The presentation order (viewers: published ids, pinned null)",
+        {200: s.Lineup},
+        errors=(404,),
+    )
+    op(
+        "put",
+        lineup,
+        "Put these openings first, in this order",
+        {200: s.LineupSaved},
+        "host",
+        body=s.LineupInput,
+        errors=(404,),
+    )
+    op("get", pin, "The card being presented", {200: s.PinState}, errors=(404,))
+    op(
+        "post",
+        pin,
+        "Present (pin) a published opening",
+        {200: s.PinState},
+        "host",
+        body=Pin,
+        errors=(404, 409),
+    )
+    op(
+        "post",
+        pin + "/next",
+        "Pin the next published opening in the lineup",
+        {200: s.PinState},
+        "host",
+        errors=(404, 409),
+    )
+    op("delete", pin, "Unpin", {200: s.Unpinned}, "host", errors=(404,))
+
+
+def applications(d: _Doc) -> None:
+    op = partial(d.op, tag="applications")
+    base = "/api/broadcasts/{bid}/applications"
+    one, to_opening = base + "/{aid}", "/api/openings/{oid}/applications"
+    status = query("status", {"enum": list(APPLICATION_STATUSES)})
+    paging = (
+        query("offset", {"type": "integer", "minimum": 0, "maximum": 10**7}),
+        query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    )
+    filters = (
+        query("opening_id"),
+        status,
+        query("employer", STR, "the employer's name, exactly"),
+    )
+    op(
+        "get",
+        "/api/consent",
+        "The consent text and the degree labels the form shows",
+        {200: s.Consent},
+    )
+    key = {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX}
+    key["pattern"] = "^[A-Za-z0-9._:-]+$"
+    fresh = "a fresh random value per application"
+    op(
+        "post",
+        to_opening,
+        "Apply: stored durably before the answer; retry with the same key and body",
+        {
+            201: ok(
+                s.ApplyResult, "stored (the same answer whether or not the number applied before)"
+            )
+        },
+        "viewer",
+        errors=(404, 409, 429),
+        body=ApplicationInput,
+        params=(param("Idempotency-Key", "header", key, fresh, required=True),),
+    )
+    op(
+        "get",
+        "/api/broadcasts/{bid}/applied",
+        "What this viewer applied to in the broadcast",
+        {200: s.Applied},
+        "viewer",
+    )
+    found = {200: s.ApplicationList}
+    op(
+        "get",
+        base,
+        "Applications, newest first",
+        found,
+        "host",
+        errors=(404, 422),
+        params=(*filters, *paging),
+    )
+    csv = {200: ok(STR, media="text/csv")}
+    op(
+        "get",
+        base + ".csv",
+        "Export applications (UTF-8 CSV)",
+        csv,
+        "host",
+        errors=(404, 422),
+        params=filters,
+    )
+    op(
+        "get",
+        base + "/counts",
+        "Applications per opening and in all (counts only: staff, like the host socket)",
+        {200: s.ApplicationCounts},
+        "staff",
+        errors=(404,),
+    )
+    op(
+        "get",
+        to_opening,
+        "Applications to one opening",
+        found,
+        "host",
+        errors=(404, 422),
+        params=(status, *paging),
+    )
+    op("get", one, "One application", {200: s.Application}, "host", errors=(404,))
+    op(
+        "patch",
+        one,
+        "Change an application's status",
+        {200: s.Application},
+        "host",
+        body=s.StatusChange,
+        errors=(404, 409),
+    )
+    op(
+        "delete",
+        one,
+        "Delete an application (the applicant asked to erase it)",
+        {200: s.ApplicationDeleted},
+        "host",
+        errors=(404,),
+    )
+
+
+def media(d: _Doc) -> None:
+    op = partial(d.op, tag="media")
+    sdp = {"application/sdp": {"schema": STR}}
+    created = {
+        "description": "the SDP answer",
+        "content": sdp,
+        "headers": {
+            "Location": {"schema": STR, "required": True, "description": "the session URL"},
+            "ETag": {"schema": STR},
+            "Link": {"schema": STR, "description": 'rel="ice-server" per STUN/TURN server'},
+        },
+    }
+    options = {
+        "description": "Allow, Accept-Post and CORS headers",
+        "headers": {"Allow": {"schema": STR, "required": True}},
+    }
+    for kind, access, who, refusals in (
+        ("whip", "stream-key", "publish", (400, 401, 404, 409, 413, 415, 422)),
+        ("whep", "public", "play", (400, 404, 409, 413, 415, 422, 429)),
+    ):
+        ep, res = f"/{kind}/{{bid}}", f"/{kind}/{{bid}}/{{sid}}"
+        summary = f"{kind.upper()}: {who} (an SDP offer in, the answer out)"
+        op("post", ep, summary, {201: created}, access, body_media=sdp, errors=refusals)
+        op("options", ep, "CORS preflight and ICE servers", {204: options})
+        op("patch", ep, "Trickle ICE is not supported", {}, errors=(405,))
+        op("delete", res, "End the session", {200: ok(None)}, "session-url", errors=(404,))
+        op("options", res, "CORS preflight", {204: options})
+        op("patch", res, "Trickle ICE and ICE restarts are not supported", {}, errors=(405,))
+    b = "/api/broadcasts/{bid}"
+    key = b + "/stream-key"
+    op(
+        "get",
+        b + "/stream",
+        "Whether the stream is live, and where to play",
+        {200: s.StreamState},
+        errors=(404,),
+    )
+    op(
+        "get",
+        key,
+        "Whether a stream key is set (never the key)",
+        {200: s.StreamKeyInfo},
+        "host",
+        errors=(404,),
+    )
+    op(
+        "post",
+        key,
+        "A new stream key (the old one stops working for new publishes)",
+        {201: s.StreamKey},
+        "host",
+        errors=(404,),
+    )
+    recordings = {200: s.RecordingList}
+    op("get", b + "/recordings", "Recordings of the broadcast", recordings, "host", errors=(404,))
+    video = {200: ok({"type": "string", "format": "binary"}, media="video/x-matroska")}
+    op("get", b + "/recordings/{name}", "Download a recording", video, "host", errors=(404,))
+    counters = {200: ok({"type": "object", "additionalProperties": {"type": "number"}})}
+    op("get", "/api/media/stats", "This process's relay counters", counters, "host")
+
+
+def meta(d: _Doc) -> None:
+    op = partial(d.op, tag="meta")
+    op("get", "/api/openapi.json", "This document", responses={200: ok({"type": "object"})})
+    down = ok(s.Unhealthy, "Redis is down or refuses writes (the kind under `redis`)")
+    op("get", "/healthz", "Liveness and Redis reachability", responses={200: s.Healthy, 503: down})
+    op(
+        "get",
+        "/metrics",
+        "Prometheus metrics of this process",
+        responses={200: ok(STR, media="text/plain")},
+    )
+
+
+def pages(d: _Doc) -> None:
+    """HTML pages: described so that they are fuzzed too; their errors are pages, not JSON."""
+    op = partial(d.op, tag="pages")
+    html = {"text/html": {"schema": STR}}
+    page = {"description": "the page", "content": html}
+    not_found = {"description": "the not-found page", "content": html}
+    busy = {"description": "a page that reloads itself while Redis is down", "content": html}
+    for path, summary, extra in (
+        ("/", "Upcoming and live broadcasts", {}),
+        ("/b/{bid}", "The viewer page", {404: not_found, 503: busy}),
+        ("/b/{bid}/screen", "Full-screen QR code and title", {404: not_found}),
+        ("/host", "Host login or home", {}),
+        ("/host/", "Host login or home", {}),
+        ("/host/b/{bid}", "Host console (the login page without a session)", {404: not_found}),
+    ):
+        op("get", path, summary, responses={200: page, **extra}, error_json=False)
+    op(
+        "get",
+        "/b/{bid}/qr.svg",
+        "The viewer link as a QR code",
+        errors=(404,),
+        responses={200: ok(STR, media="image/svg+xml")},
+    )
+    back = {"description": "redirect", "headers": {"Location": {"schema": STR, "required": True}}}
+    op(
+        "get",
+        "/lang/{code}",
+        "Choose the language, then go back (303 to `next`)",
+        params=(query("next", STR, "a path on this site"),),
+        responses={303: back},
+    )

@@ -1,0 +1,327 @@
+"""The shapes the JSON API sends and reads beyond the domain models (openings, broadcasts and
+applications have theirs beside their validation): list and state wrappers, the error shape,
+sessions, the chat state and the media answers. Services build these answers as dicts; the
+models describe them for the API document (web/api/openapi.py), and tests/test_fuzz.py holds
+every real answer to them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from jobcast.core.broadcasts import Broadcast
+from jobcast.core.contract import Id, Input, Ms, Output
+from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
+from jobcast.openings.models import Opening, Pinned
+from jobcast.web.access.auth import USERNAME_MAX
+from jobcast.web.redis_errors import HEALTH_KINDS, Refusal
+from pydantic import ConfigDict, Field
+
+# -- shared --------------------------------------------------------------------------------
+
+
+class ErrorBody(Output):
+    """Some codes add context: `limit`, `report`, `ignored_columns`, `until`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(min_length=1)
+    message: str
+    fields: dict[str, str] = Field(None, description="one message per bad field (422)")
+    retry_after: float = Field(
+        None, ge=0, description="seconds (429, 503; also the Retry-After header)"
+    )
+    redis: Refusal = Field(None, description="503 `unavailable`: how Redis refused")
+
+
+class Error(Output):
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+
+
+class Label(Output):
+    code: str
+    zh: str
+    en: str
+
+
+class Ok(Output):
+    ok: Literal[True]
+
+
+class Healthy(Output):
+    ok: Literal[True]
+    redis: Literal["up"]
+
+
+class Unhealthy(Output):
+    ok: Literal[False]
+    redis: Literal[HEALTH_KINDS]
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+class Login(Input):
+    username: str = Field(max_length=USERNAME_MAX)
+    password: str
+
+
+class Session(Output):
+    username: str
+    role: Literal["host", "moderator"]
+    csrf: str
+
+
+class Me(Output):
+    viewer_id: str | None
+    csrf: str | None
+    host: Session | None
+
+
+# -- broadcasts and openings -----------------------------------------------------------------
+
+
+class BroadcastList(Output):
+    broadcasts: list[Broadcast]
+
+
+class BroadcastWithViewers(Broadcast):
+    viewers: int = Field(ge=0)
+
+
+class OpeningList(Output):
+    openings: list[Opening]
+    cities: list[str]
+
+
+class Deleted(Output):
+    deleted: Id
+
+
+class Lineup(Output):
+    order: list[Id]
+    pinned: Id | None
+
+
+class LineupInput(Input):
+    order: list[Id] = Field(json_schema_extra={"uniqueItems": True})
+
+
+class LineupSaved(Output):
+    order: list[Id]
+
+
+class PinState(Output):
+    pinned: Pinned | None
+
+
+class UnpinnedCard(Output):
+    opening_id: Id | None
+
+
+class Unpinned(Output):
+    unpinned: UnpinnedCard
+    pinned: None
+
+
+class ImportRow(Output):
+    row: int = Field(description="spreadsheet line (header: 1)")
+    title: str
+    ok: bool
+    errors: dict[str, str] = Field(None, description="each bad field (rows that are not ok)")
+
+
+class ImportReport(Output):
+    dry_run: bool
+    ok: bool
+    encoding: str
+    total: int
+    valid: int
+    invalid: int
+    ignored_columns: list[str]
+    rows: list[ImportRow]
+    created: list[Id]
+
+
+# -- applications ----------------------------------------------------------------------------
+
+
+class ConsentText(Output):
+    zh: str
+    en: str
+
+
+class Consent(Output):
+    version: str
+    text: ConsentText
+    degrees: list[Label]
+    education: list[Label]
+
+
+class ApplyResult(Output):
+    application_id: Id
+    opening_id: Id
+    applied: Literal[True]
+
+
+class Applied(Output):
+    opening_ids: list[Id]
+    applications: dict[str, Id] = Field(description="opening id -> application id")
+
+
+ApplicationStatus = Literal[APPLICATION_STATUSES]
+
+
+class Application(Output):
+    """An application as hosts see it, with the others to its opening from the same number."""
+
+    id: Id
+    opening_id: str
+    opening_title: str
+    employer: str
+    name: str
+    phone: str
+    email: str
+    school: str
+    major: str
+    degree: str
+    degree_label: str
+    graduation_year: int | None
+    note: str
+    status: ApplicationStatus
+    created_at: Ms
+    updated_at: Ms
+    consent_version: str
+    consented_at: Ms
+    same_phone: int
+    same_phone_ids: list[Id]
+
+
+class ApplicationList(Output):
+    total: int
+    applications: list[Application]
+
+
+class ApplicationCounts(Output):
+    application_counts: dict[str, int]
+    applications_total: int
+
+
+class StatusChange(Input):
+    status: ApplicationStatus
+
+
+class ApplicationDeleted(Output):
+    deleted: Id
+    count: int
+
+
+# -- chat ------------------------------------------------------------------------------------
+
+
+class Message(Output):
+    id: str
+    name: str
+    role: Literal["viewer", "host", "moderator"]
+    text: str
+    ts: Ms
+
+
+class Author(Output):
+    viewer_id: str
+    name: str
+
+
+class Question(Output):
+    id: str
+    name: str | None
+    anonymous: bool
+    text: str
+    opening_id: str | None
+    ts: Ms
+    status: Literal["open", "answered"]
+    answer: str | None
+    answered_at: Ms | None
+    votes: int
+    hidden: bool
+    author: Author = None
+    voters: int = Field(None, description="hosts: every viewer's vote, counted or not")
+    addresses: int = Field(None, description="hosts: addresses the votes came from")
+
+
+class ReviewItem(Output):
+    kind: Literal["message", "question"]
+    id: str
+    text: str
+    ts: Ms
+    reason: Literal["phone", "contact", "link", "question"]
+    author: Author
+    anonymous: bool = None
+    opening_id: str | None = None
+
+
+class ChatSettings(Output):
+    slow_mode: int
+
+
+class Ban(Output):
+    ip_banned: bool
+
+
+class Moderation(Output):
+    blocked_words: list[str]
+    muted: dict[str, Annotated[int, Field(description="Unix milliseconds")]]
+    banned: dict[str, Ban]
+
+
+class ChatState(Output):
+    chat: list[Message]
+    chat_settings: ChatSettings
+    questions: list[Question]
+    highlighted_question: str | None
+    review: list[ReviewItem] = None
+    moderation: Moderation = None
+
+
+# -- media -----------------------------------------------------------------------------------
+
+
+class Codecs(Output):
+    video: str = None
+    audio: str = None
+
+
+class StreamState(Output):
+    state: Literal["offline", "starting", "live"]
+    session: str = Field(
+        None,
+        description="public id of the WHIP session (new when a publisher takes over); not the"
+        " resource id in the publisher's Location",
+    )
+    whep: str = None
+    codecs: Codecs = None
+
+
+class StreamKeyInfo(Output):
+    has_key: bool
+    created_at: Ms | None
+    whip_url: str
+
+
+class StreamKey(Output):
+    stream_key: str
+    created_at: Ms
+    whip_url: str
+
+
+class Recording(Output):
+    name: str
+    bytes: int
+    modified_at: Ms
+    in_progress: bool
+
+
+class RecordingList(Output):
+    recordings: list[Recording]
