@@ -261,7 +261,8 @@ def _str_list(item_max: int, items_max: int) -> PlainValidator:
         return out
 
     one_cell = Annotated[str, Field(description="items separated by , ， 、 ; ； | / or newlines")]
-    listed = Annotated[list[Annotated[str, Field(max_length=item_max)]], Field(max_length=items_max)]
+    item = Annotated[str, Field(max_length=item_max)]
+    listed = Annotated[list[item], Field(max_length=items_max)]
     accepts = Annotated[
         listed | one_cell, Field(description=f"≤ {items_max} of ≤ {item_max} characters")
     ]
