@@ -11,6 +11,9 @@ from jobcast.core.contract import Id, Input, Ms, Output, check, partial, refuse,
 from jobcast.core.errors import Conflict, NotFound
 from jobcast.core.events import EventLog
 from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.replies import RawHash, text_hash
+from jobcast.core.replies import fields as as_fields
+from jobcast.core.replies import text as reply_text
 from pydantic import ConfigDict, Field, PlainValidator
 from redis.asyncio import Redis
 
@@ -39,22 +42,24 @@ class Broadcast(Output):
         return self.model_dump()
 
     @classmethod
-    def from_hash(cls, h: dict[bytes, bytes]) -> Broadcast:
+    def from_hash(cls, raw: RawHash) -> Broadcast:
+        h = text_hash(raw)
+
         def opt_int(name: str) -> int | None:
-            v = h.get(name.encode())
+            v = h.get(name)
             return int(v) if v else None
 
         return cls(
-            id=h[b"id"].decode(),
-            title=h[b"title"].decode(),
-            description=h.get(b"description", b"").decode(),
+            id=h["id"],
+            title=h["title"],
+            description=h.get("description", ""),
             scheduled_at=opt_int("scheduled_at"),
-            status=cast(Status, h[b"status"].decode()),
-            created_at=int(h[b"created_at"]),
-            updated_at=int(h[b"updated_at"]),
+            status=cast(Status, h["status"]),
+            created_at=int(h["created_at"]),
+            updated_at=int(h["updated_at"]),
             started_at=opt_int("started_at"),
             ended_at=opt_int("ended_at"),
-            org=h.get(b"org", b"").decode() or "default",
+            org=h.get("org", "") or "default",
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -131,7 +136,7 @@ class BroadcastService:
             # HSETNX on id guards the (astronomically unlikely) collision.
             if await self.redis.hsetnx(keys.broadcast(bid), "id", bid):
                 async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(keys.broadcast(bid), mapping=b.to_hash())
+                    pipe.hset(keys.broadcast(bid), mapping=as_fields(b.to_hash()))
                     pipe.zadd(keys.BROADCAST_INDEX, {bid: now})
                     await pipe.execute()
                 return b
@@ -152,13 +157,13 @@ class BroadcastService:
         ids = await self.redis.zrevrange(keys.BROADCAST_INDEX, 0, limit - 1)
         async with self.redis.pipeline(transaction=False) as pipe:
             for bid in ids:
-                pipe.hgetall(keys.broadcast(bid.decode()))
+                pipe.hgetall(keys.broadcast(reply_text(bid)))
             rows = await pipe.execute()
         return [Broadcast.from_hash(h) for h in rows if h and b"title" in h]
 
     async def _write(self, b: Broadcast) -> Broadcast:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.broadcast(b.id), mapping=b.to_hash())
+            pipe.hset(keys.broadcast(b.id), mapping=as_fields(b.to_hash()))
             self.log.add_to(pipe, b.id, "broadcast.updated", b.public())
             await pipe.execute()
         return b

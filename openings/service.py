@@ -12,6 +12,7 @@ Events (docs/protocol.md, "Openings and applications"):
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, Unavailable
 from jobcast.core.events import HOST, PUBLIC, Audience, EventLog
 from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.replies import RawHash, text, text_hash, texts
 from jobcast.core.text import clean
 from jobcast.core.tx import transact
 from jobcast.openings.models import (
@@ -96,7 +98,7 @@ class OpeningService:
         raw = await self.redis.hget(keys.OPENING_OWNER, oid)
         if raw is None:
             raise NotFound("no such opening", code="opening_not_found")
-        bid = raw.decode()
+        bid = text(raw)
         if len(self._owners) > 100_000:
             self._owners.clear()
         self._owners[oid] = bid
@@ -184,9 +186,9 @@ class OpeningService:
         watched = [keys.openings(bid), keys.lineup(bid), keys.pinned(bid)]
         return await transact(self.redis, watched, body, attempts=_TXN_TRIES, busy=_busy)
 
-    async def _claim_ids(self, bid: str, n: int) -> list[str]:
+    async def _claim_ids(self, bid: str, n: int) -> builtins.list[str]:
         """Fresh opening ids, each registered to `bid` before anything refers to it."""
-        out: list[str] = []
+        out: builtins.list[str] = []
         while len(out) < n:
             oid = new_id()
             if await self.redis.hsetnx(keys.OPENING_OWNER, oid, bid):
@@ -197,7 +199,9 @@ class OpeningService:
     async def create(self, bid: str, data: Any) -> Opening:
         return (await self.create_many(bid, [validate_opening(data)]))[0]
 
-    async def create_many(self, bid: str, rows: list[dict[str, Any]]) -> list[Opening]:
+    async def create_many(
+        self, bid: str, rows: builtins.list[dict[str, Any]]
+    ) -> builtins.list[Opening]:
         """Store already validated openings all at once (CSV import: all rows or none)."""
         if not rows:
             return []
@@ -208,7 +212,7 @@ class OpeningService:
             for oid, row in zip(ids, rows, strict=True)
         ]
 
-        async def change(st: State, p: Pipeline) -> list[Opening]:
+        async def change(st: State, p: Pipeline) -> builtins.list[Opening]:
             if len(st.openings) + len(made) > LINEUP_MAX:
                 raise Conflict(
                     f"a broadcast holds at most {LINEUP_MAX} openings", code="too_many_openings"
@@ -283,7 +287,7 @@ class OpeningService:
         if old.visible() != (new is not None and new.visible()):
             st.emit("lineup.updated", {"order": st.visible_order()})
 
-    async def set_lineup(self, bid: str, order: Any) -> list[str]:
+    async def set_lineup(self, bid: str, order: Any) -> builtins.list[str]:
         """Put the listed ids first, in that order; the others keep their relative order."""
         if not isinstance(order, list) or not all(isinstance(x, str) for x in order):
             raise Invalid("order must be a list of opening ids", fields={"order": "list of ids"})
@@ -364,14 +368,14 @@ class OpeningService:
         return await self._txn(bid, change)
 
 
-def _state(raw: dict[bytes, bytes], lineup: list[bytes], pin: dict[bytes, bytes]) -> State:
-    openings = {k.decode(): Opening.from_json(v) for k, v in raw.items()}
-    pinned = pin.get(b"opening_id")
+def _state(raw: RawHash, lineup: list[bytes | str], pin: RawHash) -> State:
+    openings = {text(k): Opening.from_json(v) for k, v in raw.items()}
+    p = text_hash(pin)
     return State(
         openings=openings,
-        lineup=[x.decode() for x in lineup],
-        pinned=pinned.decode() if pinned else None,
-        pinned_at=int(pin.get(b"at", 0) or 0),
+        lineup=texts(lineup),
+        pinned=p.get("opening_id") or None,
+        pinned_at=int(p.get("at", 0) or 0),
     )
 
 
