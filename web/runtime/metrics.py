@@ -21,50 +21,35 @@ disable_created_metrics()  # the _created series only add noise to every counter
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.viewers = Gauge(
-            "jobcast_viewers", "Viewer WebSocket connections open on this process", registry=r
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"jobcast_{name}", doc, labels, registry=self.registry)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"jobcast_{name}", doc, registry=self.registry)
+
+        self.viewers = gauge("viewers", "Viewer WebSocket connections open on this process")
+        self.host_sockets = gauge(
+            "host_sockets", "Host console WebSocket connections on this process"
         )
-        self.host_sockets = Gauge(
-            "jobcast_host_sockets",
-            "Host console WebSocket connections on this process",
-            registry=r,
+        self.bus_messages = counter("bus_messages", "Pub/sub messages received from Redis")
+        self.events_delivered = counter("events_delivered", "Events queued to local sockets")
+        self.frames_sent = counter(
+            "frames_sent", "WebSocket frames written (each may coalesce events)"
         )
-        self.bus_messages = Counter(
-            "jobcast_bus_messages", "Pub/sub messages received from Redis", registry=r
+        self.slow_dropped = counter(
+            "slow_viewers_dropped", "Sockets closed for falling too far behind"
         )
-        self.events_delivered = Counter(
-            "jobcast_events_delivered", "Events queued to local sockets", registry=r
-        )
-        self.frames_sent = Counter(
-            "jobcast_frames_sent",
-            "WebSocket frames written (each may coalesce events)",
-            registry=r,
-        )
-        self.slow_dropped = Counter(
-            "jobcast_slow_viewers_dropped",
-            "Sockets closed for falling too far behind",
-            registry=r,
-        )
-        self.redis_reconnects = Counter(
-            "jobcast_redis_reconnects", "Times the bus reconnected to Redis", registry=r
-        )
-        self.replays = Counter(
-            "jobcast_replays", "Reconnects served from the event stream", registry=r
-        )
-        self.snapshots = Counter("jobcast_snapshots", "Full snapshots sent", registry=r)
-        self.ws_errors = Counter(
-            "jobcast_ws_errors", "Error events sent to clients", ["code"], registry=r
-        )
-        self.redis_refusals = Counter(
-            "jobcast_redis_refusals",
+        self.redis_reconnects = counter("redis_reconnects", "Times the bus reconnected to Redis")
+        self.replays = counter("replays", "Reconnects served from the event stream")
+        self.snapshots = counter("snapshots", "Full snapshots sent")
+        self.ws_errors = counter("ws_errors", "Error events sent to clients", "code")
+        self.redis_refusals = counter(
+            "redis_refusals",
             "Requests, socket actions and joins answered unavailable as Redis refused, by kind",
-            ["kind"],
-            registry=r,
+            "kind",
         )
-        self.http_errors = Counter(
-            "jobcast_http_errors", "HTTP error responses", ["status"], registry=r
-        )
+        self.http_errors = counter("http_errors", "HTTP error responses", "status")
 
     def attach_event_log(self, log: object) -> None:
         self.registry.register(_EventLogCollector(log))
