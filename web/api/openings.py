@@ -309,9 +309,14 @@ def _filters(request: web.Request) -> dict[str, str]:
 async def list_applications(request: web.Request) -> web.Response:
     await require_host(request)
     bid = await _broadcast(request)
+    return await _page_of_applications(request, bid, **_filters(request))
+
+
+async def _page_of_applications(request: web.Request, bid: str, **filters: Any) -> web.Response:
+    """One page (`offset`, `limit` from the query) of the applications `filters` select."""
     total, items = await request.app[APPLICATIONS].list(
         bid,
-        **_filters(request),
+        **filters,
         offset=_int_query(request, "offset", 0, 0, 10**7),
         limit=_int_query(request, "limit", 100, 1, 1000),
     )
@@ -342,14 +347,9 @@ async def opening_applications(request: web.Request) -> web.Response:
     await require_host(request)
     oid = request.match_info["oid"]
     bid = await request.app[OPENINGS].owner(oid)
-    total, items = await request.app[APPLICATIONS].list(
-        bid,
-        opening_id=oid,
-        status=request.query.get("status", ""),
-        offset=_int_query(request, "offset", 0, 0, 10**7),
-        limit=_int_query(request, "limit", 100, 1, 1000),
+    return await _page_of_applications(
+        request, bid, opening_id=oid, status=request.query.get("status", "")
     )
-    return json_response({"total": total, "applications": items})
 
 
 @routes.get("/api/broadcasts/{bid}/applications/{aid}")
