@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 from jobcast.chat.config import ChatConfig
 from jobcast.chat.moderation import SLOW_MAX, TIMEOUT_MAX, TIMEOUT_MIN, WORD_MAX_CHARS, WORDS_MAX
-from jobcast.core.actions import ActionData
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from jobcast.core.actions import ActionData, documented
+from jobcast.core.contract import Ms, Output
+from pydantic import ConfigDict, WithJsonSchema
 
 _CONFIG = ChatConfig()
 
@@ -25,7 +26,6 @@ ITEM_ID = {
     "description": "a message or question id (a number, as a string or an integer)",
 }
 BOOL = {"type": "boolean"}
-MS = "Unix milliseconds"
 
 
 def _text(max_len: int, *, required: bool = False, multiline: bool = False) -> dict[str, Any]:
@@ -40,16 +40,14 @@ def _text(max_len: int, *, required: bool = False, multiline: bool = False) -> d
 
 def _canonical(*required: str, who: bool = False) -> ConfigDict:
     """The schema's `required` (and, for an action about a viewer, which fields say who)."""
-    extra: dict[str, Any] = {}
-    if required:
-        extra["required"] = list(required)
-    if who:
-        extra["description"] = (
-            "the viewer an action is about: `viewer_id`, or the author of `message_id` or "
-            "`question_id`"
-        )
-        extra["anyOf"] = [{"required": [k]} for k in ("viewer_id", "message_id", "question_id")]
-    return ConfigDict(json_schema_extra=extra)
+    if not who:
+        return documented(*required)
+    return documented(
+        *required,
+        description="the viewer an action is about: `viewer_id`, or the author of `message_id` "
+        "or `question_id`",
+        anyOf=[{"required": [k]} for k in ("viewer_id", "message_id", "question_id")],
+    )
 
 
 ItemId = Annotated[Any, WithJsonSchema(ITEM_ID)]
@@ -149,50 +147,50 @@ class SlowModeInput(ActionData):
 
 
 class WordsInput(ActionData):
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    model_config = documented(minProperties=1)
     set: WordList = None
     add: WordList = None
     remove: WordList = None
 
 
-# -- replies (documentation: the services build them as dicts) ---------------------------
+# -- replies (for the API document: the services build them as dicts) --------------------
 
 
-class Hidden(BaseModel):
+class Hidden(Output):
     id: str
     hidden: Literal[True]
 
 
-class Highlighted(BaseModel):
+class Highlighted(Output):
     id: str | None
 
 
-class Decided(BaseModel):
+class Decided(Output):
     kind: Literal["message", "question"]
     id: str
     approved: bool
 
 
-class Muted(BaseModel):
+class Muted(Output):
     viewer_id: str
-    until: int = Field(description=MS)
+    until: Ms
     by: str
 
 
-class ViewerRef(BaseModel):
+class ViewerRef(Output):
     viewer_id: str
 
 
-class Banned(BaseModel):
+class Banned(Output):
     viewer_id: str
     ip_banned: bool
-    at: int = Field(description=MS)
+    at: Ms
     by: str
 
 
-class SlowModeSet(BaseModel):
+class SlowModeSet(Output):
     slow_mode: int
 
 
-class BlockedWords(BaseModel):
+class BlockedWords(Output):
     words: list[str]

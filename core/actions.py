@@ -54,10 +54,26 @@ class Refusal:
     field: str = "required"
 
 
+def documented(*required: str, **extra: Any) -> ConfigDict:
+    """A model config whose JSON schema names `required` (what the canonical form needs, even
+    where the model leaves the check to the service) and adds `extra`; a field's default of
+    None, which only marks it absent, is not shown."""
+
+    def adjust(schema: dict[str, Any]) -> None:
+        for prop in schema.get("properties", {}).values():
+            if "default" in prop and prop["default"] is None:
+                del prop["default"]
+        if required:
+            schema["required"] = list(required)
+        schema.update(extra)
+
+    return ConfigDict(json_schema_extra=adjust)
+
+
 class ActionData(BaseModel):
     """Base of every action's data: unknown fields are ignored, as they always were."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, **documented())
 
 
 class NoData(ActionData):
@@ -96,8 +112,8 @@ class Action(Generic[M]):
     access: Access
     handler: Handler[M]
     summary: str = ""
-    # The reply's shape for the API document: a model, or the name of a documented component.
-    reply: type[BaseModel] | str | None = None
+    # The reply's shape, for the API document.
+    reply: type[BaseModel] | None = None
     # (method, path) of the JSON API route that serves the same action, if there is one.
     http: tuple[str, str] | None = None
 

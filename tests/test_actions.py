@@ -156,3 +156,25 @@ async def test_http_routes_ask_for_the_same_access(app_factory, redis_url):
             assert (await r.json())["error"] == REFUSED["host"]
         else:
             assert r.status not in (401, 403), (action.name, await r.text())
+
+
+def test_the_api_document_describes_each_served_action_by_its_models():
+    """The chat action operations are generated from the declarations: the body is the data
+    model's component, the answer the reply model's (no other model of the same name)."""
+    from jobcast.core.contract import json_schema
+    from jobcast.web.api.chat import STAFF
+    from jobcast.web.api.openapi import document
+
+    doc = document()
+    components = doc["components"]["schemas"]
+
+    def component(node: dict[str, Any]) -> dict[str, Any]:
+        return components[node["content"]["application/json"]["schema"]["$ref"].rsplit("/")[-1]]
+
+    for name, action in STAFF.items():
+        assert action.http is not None and action.reply is not None, name
+        method, path = action.http
+        op = doc["paths"][path][method.lower()]
+        assert (op["summary"], op["x-jobcast-access"]) == (action.summary, action.access)
+        assert component(op["requestBody"]) == json_schema(action.model)[0], name
+        assert component(op["responses"]["200"]) == json_schema(action.reply)[0], name

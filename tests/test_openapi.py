@@ -357,6 +357,7 @@ def test_every_component_is_a_models_schema():
     """No schema is written by hand: each component is the schema of the model of its name."""
     import inspect
 
+    from jobcast.chat import actions as chat_actions
     from jobcast.core import broadcasts as broadcast_models
     from jobcast.core.contract import json_schema
     from jobcast.openings import actions, applicant, models
@@ -364,7 +365,7 @@ def test_every_component_is_a_models_schema():
     from pydantic import BaseModel
 
     found: dict[str, type[BaseModel]] = {}
-    for module in (schemas, models, applicant, broadcast_models, actions):
+    for module in (schemas, models, applicant, broadcast_models, actions, chat_actions):
         for value in vars(module).values():
             if inspect.isclass(value) and issubclass(value, BaseModel):
                 found.setdefault(value.__name__, value)
@@ -454,9 +455,10 @@ def test_chat_limits_match():
     """The chat action bodies name the same limits as the services."""
     from jobcast.chat.config import ChatConfig
 
-    paths = document()["paths"]
-    answer = paths["/api/broadcasts/{bid}/chat/question.answer"]["post"]["requestBody"]
-    props = answer["content"]["application/json"]["schema"]["properties"]
+    doc = document()
+    answer = doc["paths"]["/api/broadcasts/{bid}/chat/question.answer"]["post"]["requestBody"]
+    name = answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    props = doc["components"]["schemas"][name]["properties"]
     assert props["answer"]["maxLength"] == ChatConfig().answer_max_chars
 
 

@@ -1,5 +1,4 @@
-"""Declared actions (core/actions.py) served over HTTP, registered for the sockets, and
-described for the API document.
+"""Declared actions (core/actions.py) served over HTTP and registered for the sockets.
 
 An HTTP route that serves an action authenticates first (a host or moderator session, CSRF
 on writes, as every staff route does: 401 `login_required`, 403 `host_only`), checks the
@@ -17,7 +16,6 @@ from jobcast.web.access import auth
 from jobcast.web.access.requests import client_ip, host_user, require_host, require_viewer
 from jobcast.web.access.requests import viewer_id as request_viewer_id
 from jobcast.web.appkeys import BROADCASTS, WS_ACTIONS
-from pydantic import BaseModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +59,3 @@ def declare(app: web.Application, *actions: Action[Any]) -> None:
         if action.name in registry:
             raise ValueError(f"socket action {action.name!r} is declared twice")
         registry[action.name] = action
-
-
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A flat model's JSON schema for the API document: no titles, no `default: null`."""
-    schema = model.model_json_schema()
-    if "$defs" in schema:
-        raise ValueError(f"{model.__name__}: nested models are not documented here")
-    return _tidy(schema)
-
-
-def _tidy(node: Any, *, names: bool = False) -> Any:
-    """Drop `title` and `default: null`; `names` marks a `properties` map, whose keys are
-    field names (a field may be called `title`)."""
-    if isinstance(node, list):
-        return [_tidy(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for k, v in node.items():
-        if not names and (k == "title" or (k == "default" and v is None)):
-            continue
-        out[k] = _tidy(v, names=not names and k == "properties")
-    return out

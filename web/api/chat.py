@@ -24,6 +24,7 @@ from jobcast.chat.service import ChatRoom
 from jobcast.core.actions import Action, Caller, given
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.web.access.requests import host_user, read_json
+from jobcast.web.api import schemas
 from jobcast.web.api.actions import declare, http_caller
 from jobcast.web.api.openings import OPENINGS
 from jobcast.web.appkeys import (
@@ -104,7 +105,7 @@ def _staff(
     name: str,
     model: type[M],
     summary: str,
-    reply: type[BaseModel] | str,
+    reply: type[BaseModel],
     run: Callable[[ChatRoom, str, M, Actor], Awaitable[dict[str, Any]]],
 ) -> Action[M]:
     async def handler(caller: Caller, data: M) -> dict[str, Any]:
@@ -136,7 +137,7 @@ STAFF: dict[str, Action[Any]] = {
             "question.answer",
             chat_actions.AnswerInput,
             "Answer a question (answered false re-opens it)",
-            "Question",
+            schemas.Question,
             lambda r, b, d, a: r.questions.answer(b, d.id, given(d), a),
         ),
         _staff(
@@ -157,7 +158,7 @@ STAFF: dict[str, Action[Any]] = {
             "question.restore",
             chat_actions.ItemRef,
             "Restore a hidden question",
-            "Question",
+            schemas.Question,
             lambda r, b, d, a: r.questions.restore(b, d.id, a),
         ),
         _staff(

@@ -30,7 +30,6 @@ from jobcast.web.access.auth import CSRF_HEADER, SESSION_COOKIE, VIEWER_COOKIE
 from jobcast.web.api import chat as chat_api
 from jobcast.web.api import operations as ops
 from jobcast.web.api import schemas as s
-from jobcast.web.api.actions import json_schema
 from jobcast.web.api.operations import (
     EXAMPLE_OPENING_ID,
     EXAMPLES,
@@ -258,11 +257,10 @@ def _chat(d: _Doc) -> None:
         responses={200: ok(ref("ChatState"))},
     )
     # Each host/moderator action from its declaration (web/api/chat.py STAFF): the body is
-    # its model's schema, the reply its reply model's (or a documented component).
+    # its data model, the answer its reply model.
     for name, action in chat_api.STAFF.items():
         assert action.http is not None and action.reply is not None, name
         method, path = action.http
-        reply = action.reply
         d.op(
             method.lower(),
             path,
@@ -270,11 +268,11 @@ def _chat(d: _Doc) -> None:
             access=action.access,
             tag=t,
             params=(BID,),
-            body=json_schema(action.model),
+            body=action.model,
             errors=(404, 409),
             route="/api/broadcasts/{bid}/chat/{action}",
             example=CHAT_EXAMPLES[name],
-            responses={200: ok(ref(reply) if isinstance(reply, str) else json_schema(reply))},
+            responses={200: action.reply},
         )
 
 
