@@ -232,7 +232,9 @@ class _Doc:
     def _refs(self, node: Any) -> Any:
         """`node` with each model in it replaced by a reference to its component."""
         if isinstance(node, type) and issubclass(node, BaseModel):
-            self.models.setdefault(node.__name__, node)
+            if self.models.setdefault(node.__name__, node) is not node:
+                # One name, one component: two models of one name would share a schema.
+                raise ValueError(f"two models are named {node.__name__}")
             return ref(node.__name__)
         if isinstance(node, dict):
             return {k: self._refs(v) for k, v in node.items()}
