@@ -17,12 +17,13 @@ import pytest
 from aiohttp import WSMsgType
 from jobcast.core import keys
 from jobcast.web.access import auth
-from jobcast.web.appkeys import HUB, REDIS
+from jobcast.web.appkeys import BUS, HUB, REDIS
 from redis.asyncio import Redis
 
 from tests import browserkit
 from tests.helpers import login
 from tests.servekit import Client, Server, run_command
+from tests.waiting import wait_until
 
 CLOSE_POLICY = 4003
 
@@ -256,6 +257,10 @@ async def test_a_revocation_published_while_the_listener_was_away_still_closes(
         r = await s.post(f"{base}/api/broadcasts", json={"title": "t", "description": "d"})
         bid = (await r.json())["id"]
         ws = await _host_socket(s, base, bid)
+        # The start-up recheck (run when the kicks channel was first confirmed) is over, so
+        # only the resubscribe below can find the change.
+        bus = client.server.app[BUS]
+        await wait_until(lambda: bus.hooks_running == 0, what="the start-up session recheck")
         # The epoch changes without a publish, as if the message had been lost.
         await redis.hset(keys.user("host1"), "epoch", "changed-while-away")
         await _alive(ws)

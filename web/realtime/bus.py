@@ -167,6 +167,11 @@ class Bus:
         if self._conn:
             await self._conn.close()
 
+    @property
+    def hooks_running(self) -> int:
+        """How many subscribe/reconnect hooks are still running (tests wait for 0)."""
+        return len(self._hook_tasks)
+
     def _spawn(self, coro: Awaitable[None], what: str) -> None:
         async def run() -> None:
             try:
