@@ -38,6 +38,16 @@
     return { answer: await resp.text(), location: loc ? new URL(loc, new URL(url, location.href)).toString() : null };
   }
 
+  // Offer, gather (no trickle ICE), exchange, answer. The session's URL is kept before the
+  // answer is applied, so that stop() can end it on the server even if applying fails.
+  async function negotiate(session, pc) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitIce(pc);
+    const { answer, location } = await exchange(session.url, pc.localDescription.sdp, session.opts.headers);
+    session.location = location;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  }
+
   async function release(location, headers) {
     if (!location) return;
     try { await fetch(location, { method: "DELETE", headers: headers || {}, credentials: "same-origin", keepalive: true }); }
@@ -60,11 +70,7 @@
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.ontrack = (e) => { this.stream.addTrack(e.track); if (this.opts.onTrack) this.opts.onTrack(e.track); };
       pc.onconnectionstatechange = () => { if (this.opts.onState) this.opts.onState(pc.connectionState); };
-      await pc.setLocalDescription(await pc.createOffer());
-      await waitIce(pc);
-      const { answer, location } = await exchange(this.url, pc.localDescription.sdp, this.opts.headers);
-      this.location = location;
-      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      await negotiate(this, pc);
       return this.stream;
     }
     async stop() {
@@ -89,11 +95,7 @@
       this.pc = pc;
       for (const track of this.stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
       pc.onconnectionstatechange = () => { if (this.opts.onState) this.opts.onState(pc.connectionState); };
-      await pc.setLocalDescription(await pc.createOffer());
-      await waitIce(pc);
-      const { answer, location } = await exchange(this.url, pc.localDescription.sdp, this.opts.headers);
-      this.location = location;
-      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      await negotiate(this, pc);
     }
     // Swap the camera for the screen (or back) without a new session.
     async replace(stream) {
