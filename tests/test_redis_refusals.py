@@ -19,6 +19,7 @@ import orjson
 import pytest
 from aiohttp import WSMsgType
 from jobcast.core import keys
+from jobcast.web.appkeys import BUS
 from jobcast.web.redis_errors import refusal_kind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -293,6 +294,9 @@ async def test_redis_down_socket_handshake_is_503_not_101_and_healthz_says_down(
     await refused(await host.patch(f"/api/broadcasts/{bid}", {"title": "x"}), "down")
     assert await healthz(client) == (503, {"ok": False, "redis": "down"})
     own_redis.start()
+    # The bus reconnects on its backoff; a handshake before then is (rightly) still a 503.
+    async with asyncio.timeout(15):
+        await client.server.app[BUS].connected.wait()
     v = await connect(client, bid)
     assert v.of_type("snapshot")
     await v.close()
