@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -87,22 +88,22 @@ def publish_messages(
     log.add_to(pipe, bid, "chat.messages", {"messages": [public_message(m) for m in msgs]})
 
 
+@dataclass(eq=False)
 class ChatService:
     """Posting batches: the messages a process accepts for a broadcast within `batch_s` are
     written and published together, as one `chat.messages` event. A busy room (100 messages
     a second) then costs the fan-out 1/batch_s events a second, not 100, for at most batch_s
     of extra latency. Each sender's reply waits until its batch is written and published."""
 
-    def __init__(
-        self, redis: Redis, log: EventLog, config: ChatConfig, gate: Gate, review: ReviewQueue
-    ) -> None:
-        self.redis = redis
-        self.log = log
-        self.config = config
-        self.gate = gate
-        self.review = review
-        self._pending: dict[str, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
-        self._flushers: dict[str, asyncio.Task[None]] = {}
+    redis: Redis
+    log: EventLog
+    config: ChatConfig
+    gate: Gate
+    review: ReviewQueue
+    _pending: dict[str, list[tuple[dict[str, Any], asyncio.Future[None]]]] = field(
+        init=False, default_factory=dict
+    )
+    _flushers: dict[str, asyncio.Task[None]] = field(init=False, default_factory=dict)
 
     async def _publish(self, bid: str, m: dict[str, Any]) -> None:
         if self.config.batch_s <= 0:

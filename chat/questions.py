@@ -17,6 +17,7 @@ from (`addresses`): many voters from few addresses is a burst.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobcast.chat.actor import Actor
@@ -36,6 +37,7 @@ from jobcast.core.text import text_field
 from jobcast.core.tx import transact
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 # (broadcast id, opening id) -> does that opening exist in the broadcast?
 OpeningLookup = Callable[[str, str], Awaitable[bool]]
@@ -137,26 +139,21 @@ def order_key(q: dict[str, Any]) -> tuple[int, int]:
     return (-q["votes"], int(q["id"]))
 
 
+@dataclass(eq=False)
 class QuestionService:
-    def __init__(
-        self,
-        redis: Redis,
-        log: EventLog,
-        config: ChatConfig,
-        gate: Gate,
-        review: ReviewQueue,
-        votes: VoteCoalescer,
-        opening_lookup: OpeningLookup | None = None,
-    ) -> None:
-        self.redis = redis
-        self.log = log
-        self.config = config
-        self.gate = gate
-        self.review = review
-        self.votes = votes
-        self.opening_lookup = opening_lookup
-        self._vote = redis.register_script(_VOTE_LUA)
-        self._unhighlight = redis.register_script(_UNHIGHLIGHT_LUA)
+    redis: Redis
+    log: EventLog
+    config: ChatConfig
+    gate: Gate
+    review: ReviewQueue
+    votes: VoteCoalescer
+    opening_lookup: OpeningLookup | None = None
+    _vote: AsyncScript = field(init=False, repr=False)
+    _unhighlight: AsyncScript = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._vote = self.redis.register_script(_VOTE_LUA)
+        self._unhighlight = self.redis.register_script(_UNHIGHLIGHT_LUA)
 
     # -- asking -------------------------------------------------------------------------------
 

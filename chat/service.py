@@ -4,6 +4,7 @@ log and a ChatConfig, and the review decisions that span messages and questions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobcast.chat.actor import Actor
@@ -21,23 +22,28 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 
+@dataclass(eq=False)
 class ChatRoom:
-    def __init__(
-        self,
-        redis: Redis,
-        log: EventLog,
-        config: ChatConfig,
-        opening_lookup: OpeningLookup | None = None,
-    ) -> None:
-        self.redis = redis
-        self.log = log
-        self.config = config
+    redis: Redis
+    log: EventLog
+    config: ChatConfig
+    opening_lookup: OpeningLookup | None = None
+    gate: Gate = field(init=False)
+    review: ReviewQueue = field(init=False)
+    votes: VoteCoalescer = field(init=False)
+    messages: ChatService = field(init=False)
+    questions: QuestionService = field(init=False)
+    moderation: ModerationService = field(init=False)
+    names: NameService = field(init=False)
+
+    def __post_init__(self) -> None:
+        redis, log, config = self.redis, self.log, self.config
         self.gate = Gate(redis, config)
         self.review = ReviewQueue(redis, log, config.review_max)
         self.votes = VoteCoalescer(redis, log, config.votes_interval)
         self.messages = ChatService(redis, log, config, self.gate, self.review)
         self.questions = QuestionService(
-            redis, log, config, self.gate, self.review, self.votes, opening_lookup
+            redis, log, config, self.gate, self.review, self.votes, self.opening_lookup
         )
         self.moderation = ModerationService(redis, log)
         self.names = NameService(redis)

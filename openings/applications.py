@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, RateLimited
-from jobcast.core.events import HOST, EventLog, Hole
+from jobcast.core.events import HOST, EventLog, EventScript, Hole
 from jobcast.core.ids import is_valid_id, new_id
 from jobcast.core.replies import RawHash, text, text_hash, texts
 from jobcast.core.tx import busy_conflict, transact
@@ -175,21 +175,20 @@ def check_idempotency_key(key: str | None) -> str:
     return key
 
 
+@dataclass(eq=False)
 class ApplicationService:
-    def __init__(
-        self,
-        redis: Redis,
-        log: EventLog,
-        openings: OpeningService,
-        limits: ApplyLimits | None = None,
-    ) -> None:
-        self.redis = redis
-        self.log = log
-        self.openings = openings
-        self.limits = limits or ApplyLimits()
-        self._apply = log.script(_APPLY_LUA)
-        self._delete = log.script(_DELETE_LUA)
-        self.stored = 0  # applications this process stored (for metrics: a count, nothing else)
+    redis: Redis
+    log: EventLog
+    openings: OpeningService
+    limits: ApplyLimits = field(default_factory=ApplyLimits)
+    stored: int = field(init=False, default=0)
+    """Applications this process stored (for metrics: a count, nothing else)."""
+    _apply: EventScript = field(init=False, repr=False)
+    _delete: EventScript = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._apply = self.log.script(_APPLY_LUA)
+        self._delete = self.log.script(_DELETE_LUA)
 
     # -- applying ---------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -41,19 +42,22 @@ def inbox(process: str) -> str:
     return f"{keys.MEDIA_CONTROL}:{process}"
 
 
+@dataclass(eq=False)
 class ControlChannel:
-    def __init__(self, redis: Redis, process: str, handler: Handler, subscribe: Subscribe) -> None:
-        self.redis = redis
-        self.process = process
-        self.handler = handler
-        self._subscribe = subscribe
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._unsubscribe: Callable[[], Awaitable[None]] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+    """Requests to another process's inbox and their replies; `handler` answers this
+    process's own inbox, which `subscribe` (the process's one bus) delivers."""
+
+    redis: Redis
+    process: str
+    handler: Handler
+    subscribe: Subscribe
+    _ids: Iterator[int] = field(init=False, default_factory=lambda: itertools.count(1))
+    _pending: dict[int, asyncio.Future[Any]] = field(init=False, default_factory=dict)
+    _unsubscribe: Callable[[], Awaitable[None]] | None = field(init=False, default=None)
+    _handlers: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     async def start(self) -> None:
-        self._unsubscribe = await self._subscribe(inbox(self.process), self._on_message)
+        self._unsubscribe = await self.subscribe(inbox(self.process), self._on_message)
 
     async def close(self) -> None:
         if self._unsubscribe is not None:

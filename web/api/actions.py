@@ -19,7 +19,7 @@ from jobcast.web.appkeys import BROADCASTS, WS_ACTIONS
 
 
 @dataclass(frozen=True, slots=True)
-class RequestCaller:
+class RequestCaller(auth.SignedIn):
     """The caller of an action that came over HTTP (the socket's is its WsContext)."""
 
     app: web.Application
@@ -28,14 +28,6 @@ class RequestCaller:
     ip: str
     user: auth.HostUser | None = None
     name: str = ""
-
-    @property
-    def is_host(self) -> bool:
-        return self.user is not None and self.user.is_host
-
-    @property
-    def is_staff(self) -> bool:
-        return self.user is not None
 
 
 async def http_caller(request: web.Request, action: Action[Any]) -> RequestCaller:

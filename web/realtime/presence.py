@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 
 import orjson
 from jobcast.core import keys
@@ -20,15 +21,15 @@ from redis.asyncio import Redis
 log = logging.getLogger("jobcast.presence")
 
 
+@dataclass(eq=False)
 class Presence:
-    def __init__(self, redis: Redis, hub: Hub, process: str, interval: float) -> None:
-        self.redis = redis
-        self.hub = hub
-        self.process = process
-        self.interval = interval
-        self._last_sent: dict[str, int] = {}
-        self._written: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+    redis: Redis
+    hub: Hub
+    process: str
+    interval: float
+    _last_sent: dict[str, int] = field(init=False, default_factory=dict)
+    _written: set[str] = field(init=False, default_factory=set)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
 
     def _fresh_after(self) -> int:
         return int((time.time() - 3 * self.interval - 1) * 1000)

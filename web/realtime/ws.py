@@ -46,7 +46,7 @@ BUS_WAIT = 2.0
 
 
 @dataclass(slots=True)
-class WsContext:
+class WsContext(auth.SignedIn):
     """Who is on the other end of a socket; the `Caller` of every action it sends."""
 
     app: web.Application
@@ -57,15 +57,6 @@ class WsContext:
     name: str = ""
     socket: Socket | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_host(self) -> bool:
-        return self.user is not None and self.user.is_host
-
-    @property
-    def is_staff(self) -> bool:
-        """Hosts and moderators."""
-        return self.user is not None
 
 
 class TokenBucket:
