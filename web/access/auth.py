@@ -49,23 +49,6 @@ class HostUser:
         return self.role == "host"
 
 
-class SignedIn:
-    """`is_host` and `is_staff` of a caller from its `user` (None for a viewer): the one
-    reading of roles that an HTTP caller and a socket share."""
-
-    __slots__ = ()
-    user: HostUser | None
-
-    @property
-    def is_host(self) -> bool:
-        return self.user is not None and self.user.is_host
-
-    @property
-    def is_staff(self) -> bool:
-        """Hosts and moderators."""
-        return self.user is not None
-
-
 class Signer:
     """HMAC-SHA256 over a value, truncated to 128 bits, url-safe hex."""
 

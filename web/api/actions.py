@@ -18,9 +18,11 @@ from jobcast.web.access.requests import viewer_id as request_viewer_id
 from jobcast.web.appkeys import BROADCASTS, WS_ACTIONS
 
 
-@dataclass(frozen=True, slots=True)
-class RequestCaller(auth.SignedIn):
-    """The caller of an action that came over HTTP (the socket's is its WsContext)."""
+@dataclass(slots=True)
+class RequestCaller:
+    """The caller of an action: who sent it (a viewer, or a signed-in host or moderator) to
+    which broadcast. An HTTP request's is this; a socket's is its WsContext, which extends
+    it with the socket."""
 
     app: web.Application
     bid: str
@@ -28,6 +30,15 @@ class RequestCaller(auth.SignedIn):
     ip: str
     user: auth.HostUser | None = None
     name: str = ""
+
+    @property
+    def is_host(self) -> bool:
+        return self.user is not None and self.user.is_host
+
+    @property
+    def is_staff(self) -> bool:
+        """Hosts and moderators."""
+        return self.user is not None
 
 
 async def http_caller(request: web.Request, action: Action[Any]) -> RequestCaller:

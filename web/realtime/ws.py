@@ -21,6 +21,7 @@ from jobcast.core.events import parse_seq
 from jobcast.web.access import auth
 from jobcast.web.access.requests import client_ip, host_user, viewer_id
 from jobcast.web.api import login
+from jobcast.web.api.actions import RequestCaller
 from jobcast.web.api.chat import CHAT
 from jobcast.web.appkeys import (
     BROADCASTS,
@@ -46,15 +47,9 @@ BUS_WAIT = 2.0
 
 
 @dataclass(slots=True)
-class WsContext(auth.SignedIn):
+class WsContext(RequestCaller):
     """Who is on the other end of a socket; the `Caller` of every action it sends."""
 
-    app: web.Application
-    bid: str
-    viewer_id: str
-    ip: str
-    user: auth.HostUser | None = None
-    name: str = ""
     socket: Socket | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
