@@ -75,6 +75,7 @@ EVENTS: Mapping[str, EventType] = _types(
     # -- media (stream/service.py) --
     EventType("stream.live", "public", "a publisher's first frame arrived: the stream is on"),
     EventType("stream.ended", "public", "the stream stopped, with why; WHEP sessions close"),
+    EventType("stream.hls", "host", "HLS writing stopped (disk full) or works again"),
     # -- chat, questions and moderation (chat/) --
     EventType("chat.messages", "public", "new approved messages, one batch per process"),
     EventType("chat.hidden", "public", "a message was hidden: remove it"),

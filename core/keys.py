@@ -100,6 +100,11 @@ def pinned(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:pinned"
 
 
+def pin_history(bid: str) -> str:
+    """List of JSON {opening_id, at}: every pin in order, the chapters of the replay (capped)."""
+    return f"{PREFIX}:{{b:{bid}}}:pin-history"
+
+
 def application(bid: str, aid: str) -> str:
     """Hash with one application's fields (personal data: hosts only)."""
     return f"{PREFIX}:{{b:{bid}}}:app:{aid}"

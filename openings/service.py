@@ -13,11 +13,13 @@ Events (docs/protocol.md, "Openings and applications"):
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, Unavailable
 from jobcast.core.events import HOST, PUBLIC, Audience, EventLog
@@ -36,6 +38,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 LINEUP_MAX = 2000
+PIN_HISTORY_MAX = 1000
 _TXN_TRIES = 20
 
 
@@ -103,6 +106,16 @@ class OpeningService:
             self._owners.clear()
         self._owners[oid] = bid
         return bid
+
+    async def pin_history(self, bid: str) -> list[tuple[str, int]]:
+        """(opening id, unix ms) of every pin of the broadcast, oldest first: the chapters of
+        its replay."""
+        out: list[tuple[str, int]] = []
+        for raw in await self.redis.lrange(keys.pin_history(bid), 0, -1):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                d = orjson.loads(raw)
+                out.append((str(d["opening_id"]), int(d["at"])))
+        return out
 
     async def get(self, bid: str, oid: str, *, include_hidden: bool = False) -> Opening:
         raw = await self.redis.hget(keys.openings(bid), oid) if is_valid_id(oid) else None
@@ -351,6 +364,8 @@ class OpeningService:
             raise Conflict("only a published opening can be pinned", code="not_published")
         at = now_ms()
         p.hset(keys.pinned(bid), mapping={"opening_id": o.id, "at": at})
+        p.rpush(keys.pin_history(bid), orjson.dumps({"opening_id": o.id, "at": at}))
+        p.ltrim(keys.pin_history(bid), -PIN_HISTORY_MAX, -1)
         st.pinned, st.pinned_at = o.id, at
         data = _pin_data(o, at)
         st.emit("card.pinned", data)

@@ -51,6 +51,7 @@ from jobcast.core.tx import transact
 from jobcast.stream.aiortc_internals import IcePolicy, Packetized, check_versions
 from jobcast.stream.control import ControlChannel, Subscribe
 from jobcast.stream.egress import EgressPool
+from jobcast.stream.hls import HlsConfig, HlsWriter, hls_capable
 from jobcast.stream.ice import IceServers
 from jobcast.stream.ingest import IngestPeer
 from jobcast.stream.negotiation import parse_offer, viewer_codecs
@@ -101,6 +102,8 @@ class MediaConfig:
     recordings_dir: Path = Path("./data/recordings")
     process: str = "local"
     egress_processes: int = 0
+    hls: HlsConfig | None = None  # None: no HLS
+    hls_base_url: str = ""  # where viewers fetch /hls/ from ("": this server)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ class LiveStream:
         self.announced = False
         self.announcing = False
         self.recorder: Recorder | None = None
+        self.hls: HlsWriter | None = None
+        self.hls_state = "off"  # on | off | disk_full | video_codec | audio_only
         self.started_at = time.time()
         self.frames = 0
 
@@ -315,6 +320,8 @@ class MediaService:
             mapping.update(state="live", live_at=_now_ms())
             if self.config.record:
                 self._start_recording(stream, ingest)
+            self._start_hls(stream, ingest)
+            mapping["hls"] = stream.hls_state
         await self.redis.hset(keys.ingest(bid), mapping=mapping)
         await self.redis.set(keys.media_session(resource_hash), self.config.process, px=_ttl_ms())
         self.counters["ingests"] += 1
@@ -333,6 +340,7 @@ class MediaService:
         await self.redis.delete(keys.media_session(old.resource_hash))
         if stream.recorder is not None:
             await self._stop_recording(stream)
+        await self._stop_hls(stream)
         same = {k: c.name for k, c in old.codecs.items()} == {
             k: c.name for k, c in new.codecs.items()
         }
@@ -382,6 +390,7 @@ class MediaService:
         await self.egress.end(bid, "stream_ended")
         if stream.recorder is not None:
             await self._stop_recording(stream)
+        await self._stop_hls(stream)
 
         async def body(pipe: Pipeline) -> None:
             current = await pipe.hget(keys.ingest(bid), "sid")
@@ -420,6 +429,10 @@ class MediaService:
                 stream.recorder.write(
                     kind, codec.name, codec.clockRate, data, packet.timestamp, packet.keyframe
                 )
+            if stream.hls is not None and stream.hls.write(
+                kind, data, packet.timestamp, packet.keyframe
+            ):
+                self.want_keyframe(bid)  # so that a segment can end near its length
             if not stream.announced and not stream.announcing and stream.ingest is not None:
                 stream.announcing = True
                 self._spawn(self._announce(stream, stream.ingest))
@@ -437,15 +450,20 @@ class MediaService:
                 return
             if self.config.record:
                 self._start_recording(stream, ingest)
+            self._start_hls(stream, ingest)
             data = {
                 "broadcast_id": bid,
                 "session": ingest.sid,
                 "codecs": {k: c.name for k, c in ingest.codecs.items()},
                 "whep": f"/whep/{bid}",
+                **self._hls_fields(bid, stream.hls_state),
                 "started_at": _now_ms(),
             }
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.ingest(bid), mapping={"state": "live", "live_at": _now_ms()})
+                pipe.hset(
+                    keys.ingest(bid),
+                    mapping={"state": "live", "live_at": _now_ms(), "hls": stream.hls_state},
+                )
                 self.log.add_to(pipe, bid, "stream.live", data)
                 await pipe.execute()
             stream.announced = True
@@ -466,6 +484,56 @@ class MediaService:
         if stream is None or stream.ingest is None:
             return False
         return stream.ingest.request_keyframe(full)
+
+    # -- HLS ------------------------------------------------------------------------------------
+
+    def _start_hls(self, stream: LiveStream, ingest: IngestPeer) -> None:
+        """Start writing the session as HLS (stream/hls.py), or note why it cannot be."""
+        config = self.config.hls
+        if config is None or stream.hls is not None:
+            return
+        codecs = {k: c.name for k, c in ingest.codecs.items()}
+        why = hls_capable(codecs)
+        if why is not None:
+            stream.hls_state = why
+            return
+        loop = asyncio.get_running_loop()
+        bid = stream.bid
+
+        def on_status(state: str) -> None:  # on the writer thread
+            loop.call_soon_threadsafe(self._hls_status, bid, state)
+
+        stream.hls = HlsWriter(config, bid, "audio" in codecs, on_status)
+        stream.hls_state = "on"
+        self.want_keyframe(bid)  # the first segment starts at a keyframe
+
+    async def _stop_hls(self, stream: LiveStream) -> None:
+        writer, stream.hls = stream.hls, None
+        if writer is not None:
+            await asyncio.to_thread(writer.close)
+
+    def _hls_status(self, bid: str, state: str) -> None:
+        stream = self.streams.get(bid)
+        if stream is None or stream.hls is None or stream.hls_state == state:
+            return
+        stream.hls_state = "on" if state == "ok" else state
+        self._spawn(self._publish_hls(bid, stream.hls_state))
+
+    async def _publish_hls(self, bid: str, state: str) -> None:
+        try:
+            await self.redis.hset(keys.ingest(bid), "hls", state)
+            await self.log.publish(
+                bid, "stream.hls", {"broadcast_id": bid, "state": state, "at": _now_ms()}
+            )
+        except Exception as e:
+            log.warning("could not publish the HLS state", extra={"error": str(e)})
+
+    def _hls_fields(self, bid: str, state: str) -> dict[str, Any]:
+        """`hls`: the live playlist's URL while HLS is written, else None and `hls_state`
+        says why (off, disk_full, video_codec, audio_only)."""
+        if state == "on":
+            return {"hls": f"{self.config.hls_base_url}/hls/{bid}/live.m3u8", "hls_state": state}
+        return {"hls": None, "hls_state": state}
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -619,6 +687,7 @@ class MediaService:
             "session": h.get(b"sid", b"").decode(),
             "whep": f"/whep/{bid}",
             "codecs": {k: h[k.encode()].decode() for k in ("video", "audio") if h.get(k.encode())},
+            **self._hls_fields(bid, h.get(b"hls", b"off").decode()),
         }
         return {"stream": out}
 

@@ -9,8 +9,9 @@ from jobcast.web.appkeys import SETTINGS, SIGNER
 from jobcast.web.errors import error_response
 
 # WHIP/WHEP are called cross-origin by design (OBS, other pages) and authenticate with a
-# bearer stream key or not at all, so no cookie can be abused there.
-CORS_OPEN_PREFIXES = ("/whip/", "/whep/")
+# bearer stream key or not at all, so no cookie can be abused there; /hls/ is public files
+# for any player and cache, which must neither read nor set a cookie.
+CORS_OPEN_PREFIXES = ("/whip/", "/whep/", "/hls/")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

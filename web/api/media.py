@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 from jobcast.core.errors import JobcastError, TooLarge, UnsupportedMediaType
 from jobcast.stream.aiortc_internals import IcePolicy
+from jobcast.stream.hls import HlsConfig
 from jobcast.stream.ice import IceServers
 from jobcast.stream.service import MediaConfig, MediaService, SessionAnswer
 from jobcast.web.access.requests import client_ip, require_host
@@ -70,7 +71,10 @@ def media_config(settings: Settings) -> MediaConfig:
     return MediaConfig(
         ice=ice,
         ice_servers=servers,
-        video_codecs=settings.media_video_codecs,
+        # HLS carries H264 only: with HLS on, a publisher offering both is answered with H264
+        video_codecs=tuple(sorted(settings.media_video_codecs, key=lambda c: c != "H264"))
+        if settings.hls
+        else settings.media_video_codecs,
         max_viewers=settings.media_max_viewers,
         connect_timeout=settings.media_connect_timeout,
         pending_per_address=settings.media_pending_per_address,
@@ -80,6 +84,15 @@ def media_config(settings: Settings) -> MediaConfig:
         record=settings.media_record,
         recordings_dir=Path(settings.data_dir) / "recordings",
         egress_processes=settings.media_egress_processes,
+        hls=HlsConfig(
+            directory=Path(settings.data_dir) / "hls",
+            segment_seconds=settings.hls_segment_seconds,
+            window=settings.hls_window,
+            audio_bitrate=settings.hls_audio_bitrate,
+        )
+        if settings.hls
+        else None,
+        hls_base_url=settings.hls_public_base_url,
         process=settings.process_name or f"{socket.gethostname()}:{os.getpid()}",
     )
 

@@ -528,6 +528,27 @@ class Settings:
     media_record: bool = _opt(
         False, "record each stream to DATA_DIR/recordings (no re-encoding)", BOOL
     )
+    hls: bool = _opt(
+        True,
+        "write each H264 stream as HLS to DATA_DIR/hls and serve it at /hls/ (for viewers past"
+        " the WebRTC relay's room, and the replay)",
+        BOOL,
+    )
+    hls_segment_seconds: float = _opt(
+        1.0, "HLS segment length in seconds (cut at the publisher's keyframes)", number(0.5)
+    )
+    hls_window: int = _opt(6, "segments in the live HLS playlist", integer(3, 100))
+    hls_audio_bitrate: int = _opt(
+        64000, "AAC bit rate of the HLS audio, bits per second", integer(16000, 320000)
+    )
+    hls_public_base_url: str = _opt(
+        "",
+        "where viewers fetch HLS from, such as a CDN in front of /hls/ (empty: this server)",
+        PUBLIC_URL,
+    )
+    hls_retention_days: float = _opt(
+        30.0, "days an ended broadcast's replay is kept (0: kept until deleted)", number(0)
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
