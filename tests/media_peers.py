@@ -11,6 +11,7 @@ tests know which publisher frame a viewer is showing and when it was sent.
 from __future__ import annotations
 
 import asyncio
+import fractions
 import re
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from aiortc import (
     RTCSessionDescription,
     VideoStreamTrack,
 )
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from jobcast.stream.aiortc_internals import IcePolicy, restrict_gathering
 from jobcast.stream.negotiation import rtc_configuration
 
@@ -85,6 +86,74 @@ def read_stamp(frame: av.VideoFrame) -> int:
     return n
 
 
+def encode_h264(
+    frames: int, *, gop: int = 30, size: tuple[int, int] = (WIDTH, HEIGHT), start: int = 0
+) -> list[bytes]:
+    """`frames` of moving 30 fps H264 (constrained baseline, Annex B, parameter sets before
+    every IDR, an IDR every `gop` frames) encoded once, so that a test knows every byte a
+    publisher sends."""
+    w, h = size
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height = w, h
+    enc.pix_fmt = "yuv420p"
+    enc.framerate = fractions.Fraction(30, 1)
+    enc.time_base = fractions.Fraction(1, 90000)
+    enc.options = {
+        "profile": "baseline",
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "g": str(gop),
+        "keyint_min": str(gop),
+        "sc_threshold": "0",
+        "repeat-headers": "1",
+    }
+    enc.open()
+    out: list[bytes] = []
+    for i in range(frames + 10):
+        frame = av.VideoFrame(w, h, "yuv420p")
+        x = ((start + i) * 4) % (w - 8)
+        y = bytearray(b"\x50" * (w * h))
+        for row in range(h):
+            y[row * w + x : row * w + x + 8] = b"\xe0" * 8
+        frame.planes[0].update(bytes(y))
+        frame.planes[1].update(b"\x80" * frame.planes[1].buffer_size)
+        frame.planes[2].update(b"\x80" * frame.planes[2].buffer_size)
+        frame.pts = i * 3000
+        frame.time_base = enc.time_base
+        out += [bytes(p) for p in enc.encode(frame)]
+    out += [bytes(p) for p in enc.encode(None)]
+    return out[:frames]
+
+
+class EncodedVideoTrack(MediaStreamTrack):
+    """Sends already encoded H264 frames as they are (aiortc packetizes an `av.Packet`
+    without encoding it), at 30 fps, like an encoder that ignores keyframe requests (OBS).
+    After the last frame it sends nothing more, and the connection stays up."""
+
+    kind = "video"
+
+    def __init__(self, frames: list[bytes]) -> None:
+        super().__init__()
+        self.frames = frames
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        if self.sent >= len(self.frames):
+            await asyncio.get_running_loop().create_future()  # nothing more, ever
+        due = self._start + self.sent / 30
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the pace of a live source, not a synchronisation
+        packet = av.Packet(self.frames[self.sent])
+        packet.pts = self.sent * 3000
+        packet.time_base = fractions.Fraction(1, 90000)
+        self.sent += 1
+        return packet
+
+
 def loopback_peer() -> RTCPeerConnection:
     return RTCPeerConnection(rtc_configuration())
 
@@ -98,12 +167,20 @@ async def make_offer(pc: RTCPeerConnection) -> str:
 class Publisher:
     """A WHIP client: aiortc encodes the stamped video (and a tone) and sends it."""
 
-    def __init__(self, client: TestClient, bid: str, key: str, *, video_codec: str = "H264"):
+    def __init__(
+        self,
+        client: TestClient,
+        bid: str,
+        key: str,
+        *,
+        video_codec: str = "H264",
+        video: MediaStreamTrack | None = None,
+    ):
         self.client = client
         self.bid = bid
         self.key = key
         self.pc = loopback_peer()
-        self.video = StampedVideoTrack()
+        self.video: Any = video if video is not None else StampedVideoTrack()
         self.audio = AudioStreamTrack()
         self.video_codec = video_codec
         self.location: str | None = None
