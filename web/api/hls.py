@@ -84,7 +84,7 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
 
 @routes.route("OPTIONS", "/hls/{stream}/{name}")
 async def hls_options(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers=_CORS)
+    return web.Response(status=204, headers={**_CORS, "Allow": "GET, HEAD, OPTIONS"})
 
 
 # -- the replay ------------------------------------------------------------------------------

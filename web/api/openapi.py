@@ -147,6 +147,7 @@ PATH_PARAMS = {
     name: param(name, "path", {"type": "string", "minLength": 1}, description)
     for name, description in (
         ("bid", "broadcast id"),
+        ("stream", "broadcast id (HLS files: not `bid`, so no session is looked at)"),
         ("oid", "opening id"),
         ("aid", "application id"),
         (

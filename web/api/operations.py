@@ -423,6 +423,34 @@ def media(d: _Doc) -> None:
     op("get", b + "/recordings/{name}", "Download a recording", video, "host", errors=(404,))
     counters = {200: ok({"type": "object", "additionalProperties": {"type": "number"}})}
     op("get", "/api/media/stats", "This process's relay counters", counters, "host")
+    op(
+        "get",
+        b + "/replay",
+        "The replay (the whole stream's HLS playlist) and a chapter per pinned opening",
+        {200: s.Replay},
+        errors=(404,),
+    )
+    op(
+        "delete",
+        b + "/replay",
+        "Delete the replay's files",
+        {200: s.ReplayDeleted},
+        "host",
+        errors=(404, 409),
+    )
+    hls = "/hls/{stream}/{name}"
+    files = {
+        200: ok(STR, media="application/vnd.apple.mpegurl"),
+        206: ok({"type": "string", "format": "binary"}, media="video/mp4"),
+    }
+    op(
+        "get",
+        hls,
+        "HLS: live.m3u8, index.m3u8, init (i<n>.mp4) and media (s<n>.m4s) segments",
+        files,
+        errors=(404,),
+    )
+    op("options", hls, "CORS preflight", {204: options})
 
 
 def meta(d: _Doc) -> None:

@@ -302,6 +302,13 @@ class StreamState(Output):
     )
     whep: str = None
     codecs: Codecs = None
+    hls: str | None = Field(
+        None, description="the live HLS playlist while HLS is written (else null: see hls_state)"
+    )
+    hls_state: Literal["on", "off", "disk_full", "video_codec", "audio_only"] = Field(
+        None,
+        description="on; off (disabled); disk_full; video_codec (VP8: WebRTC only); audio_only",
+    )
 
 
 class StreamKeyInfo(Output):
@@ -321,6 +328,31 @@ class Recording(Output):
     bytes: int
     modified_at: Ms
     in_progress: bool
+
+
+class Chapter(Output):
+    opening_id: str
+    title: str
+    at: Ms = Field(description="when the card was pinned")
+    offset: float = Field(description="seconds into the replay where it was presented")
+    opening: Opening
+
+
+class Replay(Output):
+    broadcast_id: str
+    duration: float = Field(description="seconds")
+    bytes: int
+    segments: int
+    ended: bool = Field(description="the playlist is complete (EXT-X-ENDLIST)")
+    live: bool = Field(description="the broadcast is live and the playlist still grows")
+    started_at: Ms | None
+    modified_at: Ms
+    playlist: str = Field(description="the whole stream's HLS playlist")
+    chapters: list[Chapter]
+
+
+class ReplayDeleted(Output):
+    deleted: bool
 
 
 class RecordingList(Output):
