@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from urllib.parse import urlsplit
+
 from aiohttp import hdrs, web
 from jobcast.web.access import auth
 from jobcast.web.access.requests import UNSAFE, mark_new_viewer
@@ -18,6 +21,19 @@ CSP = (
     "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+@functools.lru_cache(maxsize=4)
+def csp(hls_base_url: str) -> str:
+    """The policy, with the origin that serves HLS (a CDN: `hls_public_base_url`) allowed to
+    be fetched (hls.js) and played (native HLS)."""
+    if not hls_base_url:
+        return CSP
+    u = urlsplit(hls_base_url)
+    origin = f"{u.scheme}://{u.netloc}"
+    return CSP.replace("media-src 'self' blob:", f"media-src 'self' blob: {origin}").replace(
+        "connect-src 'self'", f"connect-src 'self' {origin}"
+    )
 
 
 @web.middleware
@@ -57,7 +73,7 @@ async def headers_middleware(request: web.Request, handler: web.Handler) -> web.
         response = e
     if not response.prepared:
         h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("Content-Security-Policy", csp(request.app[SETTINGS].hls_public_base_url))
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "same-origin")
