@@ -44,7 +44,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from jobcast.core import keys
 from jobcast.core.broadcasts import BroadcastService
 from jobcast.core.errors import Conflict, NotFound, RateLimited, Unauthorized
-from jobcast.core.events import EventLog
+from jobcast.core.events import HOST, EventLog
 from jobcast.core.ids import is_valid_id
 from jobcast.core.net import address_group
 from jobcast.core.tx import transact
@@ -523,7 +523,10 @@ class MediaService:
         try:
             await self.redis.hset(keys.ingest(bid), "hls", state)
             await self.log.publish(
-                bid, "stream.hls", {"broadcast_id": bid, "state": state, "at": _now_ms()}
+                bid,
+                "stream.hls",
+                {"broadcast_id": bid, "state": state, "at": _now_ms()},
+                audience=HOST,
             )
         except Exception as e:
             log.warning("could not publish the HLS state", extra={"error": str(e)})
