@@ -24,6 +24,7 @@ from jobcast.core import keys
 from jobcast.core.errors import Conflict, NotFound
 from jobcast.stream import replays
 from jobcast.stream.hls import INDEX, LIVE
+from jobcast.web.access import orgs
 from jobcast.web.access.requests import require_host
 from jobcast.web.api.media import MEDIA
 from jobcast.web.api.openings import OPENINGS
@@ -133,6 +134,24 @@ async def get_replay(request: web.Request) -> web.Response:
     body["live"] = broadcast.status == "live" and not rep.playlist.ended
     body["chapters"] = await chapters(request.app, bid, rep)
     return json_response(body)
+
+
+@routes.get("/api/replays")
+async def list_replays(request: web.Request) -> web.Response:
+    """Staff: the replays of their organization's broadcasts, newest first (no chapters)."""
+    await require_host(request, host_only=False)
+    items = await orgs.visible(request, await request.app[BROADCASTS].list())
+    root = request.app[HLS_ROOT]
+
+    def found() -> list[dict[str, Any]]:
+        out = []
+        for b in items:
+            rep = replays.replay(root, b.id)
+            if rep is not None:
+                out.append({**rep.public(), "title": b.title, "status": b.status})
+        return sorted(out, key=lambda r: r["started_at"] or 0, reverse=True)
+
+    return json_response({"replays": await asyncio.to_thread(found)})
 
 
 @routes.delete("/api/broadcasts/{bid}/replay")

@@ -438,6 +438,13 @@ def media(d: _Doc) -> None:
         "host",
         errors=(404, 409),
     )
+    op(
+        "get",
+        "/api/replays",
+        "The replays of the caller's organization, newest first",
+        {200: s.ReplayList},
+        "staff",
+    )
     hls = "/hls/{stream}/{name}"
     files = {
         200: ok(STR, media="application/vnd.apple.mpegurl"),

@@ -351,6 +351,23 @@ class Replay(Output):
     chapters: list[Chapter]
 
 
+class ReplaySummary(Output):
+    broadcast_id: str
+    title: str
+    status: str
+    duration: float = Field(description="seconds")
+    bytes: int
+    segments: int
+    ended: bool
+    started_at: Ms | None
+    modified_at: Ms
+    playlist: str
+
+
+class ReplayList(Output):
+    replays: list[ReplaySummary]
+
+
 class ReplayDeleted(Output):
     deleted: bool
 

@@ -195,6 +195,20 @@
     return new Date(Number(ms)).toLocaleString(JC.lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   };
 
+  // 1:02:03 / 2:03 from seconds (a replay's length, a chapter's place in it).
+  JC.duration = function (seconds) {
+    const t = Math.max(0, Math.round(Number(seconds) || 0));
+    const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), s = t % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    return h ? h + ":" + two(m) + ":" + two(s) : m + ":" + two(s);
+  };
+  JC.bytes = function (n) {
+    const units = ["B", "KB", "MB", "GB"];
+    let v = Number(n) || 0, i = 0;
+    while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+    return (i ? v.toFixed(v < 10 ? 1 : 0) : String(v)) + " " + units[i];
+  };
+
   // A short polite message in the page's live region.
   JC.toast = function (text, kind) {
     let box = document.getElementById("toast");

@@ -127,7 +127,18 @@
     const words = { live: _("Video: live"), starting: _("Video: starting"), offline: _("Video: off") };
     let text = words[s.state] || s.state;
     if (s.state === "live" && s.codecs) text += " (" + [s.codecs.video, s.codecs.audio].filter(Boolean).join(", ") + ")";
-    $("#stream-state").textContent = text;
+    if (s.state === "live") {
+      const hls = {
+        on: _("HLS on: viewers past the low-latency relay watch over HLS, and the replay is kept."),
+        video_codec: _("No HLS: this encoder sends VP8. Set it to H264 so that every viewer can watch and a replay is kept."),
+        audio_only: _("No HLS: the stream has no video."),
+        disk_full: _("HLS stopped: the server's disk is full. Low-latency viewers keep watching; HLS resumes when there is space."),
+      }[s.hls_state];
+      if (hls) text += " · " + hls;
+    }
+    const el = $("#stream-state");
+    el.textContent = text;
+    el.classList.toggle("warn", s.state === "live" && s.hls_state !== "on" && s.hls_state !== "off");
   }
 
   kind.addEventListener("change", () => { vSel.disabled = kind.value === "screen"; if (G.stream) startPreview(); });
@@ -166,6 +177,11 @@
     }
   });
   live.on("stream.live", (d) => { G.streamInfo = Object.assign({ state: "live" }, d); renderStream(); });
+  live.on("stream.hls", (d) => {
+    G.streamInfo = Object.assign({}, G.streamInfo, { hls_state: d.state });
+    renderStream();
+    if (d.state === "disk_full") JC.toast(_("HLS stopped: the server's disk is full."), "error");
+  });
   live.on("stream.ended", (d) => {
     G.streamInfo = { state: "offline" };
     renderStream();

@@ -89,7 +89,15 @@
     const isHost = root.dataset.role === "host";
     async function load() {
       let data;
-      try { data = await api("GET", "/api/broadcasts"); }
+      const replays = {};
+      try {
+        const [bs, rs] = await Promise.all([
+          api("GET", "/api/broadcasts"),
+          api("GET", "/api/replays").catch(() => ({ replays: [] })),
+        ]);
+        data = bs;
+        for (const r of rs.replays || []) replays[r.broadcast_id] = r;
+      }
       catch (e) { list.replaceChildren(h("li", { class: "form-error" }, e.text())); return; }
       const items = data.broadcasts || [];
       if (!items.length) { list.replaceChildren(h("li", { class: "empty" }, _("No broadcasts yet"))); return; }
@@ -97,13 +105,22 @@
         const actions = [];
         if (isHost && b.status === "scheduled") actions.push(h("button", { type: "button", class: "small", onclick: () => act(b.id, "start") }, _("Start broadcast")));
         if (isHost && b.status === "live") actions.push(h("button", { type: "button", class: "small danger", onclick: () => act(b.id, "end") }, _("End broadcast")));
+        const rep = replays[b.id];
+        if (rep && isHost && b.status !== "live") actions.push(h("button", { type: "button", class: "small danger", onclick: () => dropReplay(b.id) }, _("Delete replay")));
         return h("li", { dataset: { bid: b.id } },
           h("a", { class: "title", href: "/host/b/" + encodeURIComponent(b.id) }, b.title),
           statusBadge(b.status),
           b.scheduled_at ? h("span", { class: "hint" }, JC.dateTime(b.scheduled_at)) : null,
+          rep ? h("span", { class: "hint replay-info" }, _("Replay") + " " + JC.duration(rep.duration) + " · " + JC.bytes(rep.bytes)) : null,
           h("a", { href: "/b/" + encodeURIComponent(b.id), class: "small", target: "_blank", rel: "noopener" }, _("Viewer page")),
           actions);
       }));
+    }
+    async function dropReplay(bid) {
+      if (!confirm(_("Delete this replay? Viewers will no longer be able to watch it."))) return;
+      try { await api("DELETE", "/api/broadcasts/" + encodeURIComponent(bid) + "/replay"); JC.toast(_("Replay deleted")); }
+      catch (e) { JC.toast(e.text(), "error"); }
+      load();
     }
     async function act(bid, what) {
       if (what === "end" && !confirm(_("End this broadcast? Viewers will see that it has ended."))) return;
