@@ -306,9 +306,13 @@ class _Period:
         self.container.mux(p)
 
     def mux_audio(self, data: bytes, ts: int, wall: float) -> None:
-        if self.audio is None or wall < self.wall0:
+        if self.audio is None:
             return
         if self._a0 is None:
+            if wall < self.wall0:
+                return  # from before the period's first picture
+            # the wall clock places the first audio frame against the video; the rest
+            # follow their own timestamps (a clock that jumps later moves nothing)
             self._a0 = (ts, wall)
             self._apts = max(0, int((wall - self.wall0) * _AUDIO_RATE))
         ts0, wall0 = self._a0
@@ -349,9 +353,19 @@ class HlsWriter:
     """
 
     def __init__(
-        self, config: HlsConfig, bid: str, audio: bool, on_status: StatusHook | None = None
+        self,
+        config: HlsConfig,
+        bid: str,
+        audio: bool,
+        on_status: StatusHook | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock`: the wall clock a frame's arrival is read from. Only the first frame of a
+        period takes its program date-time from it; the rest follow the media timestamps, so
+        a wall clock that jumps mid-stream moves no segment."""
         self.config = config
+        self._clock = clock
         self.folder = config.directory / bid
         self.audio = audio
         self._status = on_status or (lambda _s: None)
@@ -379,7 +393,7 @@ class HlsWriter:
         if self._closed:
             return False
         try:
-            self._q.put_nowait((kind, data, timestamp, keyframe, time.time()))
+            self._q.put_nowait((kind, data, timestamp, keyframe, self._clock()))
         except queue.Full:
             self.dropped += 1
         if kind != "video":

@@ -213,3 +213,24 @@ def test_retention_deletes_old_replays_only(tmp_path: Path):
     assert replays.housekeep(root, set(), 0) == {"closed": 0, "deleted": 0}
     assert replays.housekeep(root, set(), 30) == {"closed": 0, "deleted": 1}
     assert not (root / "aaa").exists() and (root / "bbb" / "index.m3u8").exists()
+
+
+def test_a_wall_clock_that_jumps_mid_stream_moves_no_segment(tmp_path: Path):
+    now = [1_800_000_000.0]
+    w = HlsWriter(HlsConfig(tmp_path), "abc", audio=True, clock=lambda: now[0])
+    frames, opus = encode_h264(150), encode_opus(250)
+    feed(w, frames[:60], audio=opus[:100])
+    now[0] -= 3600  # the box's clock is set back an hour in the middle of the stream
+    feed(w, frames[60:], start=60 * 3000, audio=opus[100:], audio_start=100 * 960)
+    w.close()
+    playlist, segs = read_all(tmp_path / "abc")
+    assert not any(s.discontinuity for s in playlist.segments)
+    starts = [s.pdt_ms for s in playlist.segments]
+    assert starts[0] == 1_800_000_000_000
+    for a, b in zip(playlist.segments, playlist.segments[1:], strict=False):
+        assert b.pdt_ms - a.pdt_ms == round(a.duration * 1000)
+    assert all(count > 0 for _n, count, _s in segs)
+    for s in playlist.segments:  # the sound goes on too
+        data = (tmp_path / "abc" / s.init).read_bytes() + (tmp_path / "abc" / s.name).read_bytes()
+        with av.open(io.BytesIO(data), format="mp4") as f:
+            assert sum(1 for p in f.demux(audio=0) if p.size) >= 40, s.name
