@@ -11,6 +11,7 @@ to its viewer.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +39,7 @@ from jobcast.web.jsonutil import json_response
 from jobcast.web.runtime.settings import Settings
 
 routes = web.RouteTableDef()
+log = logging.getLogger("jobcast.media")
 
 MEDIA = web.AppKey("media", MediaService)
 
@@ -56,6 +58,12 @@ _RESOURCE_ALLOW = "DELETE, OPTIONS"
 
 def media_config(settings: Settings) -> MediaConfig:
     """MediaConfig from settings, which checked every value when they were built."""
+    if settings.hls and settings.media_video_codecs[0] != "H264":
+        # the operator's order stands; HLS (and so the replay) needs H264
+        log.warning(
+            "media_video_codecs prefers %s: publishers offering both get no HLS",
+            settings.media_video_codecs[0],
+        )
     ice = IcePolicy(
         addresses=settings.media_ice_addresses,
         ports=settings.media_udp_ports,
@@ -71,10 +79,7 @@ def media_config(settings: Settings) -> MediaConfig:
     return MediaConfig(
         ice=ice,
         ice_servers=servers,
-        # HLS carries H264 only: with HLS on, a publisher offering both is answered with H264
-        video_codecs=tuple(sorted(settings.media_video_codecs, key=lambda c: c != "H264"))
-        if settings.hls
-        else settings.media_video_codecs,
+        video_codecs=settings.media_video_codecs,
         max_viewers=settings.media_max_viewers,
         connect_timeout=settings.media_connect_timeout,
         pending_per_address=settings.media_pending_per_address,
