@@ -360,12 +360,16 @@ class HlsWriter:
         on_status: StatusHook | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        after: HlsWriter | None = None,
     ) -> None:
         """`clock`: the wall clock a frame's arrival is read from. Only the first frame of a
         period takes its program date-time from it; the rest follow the media timestamps, so
-        a wall clock that jumps mid-stream moves no segment."""
+        a wall clock that jumps mid-stream moves no segment. `after`: the broadcast's previous
+        writer, which may still be finishing; this one opens the folder once it has (two
+        writers must never pick the same next segment name)."""
         self.config = config
         self._clock = clock
+        self._after = after
         self.folder = config.directory / bid
         self.audio = audio
         self._status = on_status or (lambda _s: None)
@@ -418,7 +422,14 @@ class HlsWriter:
         self._q.put(None)
         self._thread.join(30)
 
+    @property
+    def finished(self) -> bool:
+        return not self._thread.is_alive()
+
     def _run(self) -> None:
+        if self._after is not None:
+            self._after._thread.join()
+            self._after = None
         try:
             self._out = _Output(self.config, self.folder, self._status)
         except OSError as e:

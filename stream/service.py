@@ -203,6 +203,8 @@ class MediaService:
         self._closing = False
         # WHEP sessions not connected yet: sid -> (address key, monotonic time of the offer)
         self._unfinished: dict[str, tuple[str, float]] = {}
+        # each broadcast's latest HLS writer, until it has finished (see HlsWriter's `after`)
+        self._hls_last: dict[str, HlsWriter] = {}
         self.counters = {
             "ingests": 0,
             "viewers_opened": 0,
@@ -503,7 +505,15 @@ class MediaService:
         def on_status(state: str) -> None:  # on the writer thread
             loop.call_soon_threadsafe(self._hls_status, bid, state)
 
-        stream.hls = HlsWriter(config, bid, "audio" in codecs, on_status)
+        previous = self._hls_last.get(bid)
+        stream.hls = HlsWriter(
+            config,
+            bid,
+            "audio" in codecs,
+            on_status,
+            after=previous if previous is not None and not previous.finished else None,
+        )
+        self._hls_last[bid] = stream.hls
         stream.hls_state = "on"
         self.want_keyframe(bid)  # the first segment starts at a keyframe
 
@@ -511,6 +521,8 @@ class MediaService:
         writer, stream.hls = stream.hls, None
         if writer is not None:
             await asyncio.to_thread(writer.close)
+            if self._hls_last.get(stream.bid) is writer:
+                del self._hls_last[stream.bid]
 
     def _hls_status(self, bid: str, state: str) -> None:
         stream = self.streams.get(bid)

@@ -234,3 +234,19 @@ def test_a_wall_clock_that_jumps_mid_stream_moves_no_segment(tmp_path: Path):
         data = (tmp_path / "abc" / s.init).read_bytes() + (tmp_path / "abc" / s.name).read_bytes()
         with av.open(io.BytesIO(data), format="mp4") as f:
             assert sum(1 for p in f.demux(audio=0) if p.size) >= 40, s.name
+
+
+def test_a_new_session_waits_for_the_previous_writer_to_finish(tmp_path: Path):
+    first = HlsWriter(HlsConfig(tmp_path), "abc", audio=False)
+    feed(first, encode_h264(90))
+    # the publisher reconnected: a new writer starts while the first is still finishing
+    second = HlsWriter(HlsConfig(tmp_path), "abc", audio=False, after=first)
+    feed(second, encode_h264(90))
+    first.close()
+    second.close()
+    playlist, segs = read_all(tmp_path / "abc")
+    names = [s.name for s in playlist.segments]
+    assert len(names) == len(set(names)) == len(list((tmp_path / "abc").glob("s*.m4s")))
+    assert sum(1 for s in playlist.segments if s.discontinuity) == 1
+    assert 5.8 < playlist.duration < 6.2
+    assert all(count > 0 for _n, count, _s in segs)
