@@ -83,6 +83,9 @@ def test_pip_install_puts_only_jobcast_into_site_packages(tmp_path):
     pages = pkg / "web" / "pages"
     assert (pages / "templates" / "viewer.html").is_file()
     assert (pages / "static" / "viewer.js").is_file()
+    # the vendored HLS player too (a subfolder: package-data lists it on its own)
+    assert (pages / "static" / "vendor" / "hls.light.min.js").is_file()
+    assert (pages / "static" / "vendor" / "hls.js.LICENSE").is_file()
     assert list((pages / "locale").glob("*/LC_MESSAGES/messages.po"))
     # The installed package imports its parts with no checkout on the path.
     out = subprocess.run(

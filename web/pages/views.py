@@ -156,7 +156,15 @@ def _own_hosts(local: tuple[str, int] | None, settings: Settings) -> set[str]:
 
 # The scripts each page loads, in order; the page embeds the strings of these scripts only.
 SCRIPTS: dict[str, tuple[str, ...]] = {
-    "viewer.html": ("common.js", "live.js", "media.js", "viewer.js", "player.js", "chat.js"),
+    "viewer.html": (
+        "common.js",
+        "live.js",
+        "media.js",
+        "viewer.js",
+        "player.js",
+        "replay.js",
+        "chat.js",
+    ),
     "host_console.html": ("common.js", "live.js", "media.js", "host.js", "console.js", "golive.js"),
     "host_index.html": ("common.js", "host.js"),
     "host_login.html": ("common.js", "host.js"),

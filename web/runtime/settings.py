@@ -498,7 +498,7 @@ class Settings:
     )
     media_max_viewers: int = _opt(
         150,
-        "WHEP viewers this process serves (its egress processes included); then 503",
+        "WHEP viewers this process serves (its egress processes included), then 503 (0: no limit)",
         integer(0),
     )
     media_connect_timeout: float = _opt(

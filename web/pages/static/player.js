@@ -78,6 +78,7 @@
     }
 
     setStream(s) {
+      if (this.replaying) return;  // the broadcast ended and replay.js plays the replay
       const wasLive = this.stream.state === "live";
       const session = this.stream.session;
       this.stream = s || { state: "offline" };
@@ -265,6 +266,7 @@
     }
 
     render() {
+      if (this.replaying) return;  // replay.js has the stage
       const st = this.status;
       const live = this.stream.state === "live";
       const hls = this.hlsMode();
@@ -305,6 +307,7 @@
 
   const player = new Player();
   V.player = player;
+  V.loadHls = loadHls;  // replay.js plays the replay with the same player
 
   playBtn.addEventListener("click", () => {
     if (video.paused || player.blocked) player.play(); else { video.pause(); player.render(); }

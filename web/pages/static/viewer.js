@@ -61,6 +61,7 @@
     if (d) d.textContent = b.description || "";
     overlaySub.textContent = b.status === "scheduled" && b.scheduled_at ? _("Starts at %(t)s", { t: JC.dateTime(b.scheduled_at) }) : "";
     JC.viewer.player && JC.viewer.player.setBroadcastStatus(b.status);
+    if (JC.viewer.onStatus) JC.viewer.onStatus(b.status);
     if (!JC.viewer.player) showOverlay(b.status === "live" ? _("Live now") : b.status === "ended" ? _("This broadcast has ended") : _("Not live yet"));
   }
   function statusBadge(st) {
