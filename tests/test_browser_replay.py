@@ -10,6 +10,7 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -119,4 +120,24 @@ async def test_replay_chapters_seek_to_where_each_opening_was_presented(
         assert "current" in (await page.locator("#chapters li").nth(1).get_attribute("class") or "")
         errors: list[Any] = [e for e in page.errors if "Failed to load resource" not in e]
         assert errors == []
+
+        # the host's list of broadcasts shows the replay's length and size, and deletes it
+        hp = await new_page(browser, base, viewport=PHONE, lang="en")
+        hp.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await hp.goto("/host")
+        await hp.get_by_label("Username").fill("host1")
+        await hp.get_by_label("Password").fill("s3cret-pass")
+        await hp.get_by_role("button", name="Log in").click()
+        row = hp.locator(f'#broadcast-list li[data-bid="{bid}"]')
+        info = row.locator(".replay-info")
+        await info.wait_for()
+        text = await info.inner_text()
+        minutes, seconds = text.split()[1].split(":")
+        assert abs(int(minutes) * 60 + int(seconds) - replay["duration"]) <= 1, text
+        assert text.endswith(("KB", "MB")), text
+        await row.get_by_role("button", name="Delete replay").click()
+        await info.wait_for(state="detached")
+        assert hp.errors == []
+    r = await client.get(f"/api/broadcasts/{bid}/replay")
+    assert r.status == 404
     await pub.close()
