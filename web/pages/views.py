@@ -13,6 +13,7 @@ import io
 import ipaddress
 import logging
 import mimetypes
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,15 @@ def make_env() -> jinja2.Environment:
     i18n.js_msgids()
     env.globals["static"] = static_url
     env.filters["salary"] = salary
+    env.tests["closed"] = closed
     return env
+
+
+def closed(o: Any) -> bool:
+    """An opening past its deadline: its card says so instead of offering Apply (the server
+    refuses such applications anyway)."""
+    deadline = o.get("deadline_ms") if isinstance(o, dict) else getattr(o, "deadline_ms", 0)
+    return bool(deadline) and deadline < time.time() * 1000
 
 
 def salary(o: dict[str, Any]) -> str:

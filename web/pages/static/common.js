@@ -195,6 +195,11 @@
     return new Date(Number(ms)).toLocaleString(JC.lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   };
 
+  // An opening past its deadline (the end of its last day, `deadline_ms`): no Apply.
+  JC.isClosed = function (o) { return !!(o && o.deadline_ms) && o.deadline_ms < Date.now(); };
+  // "1 application" / "3 applications" (one msgid each: zh-CN has no plural).
+  JC.applications = function (n) { return n === 1 ? _("1 application") : _("%(n)s applications", { n }); };
+
   // 1:02:03 / 2:03 from seconds (a replay's length, a chapter's place in it).
   JC.duration = function (seconds) {
     const t = Math.max(0, Math.round(Number(seconds) || 0));

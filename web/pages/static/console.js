@@ -73,7 +73,9 @@
         h("div", null,
           h("div", { class: "o-title" }, o.title, " ", o.status !== "published" ? h("span", { class: "status" }, STATUS_WORDS[o.status] || o.status) : null),
           h("div", { class: "o-meta" }, [(o.employer && o.employer.name) || "", o.city, JC.eduLabel ? JC.eduLabel(o.education) : o.education].filter(Boolean).join(" · "),
-            " · ", h("span", { class: "app-count", dataset: { count: o.id } }, _("%(n)s applications", { n: n })))),
+            o.deadline ? [" · ", h("span", { class: JC.isClosed(o) ? "deadline closed" : "deadline" },
+              JC.isClosed(o) ? _("Closed %(d)s", { d: o.deadline }) : _("Apply by %(d)s", { d: o.deadline }))] : null,
+            " · ", h("span", { class: "app-count", dataset: { count: o.id } }, JC.applications(n)))),
         h("div", { class: "actions" }, actions));
     }));
     fillAppsFilter();
@@ -151,7 +153,7 @@
         setOpening(o);
         renderLineup();
         dialog.close();
-        JC.toast(_("Saved"));
+        JC.toast(JC.isClosed(o) ? _("Saved, but its deadline has passed: viewers cannot apply.") : _("Saved"), JC.isClosed(o) ? "error" : undefined);
       } catch (ex) { H.showErrors(form, ex); }
     });
     $("#of-delete").addEventListener("click", async () => {
@@ -177,8 +179,11 @@
     fd.append("file", file);
     try {
       const r = await JC.api("POST", bpath + "/openings/import", fd, { csrf: H.csrf, raw: true });
-      out.textContent = _("Imported %(n)s openings", { n: (r.created || []).length });
-      reloadOpenings();
+      const made = r.created || [];
+      out.textContent = _("Imported %(n)s openings", { n: made.length });
+      await reloadOpenings();
+      const late = made.filter((id) => JC.isClosed(S.openings.get(id))).length;
+      if (late) out.textContent += " · " + _("%(n)s of them are past their deadline: viewers cannot apply to those.", { n: late });
     } catch (e) {
       const rep = e.extra && e.extra.report;
       const lines = [e.text()];
@@ -273,7 +278,7 @@
   function setCount(oid, n, total) {
     S.counts[oid] = n;
     if (total != null) S.total = total;
-    for (const el of $$('[data-count="' + CSS.escape(oid) + '"]')) el.textContent = _("%(n)s applications", { n: n });
+    for (const el of $$('[data-count="' + CSS.escape(oid) + '"]')) el.textContent = JC.applications(n);
     renderFigures();
     fillAppsFilter();
   }

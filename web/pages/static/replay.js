@@ -76,6 +76,7 @@
     catch (e) { started = false; return; }  // none (404), or the network: the page stays as it is
     if (!replay.segments) return;
     if (V.player) V.player.replaying = true;
+    V.replayOwnsCard = true;
     renderList();
     await start();
     showCard(chapterAt(0));

@@ -61,6 +61,7 @@
     if (d) d.textContent = b.description || "";
     overlaySub.textContent = b.status === "scheduled" && b.scheduled_at ? _("Starts at %(t)s", { t: JC.dateTime(b.scheduled_at) }) : "";
     JC.viewer.player && JC.viewer.player.setBroadcastStatus(b.status);
+    if (b.status === "ended") renderPinned();
     if (JC.viewer.onStatus) JC.viewer.onStatus(b.status);
     if (!JC.viewer.player) showOverlay(b.status === "live" ? _("Live now") : b.status === "ended" ? _("This broadcast has ended") : _("Not live yet"));
   }
@@ -100,14 +101,19 @@
       o.benefits && o.benefits.length ? h("p", { class: "hint" }, _("Benefits") + ": " + o.benefits.join(", ")) : null,
       pinned && o.description ? h("p", { class: "card-desc" }, o.description) : null,
       h("div", { class: "card-actions" },
-        h("button", { type: "button", class: "primary", dataset: { apply: o.id }, hidden: applied }, _("Apply")),
+        JC.isClosed(o) && !applied
+          ? h("span", { class: "closed" }, _("Applications closed"))
+          : h("button", { type: "button", class: "primary", dataset: { apply: o.id }, hidden: applied }, _("Apply")),
         h("span", { class: "applied", dataset: { applied: o.id }, hidden: !applied }, "✓ " + _("Applied"))));
   }
   JC.viewer.cardElement = cardElement;
 
+  // Nothing is "being presented" once the broadcast has ended (the replay's chapters are).
   function renderPinned() {
     const slot = document.getElementById("pinned-slot");
-    const p = state.pinned;
+    const ended = state.broadcast && state.broadcast.status === "ended";
+    if (ended && JC.viewer.replayOwnsCard) return;  // replay.js shows the chapter's card
+    const p = ended ? null : state.pinned;
     if (!p || !p.opening) { slot.replaceChildren(); return; }
     slot.replaceChildren(cardElement(p.opening, true));
   }

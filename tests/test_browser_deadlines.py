@@ -1,0 +1,110 @@
+"""What hosts and phone viewers met in the pages (issue: the pages as people meet them), in a
+real browser (Debian's Chromium through Playwright): openings past their deadline, the card
+still "being presented" after the broadcast, English plurals.
+
+Run inside a loopback-only network namespace like CI does (scripts/test.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.browserkit import DESKTOP, PHONE, chromium, new_page, require_browser
+from tests.openings_helpers import applicant, application_body, make_opening
+
+pytestmark = pytest.mark.browser
+
+
+def real_errors(page: Any) -> list[str]:
+    return [e for e in page.errors if "Failed to load resource" not in e]
+
+
+async def _host_page(browser: Any, base: str, bid: str) -> Any:
+    page = await new_page(browser, base, viewport=DESKTOP, lang="en")
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await page.goto("/host")
+    await page.get_by_label("Username").fill("host1")
+    await page.get_by_label("Password").fill("s3cret-pass")
+    await page.get_by_role("button", name="Log in").click()
+    await page.get_by_role("heading", name="New broadcast").wait_for()
+    await page.goto(f"/host/b/{bid}")
+    await page.locator("#lineup li[data-opening]").first.wait_for()
+    return page
+
+
+async def test_an_opening_past_its_deadline_says_closed_instead_of_apply(client, host, bid):
+    require_browser()
+    late = await make_opening(host, bid, title="过期岗位 Expired", deadline="2020-03-31")
+    fresh = await make_opening(host, bid, title="在招岗位 Open", deadline="2099-08-31")
+    assert (await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": late["id"]})).status == 200
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await viewer.goto(f"/b/{bid}")
+        # the server-rendered page and the live one agree
+        for where in ("#pinned-slot", "#openings"):
+            closed = viewer.locator(f'{where} [data-opening="{late["id"]}"]')
+            await closed.get_by_text("投递已截止").wait_for()
+            assert await closed.locator("[data-apply]").count() == 0
+        await viewer.locator("#openings").get_by_text("投递已截止").wait_for()
+        open_card = viewer.locator(f'#openings [data-opening="{fresh["id"]}"]')
+        assert await open_card.get_by_role("button", name="投递").is_visible()
+        assert real_errors(viewer) == []
+
+        # the host sees which openings are closed, and is told when saving one
+        page = await _host_page(browser, base, bid)
+        row = page.locator(f'#lineup li[data-opening="{late["id"]}"]')
+        await row.get_by_text("Closed 2020-03-31").wait_for()
+        assert "1 application" not in await row.inner_text()
+        assert "0 applications" in await row.inner_text()
+        await (
+            page.locator(f'#lineup li[data-opening="{fresh["id"]}"]')
+            .get_by_text("Apply by 2099-08-31")
+            .wait_for()
+        )
+        await row.get_by_role("button", name="Edit 过期岗位 Expired").click()
+        await page.locator("#opening-dialog").get_by_role("button", name="Save").click()
+        await page.get_by_text("Saved, but its deadline has passed").wait_for()
+        assert real_errors(page) == []
+
+
+async def test_one_application_is_one_in_english(client, host, bid, app_factory, redis_url):
+    require_browser()
+    o = await make_opening(host, bid, title="Welder")
+    viewer = await applicant(await app_factory(redis_url))
+    r = await viewer.apply(o["id"], application_body())
+    assert r.status in (200, 201), await r.text()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await _host_page(browser, base, bid)
+        row = page.locator(f'#lineup li[data-opening="{o["id"]}"]')
+        await row.get_by_text("1 application", exact=True).wait_for()
+
+
+async def test_now_presenting_goes_when_the_broadcast_ends(client, host, bid):
+    require_browser()
+    o = await make_opening(host, bid, title="数控操作工")
+    assert (await host.post(f"/api/broadcasts/{bid}/start", {})).status == 200
+    assert (await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": o["id"]})).status == 200
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        watching = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await watching.goto(f"/b/{bid}")
+        await watching.locator("#pinned-slot").get_by_text("正在讲解").wait_for()
+        assert (await host.post(f"/api/broadcasts/{bid}/end", {})).status == 200
+        await watching.locator("#overlay-title").get_by_text("本场直播已结束").wait_for()
+        await watching.locator("#pinned-slot .pin-label").wait_for(state="detached")
+        # a viewer who comes later sees no card "being presented" either, with JS or without
+        later = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await later.goto(f"/b/{bid}")
+        await later.locator("#overlay-title").get_by_text("本场直播已结束").wait_for()
+        assert await later.locator("#pinned-slot .pin-label").count() == 0
+        bare = await new_page(browser, base, viewport=PHONE, lang="zh-CN", javascript=False)
+        await bare.goto(f"/b/{bid}")
+        assert await bare.locator("#pinned-slot .card").count() == 0
+        # the opening itself is still listed (open until its deadline)
+        assert await later.locator(f'#openings [data-opening="{o["id"]}"]').count() == 1
+        assert real_errors(watching) == [] and real_errors(later) == []
