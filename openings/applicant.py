@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from jobcast.core.contract import Input, check, no_default, one_of, plain_text, refuse, text
 from jobcast.core.text import clean
 from jobcast.openings.models import CST, EDUCATION, parse_education
-from pydantic import Field, PlainValidator, ValidationInfo
+from pydantic import Field, PlainValidator, ValidationInfo, model_validator
 
 NAME_MAX = 40
 EMAIL_MAX = 254
@@ -25,8 +25,21 @@ PHONE_RAW_MAX = 32
 
 # The consent an applicant gives, by version. A new wording gets a new version; stored
 # applications keep the version they were given under.
-CONSENT_VERSION = "2026-01"
+CONSENT_VERSION = "2026-12"
 CONSENT_TEXTS: dict[str, dict[str, str]] = {
+    # the viewer page's form: what it asks, and nothing else
+    "2026-12": {
+        "zh": (
+            "我同意将以上个人信息（姓名、手机号、学历和专业）提供给本场直播的主办就业服务中心"
+            "及该岗位的招聘单位，仅用于本次招聘联系。我可以随时联系主办方删除这些信息。"
+        ),
+        "en": (
+            "I agree that the details above (name, mobile, education and major) are shared with"
+            " the employment service center hosting this broadcast and with the employer of this"
+            " opening, only to contact me about this job. I can ask the host to delete them at"
+            " any time."
+        ),
+    },
     "2026-01": {
         "zh": (
             "我同意将以上个人信息（姓名、手机号、邮箱、学校、专业、学历、毕业年份和留言）"
@@ -40,6 +53,15 @@ CONSENT_TEXTS: dict[str, dict[str, str]] = {
             "this job. I can ask the host to delete them at any time."
         ),
     }
+}
+
+# The details each consent text names: an application may carry only those (a detail the
+# applicant was not told about is not consented to).
+CONSENT_FIELDS: dict[str, frozenset[str]] = {
+    "2026-12": frozenset({"name", "phone", "degree", "major"}),
+    "2026-01": frozenset(
+        {"name", "phone", "email", "school", "major", "degree", "graduation_year", "note"}
+    ),
 }
 
 DEGREES = tuple(code for code in EDUCATION if code != "any")
@@ -167,6 +189,19 @@ class ApplicationInput(Input):
     consent_version: Annotated[
         str, PlainValidator(_consent_version, json_schema_input_type=one_of(*CONSENT_TEXTS))
     ]
+
+    @model_validator(mode="after")
+    def _consented(self) -> ApplicationInput:
+        allowed = CONSENT_FIELDS[self.consent_version]
+        given = {k for k, v in self.model_dump(exclude={"consent_version"}).items() if v}
+        extra = sorted(given - allowed)
+        if extra:
+            raise refuse(
+                f"consent text {self.consent_version} does not name {', '.join(extra)}:"
+                " leave it out, or show the text that does (consent_version)",
+                at=extra[0],
+            )
+        return self
 
 
 APPLICATION_FIELDS = tuple(ApplicationInput.model_fields)

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from jobcast.openings.applicant import CONSENT_VERSION
 
 from tests.helpers import Host, viewer_csrf
+
+# the consent text that names every detail the API takes (the page's names fewer)
+FULL_CONSENT = "2026-01"
 
 DATA = Path(__file__).parent / "data"
 
@@ -53,7 +55,7 @@ def application_body(**over: Any) -> dict[str, Any]:
         "graduation_year": 2026,
         "note": "可以随时到岗。",
         "consent": True,
-        "consent_version": CONSENT_VERSION,
+        "consent_version": FULL_CONSENT,
     }
     body.update(over)
     return body

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from jobcast.openings.applicant import CONSENT_VERSION
 
 from tests.redisproc import free_port
+
+# the consent text that names every detail the API takes (the page's names fewer)
+FULL_CONSENT = "2026-01"
 
 JOBCAST = [sys.executable, "-m", "jobcast"]
 
@@ -171,7 +173,7 @@ def application(n: int) -> dict[str, Any]:
         "phone": f"138{n:08d}",
         "degree": "associate",
         "consent": True,
-        "consent_version": CONSENT_VERSION,
+        "consent_version": FULL_CONSENT,
     }
 
 

@@ -361,3 +361,32 @@ async def test_purge_deletes_applications_older_than_retention(client, client_b,
     assert total == 0 and await v.applied(bid) == []
     # the phone may apply again once its old application is gone
     assert (await v.apply(opening["id"], application_body(phone="13600000000"))).status == 201
+
+
+async def test_a_consent_text_covers_exactly_the_details_it_names(client, opening):
+    """The page's consent text names what its form asks (name, mobile, education, major) and
+    nothing else; an application under it that carries another detail is refused, naming it."""
+    import re
+    from pathlib import Path
+
+    from jobcast.openings.applicant import CONSENT_FIELDS, CONSENT_VERSION
+
+    form = (Path(__file__).parent.parent / "web/pages/templates/viewer.html").read_text()
+    start = form.index('<form id="apply-form"')
+    asked = set(re.findall(r'name="([a-z_]+)"', form[start : form.index("</form>", start)]))
+    assert asked - {"consent"} == set(CONSENT_FIELDS[CONSENT_VERSION])
+    viewer = await applicant(client)
+    body = {
+        "name": "王芳",
+        "phone": "13800138000",
+        "degree": "bachelor",
+        "major": "会计",
+        "consent": True,
+        "consent_version": CONSENT_VERSION,
+    }
+    r = await viewer.apply(opening["id"], body)
+    assert r.status == 201, await r.text()
+    r = await viewer.apply(opening["id"], {**body, "email": "a@example.cn", "note": "hi"})
+    assert r.status == 422
+    err = (await r.json())["error"]
+    assert list(err["fields"]) == ["email"] and "note" in err["fields"]["email"]

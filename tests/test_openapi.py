@@ -12,7 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 from jobcast.core import broadcasts
 from jobcast.core.errors import Invalid
 from jobcast.openings import demo
-from jobcast.openings.applicant import CONSENT_VERSION, validate_application
+from jobcast.openings.applicant import validate_application
 from jobcast.openings.models import Opening, validate_opening
 from jobcast.web.api.chat import STAFF
 from jobcast.web.api.openapi import ACCESS, OPENING_EXAMPLE, document
@@ -272,7 +272,7 @@ ACCEPTED: dict[str, list[dict[str, Any]]] = {
             "graduation_year": "2026",
             "note": "第一行\n第二行",
             "consent": True,
-            "consent_version": CONSENT_VERSION,
+            "consent_version": "2026-01",
         },
         {
             "name": "Anna",
@@ -281,7 +281,7 @@ ACCEPTED: dict[str, list[dict[str, Any]]] = {
             "degree": "master",
             "graduation_year": 2025,
             "consent": True,
-            "consent_version": CONSENT_VERSION,
+            "consent_version": "2026-01",
         },
     ],
     "BroadcastInput": [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from jobcast.core.broadcasts import Broadcast, BroadcastInput, BroadcastPatch
 from jobcast.openings import demo
 from jobcast.openings.actions import Pin
-from jobcast.openings.applicant import CONSENT_VERSION, ApplicationInput
+from jobcast.openings.applicant import ApplicationInput
 from jobcast.openings.applications import IDEMPOTENCY_KEY_MAX
 from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
 from jobcast.openings.models import CST, STATUSES, Opening, OpeningInput, OpeningPatch
@@ -90,7 +90,7 @@ EXAMPLES: dict[str, Any] = {
         "graduation_year": 2026,
         "note": "可以下个月入职",
         "consent": True,
-        "consent_version": CONSENT_VERSION,
+        "consent_version": "2026-01",  # the text that names every detail above
     },
     "patch /api/broadcasts/{bid}/applications/{aid}": {"status": "contacted"},
 }
