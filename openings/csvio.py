@@ -108,6 +108,7 @@ class ImportReport:
     valid: list[dict[str, Any]] = field(default_factory=list)  # validated openings
     ignored_columns: list[str] = field(default_factory=list)
     encoding: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # field -> its header in the file
 
     @property
     def errors(self) -> int:
@@ -122,6 +123,9 @@ class ImportReport:
             "valid": len(self.rows) - self.errors,
             "invalid": self.errors,
             "ignored_columns": self.ignored_columns,
+            # the column each field of `rows[].errors` came from, as the file spells it (or
+            # its usual Chinese name): errors are shown by column, not by internal name
+            "columns": {**{f: a[0] for f, a in HEADERS.items()}, **self.headers},
             "rows": self.rows,
             "created": [o.id for o in created] if created is not None else [],
         }
@@ -220,10 +224,14 @@ def parse_openings(
         name = _BY_HEADER.get(_norm_header(h))
         if name is None and h.strip():
             report.ignored_columns.append(h.strip())
+        if name is not None and name not in columns:
+            report.headers[name] = h.strip()
         columns.append(name if name not in columns else None)
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [HEADERS[c][0] for c in REQUIRED_COLUMNS if c not in columns]
     if not ({"salary_min", "salary_max"} <= set(columns) or "salary" in columns):
-        missing.append("salary_min/salary_max")
+        missing.append(
+            f"{HEADERS['salary'][0]} ({HEADERS['salary_min'][0]}/{HEADERS['salary_max'][0]})"
+        )
     if missing:
         raise Invalid(
             "the file lacks required columns",

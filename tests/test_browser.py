@@ -294,9 +294,17 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await v1.get_by_role("button", name="提问", exact=True).click()
         # Questions wait for a moderator (chat_review_questions): approve it in the console.
         await v1.locator("#ask-error").filter(has_text="审核通过后会显示").wait_for()
-        held = host.locator("#review li").filter(has_text="需要证书")
+        # a held question waits in the Q&A panel and counts as a question, not a message
+        held = host.locator("#qa-queue li.held").filter(has_text="需要证书")
+        await held.get_by_text("Waiting for review").wait_for()
+        assert await host.locator("#fig-questions").inner_text() == "1"
+        assert await host.locator("#fig-review").inner_text() == "0"
+        assert await host.locator("#review li").filter(has_text="需要证书").count() == 0
         await held.get_by_role("button", name="Approve").click()
         await v1.locator("#questions .q-text").filter(has_text="需要证书").wait_for(timeout=3000)
+        # the "waiting for approval" notice goes once the question is shown
+        await v1.wait_for_function("() => document.getElementById('ask-error').textContent === ''")
+        await held.wait_for(state="detached")
         item = host.locator("#qa-queue li").filter(has_text="需要证书")
         await item.wait_for()
         await item.get_by_role("textbox").fill("需要初级会计证。")

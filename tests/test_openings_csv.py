@@ -93,6 +93,10 @@ async def test_a_bad_row_blocks_the_import_and_the_dry_run_names_it(host, bid):
             "errors": {"salary_max": bad_rows[0]["errors"]["salary_max"]},
         }
     ]
+    # each error's column as the file names it, so that the page can say which column
+    header = bad.decode("utf-8-sig").splitlines()[0].split(",")
+    assert rep["columns"]["salary_max"] in header
+    assert rep["columns"]["city"] in header and rep["columns"]["tags"] == "标签"
     assert await _listing(host, bid) == []  # a dry run stores nothing
     r = await _import(host, bid, bad)
     assert r.status == 422

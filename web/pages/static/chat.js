@@ -56,6 +56,7 @@
 
   let errTimer = null;
   // A neutral notice in the same place as errors (e.g. "waiting for a moderator").
+  let heldQuestion = null;  // the id of this viewer's question waiting for review
   function note(box, text) {
     box.textContent = text;
     box.dataset.kind = "info";
@@ -214,7 +215,12 @@
       if (q && q.id != null) { qa.mine.add(String(q.id)); setQuestion(q); renderQuestions(); }
       JC.toast(_("Question sent"));
     } catch (err) {
-      if (err.code === "held") { askText.value = ""; note(askError, _("Your question was sent and will appear once a moderator approves it")); }
+      if (err.code === "held") {
+        askText.value = "";
+        note(askError, _("Your question was sent and will appear once a moderator approves it"));
+        // the notice goes once the question is shown (question.updated), not only with time
+        if (err.extra.question_id != null) { heldQuestion = String(err.extra.question_id); qa.mine.add(heldQuestion); }
+      }
       else showError(askError, err);
     } finally {
       btn.disabled = false;
@@ -249,7 +255,15 @@
     const id = String(d.id);
     if (chat.messages.delete(id)) { chat.order = chat.order.filter((x) => x !== id); renderChat(); }
   });
-  live.on("question.updated", (q) => { setQuestion(q); renderQuestions(); });
+  live.on("question.updated", (q) => {
+    setQuestion(q);
+    renderQuestions();
+    if (heldQuestion != null && String(q.id) === heldQuestion) {
+      heldQuestion = null;
+      askError.textContent = "";
+      JC.toast(_("Your question was approved and is shown"));
+    }
+  });
   live.on("question.hidden", (d) => { qa.questions.delete(String(d.id)); renderQuestions(); });
   live.on("question.votes", (d) => {
     for (const [id, n] of Object.entries(d.votes || {})) { const q = qa.questions.get(String(id)); if (q) q.votes = n; }

@@ -35,9 +35,11 @@
   // -- figures -------------------------------------------------------------------------------------
   function renderFigures() {
     $("#fig-applications").textContent = S.total;
+    // questions held for review are questions waiting (shown in the Q&A panel), not messages
+    const held = S.review.filter((it) => it.kind === "question").length;
     const waiting = [...S.questions.values()].filter((q) => !q.hidden && q.status !== "answered").length;
-    $("#fig-questions").textContent = waiting;
-    $("#fig-review").textContent = S.review.length;
+    $("#fig-questions").textContent = waiting + held;
+    $("#fig-review").textContent = S.review.length - held;
   }
 
   // -- lineup ----------------------------------------------------------------------------------------
@@ -190,7 +192,9 @@
       if (e.fields) for (const [k, v] of Object.entries(e.fields)) if (k !== "file") lines.push(k + ": " + v);
       if (rep && rep.rows) {
         for (const r of rep.rows.filter((x) => !x.ok).slice(0, 5)) {
-          lines.push(_("Row %(n)s", { n: r.row }) + ": " + Object.entries(r.errors || {}).map(([k, v]) => k + " " + JC.fieldText(v)).join("; "));
+          // by the column's name in the file (its usual Chinese name if absent), not the field's
+          const col = (k) => (rep.columns && (rep.columns[k] || rep.columns[k.split(".")[0]])) || k;
+          lines.push(_("Row %(n)s", { n: r.row }) + ": " + Object.entries(r.errors || {}).map(([k, v]) => col(k) + " " + JC.fieldText(v)).join("; "));
         }
       }
       out.replaceChildren(...lines.map((l) => h("span", { class: "block" }, l)));
@@ -320,9 +324,20 @@
         q.hidden ? h("button", { type: "button", class: "small", dataset: { restore: id } }, _("Restore"))
           : h("button", { type: "button", class: "small danger", dataset: { qhide: id } }, _("Hide"))));
   }
+  // A question held for review, at the top of the Q&A panel with its decision (Slido's way).
+  function heldQuestionEl(it) {
+    return h("li", { class: "held", dataset: { kind: "question", rid: it.id } },
+      h("div", null, h("span", { class: "reason" }, _("Waiting for review")), " ", REASONS[it.reason] ? h("span", { class: "hint" }, REASONS[it.reason]) : null),
+      h("div", null, h("span", { class: "q-text" }, it.text)),
+      h("div", { class: "hint" }, (it.author && it.author.name) || ""),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "small primary", dataset: { approve: "1" } }, _("Approve")),
+        h("button", { type: "button", class: "small danger", dataset: { approve: "0" } }, _("Reject"))));
+  }
   function renderQuestions() {
     if (!qList) return;
-    const items = qSorted().map(questionEl);
+    const held = S.review.filter((it) => it.kind === "question").map(heldQuestionEl);
+    const items = [...held, ...qSorted().map(questionEl)];
     qList.replaceChildren(...(items.length ? items : [h("li", { class: "empty" }, _("No questions yet"))]));
     renderFigures();
   }
@@ -345,15 +360,15 @@
   const reviewList = $("#review");
   function renderReview() {
     if (!reviewList) return;
-    const items = S.review.map((it) => h("li", { dataset: { kind: it.kind, rid: it.id } },
+    const items = S.review.filter((it) => it.kind !== "question").map((it) => h("li", { dataset: { kind: it.kind, rid: it.id } },
       h("div", null, h("span", { class: "reason" }, REASONS[it.reason] || it.reason), " ", h("strong", null, (it.author && it.author.name) || ""), " ", it.text),
       h("div", { class: "row" },
         h("button", { type: "button", class: "small primary", dataset: { approve: "1" } }, _("Approve")),
         h("button", { type: "button", class: "small danger", dataset: { approve: "0" } }, _("Reject")))));
     reviewList.replaceChildren(...(items.length ? items : [h("li", { class: "empty" }, _("Nothing to review"))]));
-    renderFigures();
+    renderQuestions();  // held questions are listed there
   }
-  if (reviewList) reviewList.addEventListener("click", (e) => {
+  for (const list of [reviewList, qList]) if (list) list.addEventListener("click", (e) => {
     const b = e.target.closest("button[data-approve]");
     if (!b) return;
     const li = b.closest("li");
