@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,7 @@ class Actor:
     name: str = ""
     role: Role = "viewer"
     username: str = ""  # hosts and moderators
+    lang: str = "zh-CN"  # the viewer's page language: their default name is in it
 
     @property
     def is_staff(self) -> bool:
@@ -28,9 +30,17 @@ class Actor:
             return self.name[:NAME_MAX]
         if self.is_staff:
             return ("主持人" if self.role == "host" else "管理员") + " " + self.username[:12]
-        return "观众" + self.viewer_id[-4:]
+        return default_name(self.viewer_id, self.lang)
 
     @property
     def by(self) -> str:
         """How moderation records name who acted."""
         return self.username or self.viewer_id
+
+
+def default_name(viewer_id: str, lang: str = "zh-CN") -> str:
+    """A viewer's name until they choose one: "观众 4821" / "Viewer 4821", the number stable
+    per viewer. Not the id's own characters: those include `_` and `-` ("观众_Mrl" looked
+    broken) and would show part of the viewer's cookie id to the room."""
+    n = int.from_bytes(hashlib.sha256(viewer_id.encode()).digest()[:4], "big") % 9000 + 1000
+    return f"{'Viewer' if lang == 'en' else '观众'} {n}"

@@ -32,8 +32,11 @@ class Viewers:
         jar: aiohttp.CookieJar | None = None,
         name: str | None = None,
         since: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Viewer:
-        session = aiohttp.ClientSession(cookie_jar=jar if jar is not None else self.jar())
+        session = aiohttp.ClientSession(
+            cookie_jar=jar if jar is not None else self.jar(), headers=headers
+        )
         self.sessions.append(session)
         params = {}
         if name:

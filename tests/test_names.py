@@ -122,9 +122,9 @@ async def test_name_query_parameter_passes_the_same_rules(client, bid, viewers):
     for name in ("主持人 demo", "加微信 vx13800138000", "\u3164", "Ноst"):
         v = await viewers.open(client, bid, name=name)
         hello = v.of_type("hello")[0]["data"]
-        assert hello["name"] == "", (name, hello)
+        assert hello["chosen"] is False and hello["name"].startswith("观众 "), (name, hello)
         sent = await ok(v, "chat.send", {"text": "大家好"})
-        assert sent["name"].startswith("观众"), (name, sent)
+        assert sent["name"] == hello["name"], (name, sent)  # the page shows the name used
     watcher = await viewers.open(client, bid)
     good = await viewers.open(client, bid, name="小\u200b李")
     assert good.of_type("hello")[0]["data"]["name"] == "小李"
@@ -141,3 +141,19 @@ def test_clean_name_and_shape_without_redis():
         with pytest.raises(Invalid) as e:
             check_shape(raw)
         assert e.value.code == "name_invalid"
+
+
+async def test_default_names_are_readable_stable_and_in_the_viewers_language(client, bid, viewers):
+    import re
+
+    jar = viewers.jar()
+    zh = await viewers.open(client, bid, jar=jar)
+    name = zh.of_type("hello")[0]["data"]["name"]
+    assert re.fullmatch(r"观众 \d{4}", name), name
+    assert (await ok(zh, "chat.send", {"text": "你好"}))["name"] == name
+    again = await viewers.open(client, bid, jar=jar)  # a second socket of the same viewer
+    assert again.of_type("hello")[0]["data"]["name"] == name
+    en = await viewers.open(client, bid, headers={"Accept-Language": "en-US,en;q=0.9"})
+    en_name = en.of_type("hello")[0]["data"]["name"]
+    assert re.fullmatch(r"Viewer \d{4}", en_name), en_name
+    assert (await ok(en, "chat.send", {"text": "hello"}))["name"] == en_name

@@ -16,6 +16,7 @@ from jobcast.web.access import auth
 from jobcast.web.access.requests import client_ip, host_user, require_host, require_viewer
 from jobcast.web.access.requests import viewer_id as request_viewer_id
 from jobcast.web.appkeys import BROADCASTS, WS_ACTIONS
+from jobcast.web.pages.i18n import page_lang
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class RequestCaller:
     ip: str
     user: auth.HostUser | None = None
     name: str = ""
+    lang: str = "zh-CN"  # the page language (a viewer's default name is in it)
 
     @property
     def is_host(self) -> bool:
@@ -52,7 +54,14 @@ async def http_caller(request: web.Request, action: Action[Any]) -> RequestCalle
         vid = request_viewer_id(request) or ""
     bid = request.match_info["bid"]
     await request.app[BROADCASTS].get(bid)
-    return RequestCaller(app=request.app, bid=bid, viewer_id=vid, ip=client_ip(request), user=user)
+    return RequestCaller(
+        app=request.app,
+        bid=bid,
+        viewer_id=vid,
+        ip=client_ip(request),
+        user=user,
+        lang=page_lang(request),
+    )
 
 
 def declare(app: web.Application, *actions: Action[Any]) -> None:

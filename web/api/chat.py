@@ -69,6 +69,7 @@ def actor_of(caller: Caller) -> Actor:
         name=caller.name,
         role=user.role if user is not None else "viewer",
         username=user.username if user is not None else "",
+        lang=caller.lang,
     )
 
 

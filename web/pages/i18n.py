@@ -19,6 +19,7 @@ import functools
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import orjson
@@ -131,6 +132,11 @@ def js_dictionary(lang: str, scripts: tuple[str, ...] | None = None) -> str:
         ids |= files.get(name, frozenset())
     out = {mid: t.gettext(mid) for mid in sorted(ids)}
     return orjson.dumps({k: v for k, v in out.items() if v != k}).decode()
+
+
+def page_lang(request: Any) -> str:
+    """The language of a request's pages (and of a viewer's default name in the chat)."""
+    return negotiate(request.headers.get("Accept-Language"), request.cookies.get(LANG_COOKIE))
 
 
 def negotiate(accept_language: str | None, cookie: str | None = None) -> str:

@@ -118,10 +118,7 @@ def salary(o: dict[str, Any]) -> str:
     return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
-def page_lang(request: web.Request) -> str:
-    return i18n.negotiate(
-        request.headers.get("Accept-Language"), request.cookies.get(i18n.LANG_COOKIE)
-    )
+page_lang = i18n.page_lang
 
 
 def base_url(request: web.Request) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
+from jobcast.chat.actor import Actor
 from jobcast.core.actions import Action
 from jobcast.core.errors import Invalid, JobcastError, NotFound, RateLimited
 from jobcast.core.events import parse_seq
@@ -34,6 +35,7 @@ from jobcast.web.appkeys import (
     WS_IP_COUNTS,
 )
 from jobcast.web.errors import refusal_response
+from jobcast.web.pages.i18n import page_lang
 from jobcast.web.realtime.hub import Socket
 from jobcast.web.redis_errors import Refusal, message, refusal_kind, retry_after
 
@@ -175,7 +177,10 @@ async def viewer_socket(
         frame_max=settings.ws_send_frame_bytes,
         close_timeout=settings.ws_close_timeout,
     )
-    ctx = WsContext(app=app, bid=bid, viewer_id=vid, ip=ip, user=user, name=name, socket=sock)
+    lang = page_lang(request)
+    ctx = WsContext(
+        app=app, bid=bid, viewer_id=vid, ip=ip, user=user, name=name, socket=sock, lang=lang
+    )
     sock.meta["ctx"] = ctx
     hub = app[HUB]
     hub.start_heartbeat(settings.ws_heartbeat)
@@ -184,7 +189,25 @@ async def viewer_socket(
     try:
         role = _role(user)
         sock.send_now(
-            orjson.dumps({"type": "hello", "data": {"viewer_id": vid, "name": name, "role": role}})
+            orjson.dumps(
+                {
+                    "type": "hello",
+                    "data": {
+                        "viewer_id": vid,
+                        # what the room calls this viewer: the chosen name, or the default
+                        "name": Actor(
+                            vid,
+                            ip,
+                            name=name,
+                            role=role,
+                            username=user.username if user is not None else "",
+                            lang=lang,
+                        ).display_name,
+                        "chosen": bool(name),
+                        "role": role,
+                    },
+                }
+            )
         )
         try:
             mode = await hub.join(sock, since)

@@ -34,9 +34,12 @@
     if (role === "moderator") return h("span", { class: "host-tag" }, _("Moderator"));
     return null;
   }
+  const sent = new Set();  // ids of the messages this page sent: marked as the viewer's own
   function messageEl(m) {
-    return h("li", { class: "msg role-" + m.role, dataset: { id: m.id } },
-      roleTag(m.role), h("span", { class: "who" }, m.name), " ", h("span", { class: "text" }, m.text));
+    const mine = sent.has(String(m.id));
+    return h("li", { class: "msg role-" + m.role + (mine ? " mine" : ""), dataset: { id: m.id } },
+      roleTag(m.role), h("span", { class: "who" }, m.name), mine ? h("span", { class: "you" }, _("(you)")) : null,
+      " ", h("span", { class: "text" }, m.text));
   }
   function nearBottom() { return feed.scrollHeight - feed.scrollTop - feed.clientHeight < 60; }
   function renderChat() {
@@ -81,7 +84,7 @@
     try {
       const m = await live.send("chat.send", { text });
       chatText.value = "";
-      if (m && m.id != null && addMessage(m)) renderChat();
+      if (m && m.id != null) { sent.add(String(m.id)); addMessage(m); renderChat(); }
     } catch (err) {
       if (err.code === "held") { chatText.value = ""; note(chatError, _("Your message is waiting for a moderator")); }
       else showError(chatError, err);
