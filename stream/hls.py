@@ -133,13 +133,16 @@ class _Output:
     # -- fragments --------------------------------------------------------------------------
 
     def add(self, f: Fragment) -> None:
+        """Group fragments into segments of about `segment_seconds`. A segment is written as
+        soon as it is long enough, not when the next fragment shows up: that would list each
+        segment one fragment (about a second) later than it could be."""
         seg = self.config.segment_seconds
         have = sum(p.duration for p in self._pieces) / f.timescale if self._pieces else 0.0
-        if self._pieces and (
-            (have >= 0.95 * seg and f.keyframe) or have + f.seconds > 1.45 * max(seg, 1.0)
-        ):
+        if self._pieces and have + f.seconds > 1.45 * max(seg, 1.0):
             self.flush()
         self._pieces.append(f)
+        if sum(p.duration for p in self._pieces) / f.timescale >= 0.95 * seg:
+            self.flush()
 
     def flush(self) -> None:
         if not self._pieces:

@@ -272,7 +272,7 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await (
             host.locator("#lineup li")
             .filter(has_text="会计")
-            .filter(has_text="1 applications")
+            .filter(has_text="1 application")
             .wait_for()
         )
         assert await host.locator("#apps-rows tr").count() == 1
