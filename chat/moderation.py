@@ -103,6 +103,7 @@ class ModerationService:
             pipe.hdel(keys.mod_mutes(bid), vid)
             self.log.add_to(pipe, bid, "moderation.unmuted", {"viewer_id": vid}, audience=HOST)
             await pipe.execute()
+        await self._kick(bid, vid, "notify", "unmuted")  # their page lets them write again
         return {"viewer_id": vid}
 
     # -- bans ---------------------------------------------------------------------------------

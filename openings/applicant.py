@@ -52,7 +52,7 @@ CONSENT_TEXTS: dict[str, dict[str, str]] = {
             "this broadcast and with the employer of this opening, only to contact me about "
             "this job. I can ask the host to delete them at any time."
         ),
-    }
+    },
 }
 
 # The details each consent text names: an application may carry only those (a detail the

@@ -487,10 +487,14 @@ async def test_moderation_refusals_in_words_audio_only_and_video_restart(
         # A time-out from the console's chat list reaches the viewer at once, in words.
         msg = host.locator("#mod-chat li").filter(has_text="第一条")
         await msg.get_by_role("button", name="Time out 10 min").click()
-        await err.filter(has_text="您已被禁言").wait_for(timeout=3000)
+        await err.filter(has_text="管理员已暂停您发言").wait_for(timeout=3000)
+        assert await v.locator("#chat-text").is_disabled()
         await host.locator("#mod-people").filter(has_text="Lift time-out").wait_for()
         await host.get_by_role("button", name="Lift time-out").click()
         await host.locator("#mod-people").filter(has_text="Nobody").wait_for()
+        # lifted: the viewer is told and may write again at once
+        await err.filter(has_text="您可以继续发言了").wait_for(timeout=3000)
+        assert not await v.locator("#chat-text").is_disabled()
 
         # Blocked words: added in the console, refused for the viewer.
         await host.get_by_label("Blocked words").fill("骗子")

@@ -37,7 +37,10 @@ def apply_kick(app: web.Application, payload: bytes) -> int:
         return 0
     close = msg.get("action") == "close"
     extra = {"until": msg["until"]} if "until" in msg else {}
-    text = "you are banned from this room" if code == "banned" else "you are timed out"
+    text = {
+        "banned": "you are banned from this room",
+        "unmuted": "your time-out was lifted: you may post again",
+    }.get(code, "you are timed out")
     n = 0
     for sock in list(app[HUB].sockets.get(bid, ())):
         ctx = sock.meta.get("ctx")

@@ -257,6 +257,7 @@
   live.on("chat.hidden", (d) => {
     const id = String(d.id);
     if (chat.messages.delete(id)) { chat.order = chat.order.filter((x) => x !== id); renderChat(); }
+    if (sent.has(id)) note(chatError, _("A moderator removed your message"));  // not in silence
   });
   live.on("question.updated", (q) => {
     setQuestion(q);
@@ -275,7 +276,25 @@
   live.on("question.highlighted", (d) => { qa.highlighted = d.id != null ? d.id : null; renderQuestions(); });
   // Errors not answering a request: a time-out or a ban told to this viewer.
   live.on("error", (d) => {
+    if (d.code === "unmuted") { resumeComposer(); note(chatError, _("You can write again")); return; }
     showError(chatError, d);
     JC.toast(JC.errorText(d), "error");
+    if ((d.code === "muted" || d.code === "timed_out") && d.until) pauseComposer(Number(d.until));
+    if (d.code === "banned") pauseComposer(Infinity);
   });
+  // Timed out (or banned): the composer says so and takes no text until the time is up.
+  let pauseTimer = null;
+  function pauseComposer(until) {
+    const send = chatForm.querySelector("button[type=submit]");
+    chatText.disabled = send.disabled = true;
+    chatText.placeholder = JC.errorText(until === Infinity ? { code: "banned" } : { code: "muted", until });
+    clearTimeout(pauseTimer);
+    if (until !== Infinity) pauseTimer = setTimeout(resumeComposer, Math.max(0, until - Date.now()));
+  }
+  function resumeComposer() {
+    clearTimeout(pauseTimer);
+    chatText.disabled = chatForm.querySelector("button[type=submit]").disabled = false;
+    chatText.placeholder = _("Say something…");
+    chatError.textContent = "";
+  }
 })();

@@ -22,10 +22,7 @@
       case "slow_mode": return _("You are in slow mode, %(s)s s left", { s: s || 1 });
       case "rate_limited": return s ? _("Too fast: try again in %(s)s s", { s: s }) : _("Too fast: please wait a moment");
       case "muted": case "timed_out": {
-        if (e.until) {
-          const left = Math.max(1, Math.ceil((Number(e.until) - Date.now()) / 1000));
-          return _("You are timed out for %(s)s s", { s: left });
-        }
+        if (e.until) return _("A moderator paused your messages until %(t)s", { t: JC.time(e.until) });
         return _("You are timed out for a while");
       }
       case "banned": return _("You can no longer post in this broadcast");

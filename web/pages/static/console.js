@@ -375,6 +375,19 @@
     busy(b, () => act("review.decide", { kind: li.dataset.kind, id: qid(li.dataset.rid), approve: b.dataset.approve === "1" }))();
   });
 
+  // The host's own messages: posted like a viewer's, shown to everyone with the host's tag.
+  const hostChat = $("#host-chat");
+  if (hostChat) hostChat.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = $("#host-chat-text");
+    const text = input.value.trim();
+    if (!text) { input.focus(); return; }
+    const btn = hostChat.querySelector("button");
+    btn.disabled = true;
+    try { await act("chat.send", { text }); input.value = ""; } catch (err) { /* toasted */ }
+    finally { btn.disabled = false; input.focus(); }
+  });
+
   const modChat = $("#mod-chat");
   function renderModChat() {
     if (!modChat) return;

@@ -319,6 +319,21 @@
   });
   lowBtn.addEventListener("click", () => player.setAudioOnly(!player.audioOnly));
   stableBtn.addEventListener("click", () => player.setStable(stableBtn.getAttribute("aria-pressed") !== "true"));
+  // Full screen: the whole stage (video, mode and controls); iPhones only put the video itself
+  // in full screen. Landscape is what a phone turned sideways gets (CSS), full screen or not.
+  const fsBtn = document.getElementById("fs-btn");
+  if (fsBtn) fsBtn.addEventListener("click", async () => {
+    try {
+      if (document.fullscreenElement) await document.exitFullscreen();
+      else if (stage.requestFullscreen) {
+        await stage.requestFullscreen({ navigationUI: "hide" });
+        if (screen.orientation && screen.orientation.lock) screen.orientation.lock("landscape").catch(() => {});
+      } else if (video.webkitEnterFullscreen) video.webkitEnterFullscreen();
+    } catch (e) { /* refused: stay as is */ }
+  });
+  document.addEventListener("fullscreenchange", () => {
+    if (fsBtn) fsBtn.setAttribute("aria-pressed", String(document.fullscreenElement === stage));
+  });
   video.addEventListener("playing", () => player.onPlaying());
   video.addEventListener("pause", () => player.render());
 

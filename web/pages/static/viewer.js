@@ -292,13 +292,23 @@
     const submit = document.getElementById("apply-submit");
     submit.disabled = true;
     try {
-      await submitApplication(applying.oid, body, applying.key);
       try { localStorage.setItem(FORM_KEY, JSON.stringify({ name: body.name, phone: body.phone, degree: body.degree || "", major: body.major || "" })); } catch (ex) { /* private mode */ }
+      await submitApplication(applying.oid, body, applying.key);
       markApplied(applying.oid);
       dialog.close();
       JC.toast(_("Application sent"));
       applying = null;
     } catch (ex) {
+      if (ex.status === 0) {
+        // No connection: kept on this phone and sent by itself when the network is back,
+        // with the same key (the server stores it once however often it is sent).
+        outbox.put(applying.oid, body, applying.key);
+        setOffline(true);
+        dialog.close();
+        JC.toast(_("No connection: your application will be sent as soon as you are back online."));
+        applying = null;
+        return;
+      }
       if (ex.fields && showFieldErrors(ex.fields)) document.getElementById("apply-error").textContent = ex.text();
       else if (ex.code === "idempotency_key_reused") { applying.key = null; document.getElementById("apply-error").textContent = ex.text(); }
       else document.getElementById("apply-error").textContent = ex.text();
@@ -321,6 +331,58 @@
     throw last;
   }
   JC.viewer.applyPath = (oid) => "/api/openings/" + encodeURIComponent(oid) + "/applications";
+
+  // Applications made while offline, in localStorage until the server has them.
+  const OUTBOX_KEY = "jc_outbox_" + bid;
+  const outbox = {
+    items() { try { return JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]"); } catch (e) { return []; } },
+    save(list) { try { localStorage.setItem(OUTBOX_KEY, JSON.stringify(list)); } catch (e) { /* private mode */ } },
+    put(oid, body, key) {
+      this.save([...this.items().filter((x) => x.oid !== oid), { oid, body, key }]);
+      for (const el of $$('[data-apply="' + CSS.escape(oid) + '"]')) { el.textContent = _("Waiting to send…"); el.disabled = true; }
+    },
+    drop(oid) { this.save(this.items().filter((x) => x.oid !== oid)); },
+    sending: false,
+    async flush() {
+      if (this.sending || !this.items().length) return;
+      this.sending = true;
+      try {
+        for (const it of this.items()) {
+          try {
+            await submitApplication(it.oid, it.body, it.key);
+            this.drop(it.oid);
+            markApplied(it.oid);
+            JC.toast(_("Your application was sent"));
+          } catch (ex) {
+            if (ex.status === 0 || ex.status >= 500) break;  // still offline: next time
+            this.drop(it.oid);  // refused (closed meanwhile, or invalid): say so
+            JC.toast(_("Your application could not be sent: %(why)s", { why: ex.text() }), "error");
+            for (const el of $$('[data-apply="' + CSS.escape(it.oid) + '"]')) { el.textContent = _("Apply"); el.disabled = false; }
+          }
+        }
+      } finally { this.sending = false; }
+    },
+  };
+  JC.viewer.outbox = outbox;
+  for (const it of outbox.items()) outbox.put(it.oid, it.body, it.key);  // after a reload
+
+  // Offline: a banner says so, and what was kept is sent when the network is back. The
+  // banner shows when the browser says it is offline or a request could not reach the
+  // server; it goes when the server answers again (a probe every few seconds meanwhile, or
+  // the socket synced). The browser's own word alone is not trusted to hide it: on some
+  // networks it says offline while the server is reachable, or never says it is back.
+  const offline = document.getElementById("offline");
+  function setOffline(on) { if (offline) offline.hidden = !on; }
+  async function reachable() {
+    try { return (await fetch("/healthz", { cache: "no-store" })).status > 0; } catch (e) { return false; }
+  }
+  async function back() { if (await reachable()) { setOffline(false); outbox.flush(); } }
+  window.addEventListener("offline", () => setOffline(true));
+  window.addEventListener("online", back);
+  live.on("synced", () => { setOffline(false); outbox.flush(); });
+  // while the banner shows, look every few seconds (not every browser says when it is back)
+  setInterval(() => { if (offline && !offline.hidden) back(); }, 4000);
+  if (navigator.onLine === false) { setOffline(true); back(); }
   for (const b of $$("[data-close]", dialog)) b.addEventListener("click", () => dialog.close());
   document.addEventListener("click", (e) => {
     const b = e.target.closest("[data-apply]");

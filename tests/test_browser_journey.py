@@ -1,6 +1,6 @@
-"""What hosts and phone viewers met in the pages (issue: the pages as people meet them), in a
-real browser (Debian's Chromium through Playwright): openings past their deadline, the card
-still "being presented" after the broadcast, English plurals.
+"""What hosts and phone viewers met in the pages, in a real browser (Debian's Chromium through
+Playwright): openings past their deadline, the card still "being presented" after the
+broadcast, English plurals, the host writing in the chat, a timed-out viewer.
 
 Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 """
@@ -8,6 +8,7 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ def real_errors(page: Any) -> list[str]:
     return [e for e in page.errors if "Failed to load resource" not in e]
 
 
-async def _host_page(browser: Any, base: str, bid: str) -> Any:
+async def _host_page(browser: Any, base: str, bid: str, *, lineup: bool = True) -> Any:
     page = await new_page(browser, base, viewport=DESKTOP, lang="en")
     page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
     await page.goto("/host")
@@ -31,7 +32,10 @@ async def _host_page(browser: Any, base: str, bid: str) -> Any:
     await page.get_by_role("button", name="Log in").click()
     await page.get_by_role("heading", name="New broadcast").wait_for()
     await page.goto(f"/host/b/{bid}")
-    await page.locator("#lineup li[data-opening]").first.wait_for()
+    if lineup:
+        await page.locator("#lineup li[data-opening]").first.wait_for()
+    else:
+        await page.locator("#mod-chat").wait_for(state="attached")
     return page
 
 
@@ -108,3 +112,42 @@ async def test_now_presenting_goes_when_the_broadcast_ends(client, host, bid):
         # the opening itself is still listed (open until its deadline)
         assert await later.locator(f'#openings [data-opening="{o["id"]}"]').count() == 1
         assert real_errors(watching) == [] and real_errors(later) == []
+
+
+async def test_the_host_writes_in_the_chat_marked_as_the_host(client, host, bid):
+    require_browser()
+    await make_opening(host, bid, title="会计")
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await viewer.goto(f"/b/{bid}")
+        page = await _host_page(browser, base, bid)
+        await page.get_by_label("Message to viewers").fill("欢迎大家！投递请点岗位卡片上的按钮。")
+        await page.locator("#host-chat").get_by_role("button", name="Send").click()
+        await page.locator("#mod-chat").filter(has_text="欢迎大家").wait_for()
+        await viewer.get_by_role("tab", name="聊天").click()
+        msg = viewer.locator("#chat li.role-host").filter(has_text="欢迎大家")
+        await msg.wait_for()
+        assert "主持人" in await msg.inner_text()
+        assert await page.get_by_label("Message to viewers").input_value() == ""
+        assert real_errors(page) == [] and real_errors(viewer) == []
+
+
+async def test_a_timed_out_viewer_is_told_until_when_and_cannot_type(client, host, bid):
+    require_browser()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await viewer.goto(f"/b/{bid}")
+        await viewer.get_by_role("tab", name="聊天").click()
+        await viewer.get_by_label("消息").fill("大家好呀")
+        await viewer.get_by_role("button", name="发送").click()
+        page = await _host_page(browser, base, bid, lineup=False)
+        row = page.locator("#mod-chat li").filter(has_text="大家好呀")
+        await row.wait_for()
+        await row.get_by_role("button", name=re.compile("Time out")).first.click()
+        box = viewer.locator("#chat-text")
+        await viewer.wait_for_function("() => document.getElementById('chat-text').disabled")
+        assert "管理员已暂停您发言，至" in (await box.get_attribute("placeholder") or "")
+        assert " s" not in (await box.get_attribute("placeholder") or "")
+        assert real_errors(viewer) == []
