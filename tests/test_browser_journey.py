@@ -151,3 +151,49 @@ async def test_a_timed_out_viewer_is_told_until_when_and_cannot_type(client, hos
         assert "管理员已暂停您发言，至" in (await box.get_attribute("placeholder") or "")
         assert " s" not in (await box.get_attribute("placeholder") or "")
         assert real_errors(viewer) == []
+
+
+async def test_the_screen_follows_the_pin_and_the_question_on_screen(client, host, bid):
+    """/screen is the presenter output: the pinned card and the highlighted question, live."""
+    require_browser()
+    o = await make_opening(host, bid, title="数控操作工")
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        screen = await new_page(browser, base, viewport=DESKTOP, lang="zh-CN")
+        await screen.goto(f"/b/{bid}/screen")
+        await screen.locator("#screen img").wait_for()
+        assert await screen.locator("#screen-card").is_hidden()
+        assert (
+            await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": o["id"]})
+        ).status == 200
+        await screen.locator("#screen-card").get_by_text("数控操作工").wait_for()
+        # a viewer asks, the host approves it, answers it and puts it on screen
+        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await viewer.goto(f"/b/{bid}")
+        await viewer.get_by_role("tab", name="问答").click()
+        await viewer.get_by_label("您的问题").fill("需要夜班吗？")
+        await viewer.get_by_role("button", name="提问", exact=True).click()
+        page = await _host_page(browser, base, bid)
+        held = page.locator("#qa-queue li.held").filter(has_text="需要夜班")
+        await held.get_by_role("button", name="Approve").click()
+        item = (
+            page.locator("#qa-queue li")
+            .filter(has_text="需要夜班")
+            .filter(has_not=page.locator(".reason"))
+        )
+        await item.get_by_role("textbox").fill("不需要，白班。")
+        await item.get_by_role("button", name="Answer").click()
+        await item.get_by_role("button", name="Show on screen").click()
+        q = screen.locator("#screen-question")
+        await q.get_by_text("需要夜班吗？").wait_for()
+        await q.get_by_text("不需要，白班。").wait_for()
+        await (
+            page.locator("#qa-queue li")
+            .filter(has_text="需要夜班")
+            .get_by_role("button", name="Remove from screen")
+            .click()
+        )
+        await q.wait_for(state="hidden")
+        assert (await host.delete(f"/api/broadcasts/{bid}/pin")).status == 200
+        await screen.locator("#screen-card").wait_for(state="hidden")
+        assert real_errors(screen) == []

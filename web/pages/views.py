@@ -173,6 +173,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     ),
     "host_console.html": ("common.js", "live.js", "media.js", "host.js", "console.js", "golive.js"),
     "host_index.html": ("common.js", "host.js"),
+    "screen.html": ("common.js", "live.js", "screen.js"),
     "host_login.html": ("common.js", "host.js"),
 }
 
