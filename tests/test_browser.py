@@ -73,14 +73,19 @@ async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, r
         await host.locator("#b-when").filter(has_text="Scheduled for").wait_for()
         await host.locator("#fig-viewers").filter(has_text="2").wait_for(timeout=5000)
 
-        await host.get_by_role("button", name="Start broadcast").click()
+        # One go-live flow: "Go live" leads to the Go live panel and changes nothing yet
+        await host.get_by_role("button", name="Go live", exact=True).click()
+        await host.wait_for_function("() => document.activeElement.id === 'preview-btn'")
+        assert await host.locator("#b-status .status-scheduled").count() == 1
+        # a broadcast without video is the explicit other choice
+        host.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await host.get_by_role("button", name="Live without video").click()
         await host.locator("#b-status .status-live").wait_for()
         await v1.locator(".meta .status-live").wait_for(timeout=1000)
         await v2.locator(".meta .status-live").wait_for(timeout=1000)
         assert await v1.locator(".meta .status-live").inner_text() == "直播中"
 
         # The host ends it; viewers see that it has ended. Then logs out.
-        host.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
         await host.get_by_role("button", name="End broadcast").click()
         await v1.locator("#overlay-title").filter(has_text="本场直播已结束").wait_for(timeout=3000)
         await v2.locator(".meta .status-ended").wait_for(timeout=3000)

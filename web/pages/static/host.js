@@ -103,7 +103,7 @@
       if (!items.length) { list.replaceChildren(h("li", { class: "empty" }, _("No broadcasts yet"))); return; }
       list.replaceChildren(...items.map((b) => {
         const actions = [];
-        if (isHost && b.status === "scheduled") actions.push(h("button", { type: "button", class: "small", onclick: () => act(b.id, "start") }, _("Start broadcast")));
+        if (isHost && b.status === "scheduled") actions.push(h("a", { class: "btn small primary", href: "/host/b/" + encodeURIComponent(b.id) + "#golive" }, _("Go live")));
         if (isHost && b.status === "live") actions.push(h("button", { type: "button", class: "small danger", onclick: () => act(b.id, "end") }, _("End broadcast")));
         const rep = replays[b.id];
         if (rep && isHost && b.status !== "live") actions.push(h("button", { type: "button", class: "small danger", onclick: () => dropReplay(b.id) }, _("Delete replay")));
@@ -176,6 +176,8 @@
     const start = document.getElementById("b-start");
     const end = document.getElementById("b-end");
     if (start) start.hidden = b.status !== "scheduled";
+    const novideo = document.getElementById("b-novideo");
+    if (novideo) novideo.hidden = b.status !== "scheduled";
     if (end) end.hidden = b.status !== "live";
     const edit = document.getElementById("b-edit");
     if (edit && edit.hidden) {
@@ -198,8 +200,20 @@
     JC.toast(JC.errorText(d), "error");
   });
 
+  // "Go live" leads to the Go live panel: the broadcast goes live when its first frame
+  // arrives, so viewers never see "live" over a black screen.
   const startBtn = document.getElementById("b-start");
-  if (startBtn) startBtn.addEventListener("click", async () => {
+  if (startBtn) startBtn.addEventListener("click", () => {
+    const panel = document.getElementById("golive");
+    if (!panel) return;
+    panel.scrollIntoView({ behavior: "smooth", block: "start" });
+    const go = document.getElementById("preview-btn") || document.getElementById("publish-btn");
+    if (go) go.focus({ preventScroll: true });
+    JC.toast(_("Pick the camera, the screen or OBS, preview, then go live: viewers see live with the first picture."));
+  });
+  const noVideoBtn = document.getElementById("b-novideo");
+  if (noVideoBtn) noVideoBtn.addEventListener("click", async () => {
+    if (!confirm(_("Set the broadcast live without video? Viewers will see that it is live, and the cards and chat, but no picture until a video arrives."))) return;
     try { applyBroadcast(await api("POST", bpath + "/start", {})); } catch (e) { JC.toast(e.text(), "error"); }
   });
   const endBtn = document.getElementById("b-end");
