@@ -161,3 +161,24 @@ async def test_the_chat_names_the_viewer_and_marks_their_own_messages(client, ho
         assert "mine" not in (await theirs.get_attribute("class") or "")
         assert name in await theirs.inner_text()
         assert real_errors(zh) == [] and real_errors(en) == []
+
+
+async def test_the_video_stays_in_view_while_typing_in_the_chat(client, host, bid):
+    require_browser()
+    for i in range(6):
+        await make_opening(host, bid, title=f"岗位 {i}")
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await new_page(browser, base, viewport={"width": 390, "height": 500}, lang="zh-CN")
+        await page.goto(f"/b/{bid}")
+        await page.get_by_role("tab", name="聊天").click()
+        box = page.get_by_label("消息")
+        await box.focus()
+        await box.scroll_into_view_if_needed()
+        assert await page.evaluate("() => window.scrollY") > 0  # the page did scroll
+        stage = await page.locator("#stage").bounding_box()
+        field = await box.bounding_box()
+        assert stage is not None and field is not None
+        assert stage["y"] >= 0 and stage["y"] + stage["height"] <= field["y"] + 1, (stage, field)
+        assert field["y"] + field["height"] <= 501, field  # in view (to a pixel)
+        assert real_errors(page) == []
