@@ -378,8 +378,8 @@ class HlsWriter:
         self._status = on_status or (lambda _s: None)
         self.dropped = 0
         self.failed = 0
-        self._q: queue.Queue[tuple[str, bytes, int, bool, float] | None] = queue.Queue(
-            _QUEUE_FRAMES
+        self._q: queue.Queue[tuple[str, bytes, int, bool, float] | threading.Event | None] = (
+            queue.Queue(_QUEUE_FRAMES)
         )
         self._out: _Output | None = None
         self._last_key_ts: int | None = None
@@ -418,6 +418,13 @@ class HlsWriter:
             return True
         return False
 
+    def sync(self, timeout: float = 30.0) -> bool:
+        """Block until every frame written so far has been muxed and every segment it
+        completed is on disk (not for the event loop: call it via to_thread)."""
+        done = threading.Event()
+        self._q.put(done)
+        return done.wait(timeout)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -438,14 +445,18 @@ class HlsWriter:
         except OSError as e:
             log.warning("HLS folder not usable", extra={"error": str(e)})
             self._status("disk_full")
-            while self._q.get() is not None:
-                pass
+            while (item := self._q.get()) is not None:
+                if isinstance(item, threading.Event):
+                    item.set()
             return
         period: _Period | None = None
         while True:
             item = self._q.get()
             if item is None:
                 break
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
             kind, data, ts, key, wall = item
             try:
                 period = self._frame(period, kind, data, ts, key, wall)

@@ -125,31 +125,24 @@ def encode_h264(
     return out[:frames]
 
 
-class EncodedVideoTrack(MediaStreamTrack):
+class EncodedVideoTrack(VideoStreamTrack):
     """Sends already encoded H264 frames as they are (aiortc packetizes an `av.Packet`
-    without encoding it), at 30 fps, like an encoder that ignores keyframe requests (OBS).
-    After the last frame it sends nothing more, and the connection stays up."""
-
-    kind = "video"
+    without encoding it), at aiortc's own 30 fps pace (`next_timestamp`), like an encoder
+    that ignores keyframe requests (OBS). After the last frame it sends nothing more, and
+    the connection stays up."""
 
     def __init__(self, frames: list[bytes]) -> None:
         super().__init__()
         self.frames = frames
         self.sent = 0
-        self._start: float | None = None
 
     async def recv(self) -> av.Packet:
-        if self._start is None:
-            self._start = time.monotonic()
         if self.sent >= len(self.frames):
             await asyncio.get_running_loop().create_future()  # nothing more, ever
-        due = self._start + self.sent / 30
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # the pace of a live source, not a synchronisation
+        pts, time_base = await self.next_timestamp()
         packet = av.Packet(self.frames[self.sent])
-        packet.pts = self.sent * 3000
-        packet.time_base = fractions.Fraction(1, 90000)
+        packet.pts = pts
+        packet.time_base = time_base
         self.sent += 1
         return packet
 

@@ -152,7 +152,7 @@ def test_segments_are_about_the_configured_length(tmp_path: Path):
 
 _KILLED = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys
     from pathlib import Path
     from jobcast.stream.hls import HlsConfig, HlsWriter
     from jobcast.stream.bitstream import is_keyframe
@@ -160,10 +160,9 @@ _KILLED = textwrap.dedent(
     w = HlsWriter(HlsConfig(Path(sys.argv[1])), "abc", audio=False)
     for i, f in enumerate(encode_h264(150)):
         w.write("video", f, i * 3000, is_keyframe("H264", f))
-    while w.segments < 3:
-        time.sleep(0.01)  # the child's own wait for its writer thread, not the test's
+    w.sync()  # everything written: its segments are on disk
     print("ready", flush=True)
-    time.sleep(600)
+    signal.pause()  # until the test kills this process
     """
 )
 
