@@ -158,3 +158,22 @@ A11Y_CHECK = """() => {
 
 async def a11y_problems(page: Any) -> list[str]:
     return await page.evaluate(A11Y_CHECK)
+
+
+def real_errors(page: Any, *also: str) -> list[str]:
+    """Console errors other than HTTP statuses the page handles itself (a WHEP 503, the live
+    playlist's 404 before its first segment), nor any containing one of `also`."""
+    skip = ("Failed to load resource", *also)
+    return [e for e in page.errors if not any(s in e for s in skip)]
+
+
+# Video frames the viewer page's WebRTC session has decoded so far.
+FRAMES_DECODED = """async () => {
+  const s = JC.viewer.player.session;
+  if (!s || !s.pc) return 0;
+  let n = 0;
+  (await s.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") n = r.framesDecoded || 0;
+  });
+  return n;
+}"""

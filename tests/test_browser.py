@@ -12,10 +12,12 @@ import pytest
 
 from tests.browserkit import (
     DESKTOP,
+    FRAMES_DECODED,
     PHONE,
     a11y_problems,
     chromium,
     new_page,
+    real_errors,
     require_browser,
     screenshot,
 )
@@ -23,11 +25,6 @@ from tests.helpers import login
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def real_errors(page: Any) -> list[str]:
-    """Console errors other than HTTP statuses the page handles itself."""
-    return [e for e in page.errors if "Failed to load resource" not in e]
 
 
 async def test_host_creates_and_starts_a_broadcast_viewers_follow(app_factory, redis_url) -> None:
@@ -141,15 +138,6 @@ async def test_language_switch_and_keyboard(client, host) -> None:
 
 
 MEDIA = {"media_ice_addresses": "127.0.0.1", "media_publisher_grace": 3.0}
-FRAMES_DECODED = """async () => {
-  const s = JC.viewer.player.session;
-  if (!s || !s.pc) return 0;
-  let n = 0;
-  (await s.pc.getStats()).forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "video") n = r.framesDecoded || 0;
-  });
-  return n;
-}"""
 
 
 async def frames_grow(page: Any, timeout: float = 20.0) -> int:

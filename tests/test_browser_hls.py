@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from jobcast.web.pages.views import STATIC
 
-from tests.browserkit import PHONE, chromium, new_page, require_browser, screenshot
+from tests.browserkit import (
+    FRAMES_DECODED,
+    PHONE,
+    chromium,
+    new_page,
+    real_errors,
+    require_browser,
+    screenshot,
+)
 from tests.media_peers import Publisher, Viewer
 from tests.waiting import wait_until
 
@@ -48,21 +56,6 @@ WEBRTC_PLAYING = """() => {
   const p = JC.viewer.player;
   return !p.hlsMode() && p.phase === "playing" && !!p.session;
 }"""
-FRAMES_DECODED = """async () => {
-  const s = JC.viewer.player.session;
-  if (!s || !s.pc) return 0;
-  let n = 0;
-  (await s.pc.getStats()).forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "video") n = r.framesDecoded || 0;
-  });
-  return n;
-}"""
-
-
-def real_errors(page: Any) -> list[str]:
-    """Console errors other than HTTP statuses the page handles itself (WHEP's 503, the live
-    playlist's 404 before its first segment is written)."""
-    return [e for e in page.errors if "Failed to load resource" not in e]
 
 
 class Traffic:

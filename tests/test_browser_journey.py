@@ -13,14 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.browserkit import DESKTOP, PHONE, chromium, new_page, require_browser
+from tests.browserkit import DESKTOP, PHONE, chromium, new_page, real_errors, require_browser
 from tests.openings_helpers import applicant, application_body, make_opening
 
 pytestmark = pytest.mark.browser
-
-
-def real_errors(page: Any) -> list[str]:
-    return [e for e in page.errors if "Failed to load resource" not in e]
 
 
 async def _host_page(browser: Any, base: str, bid: str, *, lineup: bool = True) -> Any:
