@@ -146,6 +146,15 @@ class SlowModeInput(ActionData):
     seconds: SlowSeconds = None
 
 
+class AfterEndInput(ActionData):
+    model_config = _canonical("open")
+    open: Bool = None
+
+
+class PinInput(ActionData):
+    id: MaybeItemId = None
+
+
 class WordsInput(ActionData):
     model_config = documented(minProperties=1)
     set: WordList = None
@@ -190,6 +199,22 @@ class Banned(Output):
 
 class SlowModeSet(Output):
     slow_mode: int
+
+
+class AfterEndSet(Output):
+    open_after_end: bool
+
+
+class PinnedChatMessage(Output):
+    id: str
+    name: str
+    role: str
+    text: str
+    ts: Ms
+
+
+class MessagePinned(Output):
+    message: PinnedChatMessage | None
 
 
 class BlockedWords(Output):

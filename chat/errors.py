@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobcast.core.errors import JobcastError
+from jobcast.core.errors import Conflict, JobcastError
 
 
 class Held(JobcastError):
@@ -10,3 +10,8 @@ class Held(JobcastError):
     room sees nothing until it is approved. Not a failure, but the author must be told."""
 
     code = "held"
+
+
+def chat_closed() -> Conflict:
+    """A viewer posts, asks or votes after the broadcast ended, with the room not kept open."""
+    return Conflict("the broadcast has ended: chat and questions are closed", code="chat_closed")

@@ -1,7 +1,8 @@
 """The gate every viewer's message and question passes, in one Redis script so that it holds
-across processes: ban, time-out, blocked words, the per-viewer and per-IP token buckets, slow
-mode. Only when all pass are tokens spent and the slow-mode marker set, and the new item id
-allocated. Hosts and moderators do not pass through it.
+across processes: the broadcast's end (unless the host keeps the room open), ban, time-out,
+blocked words, the per-viewer and per-IP token buckets, slow mode. Only when all pass are
+tokens spent and the slow-mode marker set, and the new item id allocated. Hosts and
+moderators do not pass through it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 
 from jobcast.chat.actor import Actor
 from jobcast.chat.config import ChatConfig
+from jobcast.chat.errors import chat_closed
 from jobcast.chat.filters import squeeze
 from jobcast.core import keys
 from jobcast.core.errors import Forbidden, Invalid, RateLimited
@@ -18,6 +20,9 @@ from redis.asyncio import Redis
 # Times come from Redis (TIME) so that every process judges a time-out or a bucket the same.
 _GATE_LUA = """
 local vid, ip, text = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HGET', KEYS[11], 'status') == 'ended' and redis.call('EXISTS', KEYS[12]) == 0 then
+  return {'closed', 0}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('HEXISTS', KEYS[1], vid) == 1 or redis.call('HEXISTS', KEYS[2], ip) == 1 then
@@ -89,6 +94,8 @@ class Gate:
                 keys.mod_slow_viewer(bid, actor.viewer_id),
                 keys.viewer_ips(bid),
                 counter,
+                keys.broadcast(bid),
+                keys.chat_open_after_end(bid),
             ],
             args=[
                 actor.viewer_id,
@@ -106,6 +113,8 @@ class Gate:
         code = code.decode() if isinstance(code, bytes) else code
         if code == "ok":
             return str(value)
+        if code == "closed":
+            raise chat_closed()
         if code == "banned":
             raise Forbidden("you are banned from this room", code="banned")
         if code == "muted":

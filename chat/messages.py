@@ -23,6 +23,7 @@ from jobcast.core import keys
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.core.events import EventLog, pipeline_script, queue_script
 from jobcast.core.text import clean
+from jobcast.core.tx import transact
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -183,12 +184,45 @@ class ChatService:
     async def hide(self, bid: str, mid: Any, by: Actor) -> dict[str, Any]:
         mid = str(mid)
         await self.get(bid, mid)
-        async with self.redis.pipeline(transaction=True) as pipe:
+
+        async def body(pipe: Pipeline) -> dict[str, Any]:
+            pinned = await pipe.get(keys.chat_pinned(bid))
+            pipe.multi()
             pipe.lrem(keys.chat_recent(bid), 0, mid)
             pipe.hset(keys.chat_hidden(bid), mid, by.by)
             self.log.add_to(pipe, bid, "chat.hidden", {"id": mid})
+            if pinned is not None and orjson.loads(pinned)["id"] == mid:  # hidden: not pinned
+                pipe.delete(keys.chat_pinned(bid))
+                self.log.add_to(pipe, bid, "chat.pinned", {"message": None})
+            return {"id": mid, "hidden": True}
+
+        return await transact(self.redis, [keys.chat_pinned(bid)], body, attempts=10)
+
+    async def pin(self, bid: str, mid: Any, by: Actor) -> dict[str, Any]:
+        """Pin one visible message above the chat for everyone (an announcement, usually the
+        host's own), replacing the one pinned before; `mid` None takes it down."""
+        if mid is None:
+            message = None
+        else:
+            mid = str(mid) if isinstance(mid, int) and not isinstance(mid, bool) else mid
+            if not isinstance(mid, str) or not mid.isdigit() or len(mid) > 12:
+                raise Invalid("bad message id", fields={"id": "a message id, or null"})
+            m = await self.get(bid, mid)
+            if await self.redis.hexists(keys.chat_hidden(bid), mid):
+                raise NotFound("no such message", code="message_not_found")
+            message = public_message(m)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if message is None:
+                pipe.delete(keys.chat_pinned(bid))
+            else:
+                pipe.set(keys.chat_pinned(bid), orjson.dumps(message))
+            self.log.add_to(pipe, bid, "chat.pinned", {"message": message})
             await pipe.execute()
-        return {"id": mid, "hidden": True}
+        return {"message": message}
+
+    async def pinned(self, bid: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(keys.chat_pinned(bid))
+        return None if raw is None else orjson.loads(raw)
 
     async def recent(self, bid: str) -> list[dict[str, Any]]:
         """The visible messages, oldest first, public form."""

@@ -79,6 +79,11 @@ class ModerationService:
             fields={"viewer_id": "required (or message_id / question_id)"},
         )
 
+    async def tell(self, vid: str, bid: str, code: str, **extra: Any) -> None:
+        """Tell one viewer's open sockets something about their own posts (an `error` event
+        `code`, not a refusal of a request), on every process."""
+        await self._kick(bid, vid, "notify", code, **extra)
+
     async def _kick(self, bid: str, vid: str, action: str, code: str, **extra: Any) -> None:
         payload = {"bid": bid, "viewer_id": vid, "action": action, "code": code, **extra}
         await self.redis.publish(keys.CHAT_KICK, orjson.dumps(payload))
@@ -156,6 +161,21 @@ class ModerationService:
             await pipe.execute()
         return {"slow_mode": seconds}
 
+    async def after_end(self, bid: str, data: dict[str, Any], by: Actor) -> dict[str, Any]:
+        """Keep chat and questions open after the broadcast ends (`open` true), or close them
+        with it (the default). Decided by the gate at each post, so it applies at once."""
+        keep = data.get("open")
+        if not isinstance(keep, bool):
+            raise Invalid("open must be true or false", fields={"open": "a boolean"})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if keep:
+                pipe.set(keys.chat_open_after_end(bid), "1")
+            else:
+                pipe.delete(keys.chat_open_after_end(bid))
+            self.log.add_to(pipe, bid, "chat.settings", {"open_after_end": keep})
+            await pipe.execute()
+        return {"open_after_end": keep}
+
     async def words(self, bid: str, data: dict[str, Any], by: Actor) -> dict[str, Any]:
         """Change the blocked words: `set` replaces the list, `add` and `remove` edit it."""
         parsed = {k: _words(data, k) for k in ("set", "add", "remove") if k in data}
@@ -183,7 +203,8 @@ class ModerationService:
     # -- reading ------------------------------------------------------------------------------
 
     async def settings(self, bid: str) -> dict[str, Any]:
-        return {"slow_mode": int(await self.redis.get(keys.mod_slow(bid)) or 0)}
+        slow, keep = await self.redis.mget(keys.mod_slow(bid), keys.chat_open_after_end(bid))
+        return {"slow_mode": int(slow or 0), "open_after_end": keep is not None}
 
     async def state(self, bid: str) -> dict[str, Any]:
         """Hosts' view: blocked words, active time-outs and bans."""

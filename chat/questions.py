@@ -22,7 +22,7 @@ from typing import Any
 
 from jobcast.chat.actor import Actor
 from jobcast.chat.config import ChatConfig
-from jobcast.chat.errors import Held
+from jobcast.chat.errors import Held, chat_closed
 from jobcast.chat.gate import Gate
 from jobcast.chat.messages import message_text, now_ms
 from jobcast.chat.review import ReviewQueue
@@ -54,6 +54,8 @@ def _busy() -> Conflict:
 # The count is the sum over addresses of min(voters from it, cap): a vote moves it only while
 # its address is within the cap, and a withdrawal only when the address was.
 _VOTE_LUA = """
+if redis.call('HGET', KEYS[10], 'status') == 'ended' and redis.call('EXISTS', KEYS[11]) == 0
+then return {-3, 0} end
 if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 1 or redis.call('HEXISTS', KEYS[7], ARGV[4]) == 1
 then return {-2, 0} end
 local st = redis.call('HGET', KEYS[1], 'status')
@@ -241,6 +243,8 @@ class QuestionService:
                 keys.mod_ban_ips(bid),
                 keys.question_voter_addrs(bid, qid),
                 keys.question_addr_votes(bid, qid),
+                keys.broadcast(bid),
+                keys.chat_open_after_end(bid),
             ],
             args=[
                 qid,
@@ -252,6 +256,8 @@ class QuestionService:
                 self.config.votes_per_address,
             ],
         )
+        if changed == -3:
+            raise chat_closed()
         if changed == -2:
             raise Forbidden("you are banned from this room", code="banned")
         if changed == -1:

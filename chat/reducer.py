@@ -37,7 +37,9 @@ def apply(state: dict[str, Any], event: dict[str, Any], *, host: bool, recent: i
         if i >= 0:
             del chat[i]
     elif t == "chat.settings":
-        state["chat_settings"] = {"slow_mode": d["slow_mode"]}
+        state.setdefault("chat_settings", {}).update(d)  # only the settings that changed
+    elif t == "chat.pinned":
+        state["chat_pinned"] = d["message"]
     elif t == "question.updated":
         qs = state.setdefault("questions", [])
         i = _find(qs, d["id"])
@@ -118,7 +120,7 @@ def reduce(
     return state
 
 
-CHAT_PARTS = ("chat", "chat_settings", "questions", "highlighted_question")
+CHAT_PARTS = ("chat", "chat_settings", "chat_pinned", "questions", "highlighted_question")
 HOST_PARTS = (*CHAT_PARTS, "review", "moderation")
 
 

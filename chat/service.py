@@ -76,6 +76,8 @@ class ChatRoom:
         item = await self.review.decide(
             bid, kind, data.get("id"), approve=approve, by=by.by, effects=effects
         )
+        if not approve and item.get("vid"):  # the author learns it, not only the hosts
+            await self.moderation.tell(item["vid"], bid, "rejected", item=kind, id=item["id"])
         return {"kind": kind, "id": item["id"], "approved": approve}
 
     async def snapshot(self, bid: str, host: bool) -> dict[str, Any]:
@@ -84,6 +86,7 @@ class ChatRoom:
         part: dict[str, Any] = {
             "chat": await self.messages.recent(bid),
             "chat_settings": await self.moderation.settings(bid),
+            "chat_pinned": await self.messages.pinned(bid),
         }
         part.update(await self.questions.listing(bid, host=host))
         if host:

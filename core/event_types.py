@@ -79,7 +79,8 @@ EVENTS: Mapping[str, EventType] = _types(
     # -- chat, questions and moderation (chat/) --
     EventType("chat.messages", "public", "new approved messages, one batch per process"),
     EventType("chat.hidden", "public", "a message was hidden: remove it"),
-    EventType("chat.settings", "public", "the room's slow mode changed"),
+    EventType("chat.settings", "public", "the room's settings that changed"),
+    EventType("chat.pinned", "public", "the message pinned above the chat, or none"),
     EventType("question.updated", "either", "a question approved, answered or restored"),
     EventType("question.author", "host", "who asked a question, anonymous ones too"),
     EventType("question.hidden", "public", "a question was hidden"),

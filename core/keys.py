@@ -264,6 +264,17 @@ def staff_names(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:names:staff"
 
 
+def chat_open_after_end(bid: str) -> str:
+    """String '1' while the host keeps chat and questions open after the broadcast ends
+    (absent: they close with it)."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:after_end"
+
+
+def chat_pinned(bid: str) -> str:
+    """String: the message JSON pinned above the chat (absent: none)."""
+    return f"{PREFIX}:{{b:{bid}}}:chat:pinned"
+
+
 def mod_slow(bid: str) -> str:
     """String: slow mode interval in seconds (absent: off)."""
     return f"{PREFIX}:{{b:{bid}}}:mod:slow"

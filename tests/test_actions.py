@@ -18,6 +18,8 @@ ACCESS = {
     "question.ask": "viewer",
     "question.vote": "viewer",
     "chat.hide": "staff",
+    "chat.pin": "staff",
+    "mod.after_end": "staff",
     "question.answer": "staff",
     "question.highlight": "staff",
     "question.hide": "staff",

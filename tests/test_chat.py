@@ -230,7 +230,7 @@ async def test_slow_mode_refuses_viewers_not_moderators(client, client_b, bid, m
     assert r.status == 200
     v = await viewers.open(client, bid)
     other = await viewers.open(client_b, bid)
-    assert v.of_type("snapshot")[0]["data"]["chat_settings"] == {"slow_mode": 30}
+    assert v.of_type("snapshot")[0]["data"]["chat_settings"] ["slow_mode"] == 30
     await ok(v, "chat.send", {"text": "第一条"})
     e = await err(v, "chat.send", {"text": "第二条"})
     assert e["code"] == "slow_mode" and 0 < e["retry_after"] <= 30
@@ -367,6 +367,9 @@ async def test_snapshot_after_reconnect_equals_live_state(client, client_b, bid,
     await ok(console, "chat.hide", {"id": m1["id"]})
     await ok(console, "mod.words", {"set": ["坏词"]})
     await ok(console, "mod.slow_mode", {"seconds": 5})
+    notice = await ok(console, "chat.send", {"text": "欢迎来到招聘直播"})
+    await ok(console, "chat.pin", {"id": notice["id"]})
+    await ok(console, "mod.after_end", {"open": True})
     await ok(console, "mod.timeout", {"question_id": q3, "seconds": 120})
     await ok(console, "mod.ban", {"message_id": m1["id"], "ip": False})
     await ok(
@@ -398,8 +401,10 @@ async def test_snapshot_after_reconnect_equals_live_state(client, client_b, bid,
     qs = {q["id"]: q for q in snap["questions"]}
     assert qs[q2]["status"] == "answered" and qs[q2]["votes"] == 2
     assert qs[q1]["votes"] == 1 and qs[q1]["hidden"] is False
-    assert [m["text"] for m in snap["chat"]] == ["before", "hello", "www.example.com 招人"]
-    assert snap["chat_settings"] == {"slow_mode": 5}
+    texts = ["before", "hello", "欢迎来到招聘直播", "www.example.com 招人"]
+    assert [m["text"] for m in snap["chat"]] == texts
+    assert snap["chat_settings"] == {"slow_mode": 5, "open_after_end": True}
+    assert snap["chat_pinned"]["text"] == "欢迎来到招聘直播"
 
 
 class _Tags(HTMLParser):

@@ -205,6 +205,20 @@ STAFF: dict[str, Action[Any]] = {
             lambda r, b, d, a: r.moderation.slow_mode(b, given(d), a),
         ),
         _staff(
+            "chat.pin",
+            chat_actions.PinInput,
+            "Pin a message above the chat (id null takes it down)",
+            chat_actions.MessagePinned,
+            lambda r, b, d, a: r.messages.pin(b, d.id, a),
+        ),
+        _staff(
+            "mod.after_end",
+            chat_actions.AfterEndInput,
+            "Keep chat and questions open after the broadcast ends (default: they close)",
+            chat_actions.AfterEndSet,
+            lambda r, b, d, a: r.moderation.after_end(b, given(d), a),
+        ),
+        _staff(
             "mod.words",
             chat_actions.WordsInput,
             "Change the blocked words: set replaces, add and remove edit",

@@ -76,6 +76,8 @@ CHAT_EXAMPLES: dict[str, dict[str, Any]] = {
     "mod.ban": {"message_id": "1", "ip": False},
     "mod.unban": {"viewer_id": "vK3mP9xQ2wR5"},
     "mod.slow_mode": {"seconds": 10},
+    "mod.after_end": {"open": True},
+    "chat.pin": {"id": "1"},
     "mod.words": {"add": ["加微信"], "remove": ["兼职"]},
 }
 

@@ -36,10 +36,11 @@ def apply_kick(app: web.Application, payload: bytes) -> int:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return 0
     close = msg.get("action") == "close"
-    extra = {"until": msg["until"]} if "until" in msg else {}
+    extra = {k: v for k, v in msg.items() if k not in ("bid", "viewer_id", "action", "code")}
     text = {
         "banned": "you are banned from this room",
         "unmuted": "your time-out was lifted: you may post again",
+        "rejected": f"a moderator did not approve your {msg.get('item', 'message')}",
     }.get(code, "you are timed out")
     n = 0
     for sock in list(app[HUB].sockets.get(bid, ())):
