@@ -12,6 +12,7 @@
 
   const chat = { messages: new Map(), order: [] };
   const qa = { questions: new Map(), highlighted: null, mine: new Set(), voted: new Set() };
+  let openAfterEnd = false;  // chat_settings.open_after_end: the host keeps the room open
   const VOTED_KEY = "jc_votes_" + bid;
   const NAME_KEY = "jc_name";
   try { for (const id of JSON.parse(localStorage.getItem(VOTED_KEY) || "[]")) qa.voted.add(String(id)); } catch (e) { /* none */ }
@@ -90,6 +91,7 @@
       else showError(chatError, err);
     } finally {
       btn.disabled = false;
+      renderClosed();
       chatText.focus();
     }
   });
@@ -164,6 +166,7 @@
     const rest = qs.filter((q) => q !== hl);
     const items = (hl ? [hl] : []).concat(rest).map(questionEl);
     list.replaceChildren(...(items.length ? items : [h("li", { class: "empty" }, _("No questions yet: ask the first one!"))]));
+    if (V.root.dataset.status === "ended" && !openAfterEnd) for (const b of list.querySelectorAll("[data-vote]")) b.disabled = true;
   }
   function setQuestion(q) {
     if (q.hidden) qa.questions.delete(String(q.id));
@@ -227,11 +230,35 @@
       else showError(askError, err);
     } finally {
       btn.disabled = false;
+      renderClosed();
     }
   });
 
+  // -- the pinned message and the room closing with the broadcast ---------------------------------
+  const pinnedBox = document.getElementById("chat-pinned");
+  function renderPinnedMessage(m) {
+    pinnedBox.hidden = !m;
+    if (m) pinnedBox.replaceChildren(h("span", { class: "pin-label" }, _("Pinned by the host")), " ", h("span", { class: "who" }, m.name), " ", h("span", { class: "text" }, m.text));
+    else pinnedBox.replaceChildren();
+  }
+  function renderClosed() {
+    const closed = V.root.dataset.status === "ended" && !openAfterEnd;
+    for (const el of [chatText, chatForm.querySelector("button[type=submit]"), askText, askForm.querySelector("button[type=submit]")]) {
+      if (closed) el.disabled = true;
+      else if (!chatText.dataset.paused || (el !== chatText && el.form !== chatForm)) el.disabled = false;
+    }
+    document.getElementById("chat-closed").hidden = !closed;
+    document.getElementById("qa-closed").hidden = !closed;
+    for (const b of list.querySelectorAll("[data-vote]")) b.disabled = closed;
+  }
+  document.addEventListener("jc:status", renderClosed);
+  live.on("chat.pinned", (d) => renderPinnedMessage(d.message));
+  live.on("chat.settings", (d) => { if ("open_after_end" in d) { openAfterEnd = !!d.open_after_end; renderClosed(); } });
+
   // -- events --------------------------------------------------------------------------------------
   live.on("snapshot", (d) => {
+    if ("chat_pinned" in d) renderPinnedMessage(d.chat_pinned);
+    if (d.chat_settings) { openAfterEnd = !!d.chat_settings.open_after_end; renderClosed(); }
     const hasChat = "chat" in d;
     showFeature("chat", hasChat);
     showFeature("questions", "questions" in d);
@@ -277,6 +304,14 @@
   // Errors not answering a request: a time-out or a ban told to this viewer.
   live.on("error", (d) => {
     if (d.code === "unmuted") { resumeComposer(); note(chatError, _("You can write again")); return; }
+    if (d.code === "rejected") {  // one of this viewer's held items was not approved
+      if (d.item === "question") {
+        if (heldQuestion === String(d.id)) heldQuestion = null;
+        qa.mine.delete(String(d.id));
+        note(askError, _("A moderator did not approve your question"));
+      } else note(chatError, _("A moderator did not approve your message"));
+      return;
+    }
     showError(chatError, d);
     JC.toast(JC.errorText(d), "error");
     if ((d.code === "muted" || d.code === "timed_out") && d.until) pauseComposer(Number(d.until));
@@ -287,14 +322,17 @@
   function pauseComposer(until) {
     const send = chatForm.querySelector("button[type=submit]");
     chatText.disabled = send.disabled = true;
+    chatText.dataset.paused = "1";
     chatText.placeholder = JC.errorText(until === Infinity ? { code: "banned" } : { code: "muted", until });
     clearTimeout(pauseTimer);
     if (until !== Infinity) pauseTimer = setTimeout(resumeComposer, Math.max(0, until - Date.now()));
   }
   function resumeComposer() {
     clearTimeout(pauseTimer);
+    delete chatText.dataset.paused;
     chatText.disabled = chatForm.querySelector("button[type=submit]").disabled = false;
     chatText.placeholder = _("Say something…");
     chatError.textContent = "";
+    renderClosed();
   }
 })();

@@ -40,6 +40,7 @@
       case "bad_origin": return _("Request refused");
       case "broadcast_not_found": return _("This broadcast does not exist");
       case "broadcast_ended": return _("This broadcast has ended");
+      case "chat_closed": return _("The broadcast has ended: chat and questions are closed");
       case "opening_not_found": case "not_found": return _("This opening is no longer available");
       case "opening_closed": return _("Applications for this opening are closed");
       case "deadline_passed": return _("The application deadline has passed");

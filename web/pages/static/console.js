@@ -384,12 +384,28 @@
     if (!text) { input.focus(); return; }
     const btn = hostChat.querySelector("button");
     btn.disabled = true;
-    try { await act("chat.send", { text }); input.value = ""; } catch (err) { /* toasted */ }
+    try {
+      const m = await act("chat.send", { text });
+      input.value = "";
+      const pin = $("#host-chat-pin");
+      if (pin && pin.checked && m && m.id != null) { await act("chat.pin", { id: qid(m.id) }); pin.checked = false; }
+    } catch (err) { /* toasted */ }
     finally { btn.disabled = false; input.focus(); }
   });
 
   const modChat = $("#mod-chat");
+  const isPinned = (id) => !!S.chatPinned && String(S.chatPinned.id) === String(id);
+  function renderChatPinned() {
+    const box = $("#console-chat-pinned");
+    if (!box) return;
+    box.hidden = !S.chatPinned;
+    box.replaceChildren(...(S.chatPinned ? [h("span", { class: "pin-label" }, _("Pinned above the chat")), " ", h("span", { class: "text" }, S.chatPinned.text), " ",
+      h("button", { type: "button", class: "small link", dataset: { unpin: "1" } }, _("Unpin"))] : []));
+  }
+  const pinnedBox = $("#console-chat-pinned");
+  if (pinnedBox) pinnedBox.addEventListener("click", (e) => { const b = e.target.closest("[data-unpin]"); if (b) busy(b, () => act("chat.pin", { id: null }))(); });
   function renderModChat() {
+    renderChatPinned();
     if (!modChat) return;
     const items = S.chatOrder.slice(-100).map((id) => {
       const m = S.chat.get(id);
@@ -399,6 +415,7 @@
         h("span", { class: "who" }, m.name), " ", h("span", { class: "text" }, m.text), " ",
         h("span", { class: "row" },
           h("button", { type: "button", class: "small link", dataset: { hide: id } }, _("Hide")),
+          h("button", { type: "button", class: "small link", dataset: { pin: id, pinned: String(isPinned(id)) }, "aria-pressed": String(isPinned(id)) }, isPinned(id) ? _("Unpin") : _("Pin")),
           staff ? null : h("button", { type: "button", class: "small link", dataset: { timeout: id } }, _("Time out 10 min")),
           staff ? null : h("button", { type: "button", class: "small link danger", dataset: { ban: id } }, _("Ban"))));
     });
@@ -411,6 +428,7 @@
     if (!b) return;
     const d = b.dataset;
     if (d.hide) busy(b, () => act("chat.hide", { id: qid(d.hide) }))();
+    else if (d.pin) busy(b, () => act("chat.pin", { id: d.pinned === "true" ? null : qid(d.pin) }))();
     else if (d.timeout) busy(b, () => act("mod.timeout", { message_id: qid(d.timeout), seconds: 600 }))();
     else if (d.ban && confirm(_("Ban this viewer from posting in this broadcast?"))) busy(b, () => act("mod.ban", { message_id: qid(d.ban) }))();
   });
@@ -424,7 +442,10 @@
 
   const slow = $("#slow-mode");
   if (slow) slow.addEventListener("change", () => act("mod.slow_mode", { seconds: Number(slow.value) }).catch(() => { slow.value = String(S.slow); }));
+  const afterEnd = $("#after-end");
+  if (afterEnd) afterEnd.addEventListener("change", () => act("mod.after_end", { open: afterEnd.checked }).catch(() => { afterEnd.checked = !!S.openAfterEnd; }));
   function renderSlow() {
+    if (afterEnd) afterEnd.checked = !!S.openAfterEnd;
     if (!slow) return;
     if (![...slow.options].some((o) => Number(o.value) === S.slow)) slow.append(h("option", { value: S.slow }, S.slow + " s"));
     slow.value = String(S.slow);
@@ -503,6 +524,8 @@
       for (const it of S.review) if (it.author) S.names.set(it.author.viewer_id, it.author.name);
       S.moderation = Object.assign({ blocked_words: [], muted: {}, banned: {} }, d.moderation || {});
       S.slow = (d.chat_settings && d.chat_settings.slow_mode) || 0;
+      S.openAfterEnd = !!(d.chat_settings && d.chat_settings.open_after_end);
+      S.chatPinned = d.chat_pinned || null;
     }
     renderLineup(); renderQuestions(); renderReview(); renderModChat(); renderWords(); renderPeople(); renderSlow(); renderFigures();
   });
@@ -565,7 +588,12 @@
     const id = String(d.id);
     if (S.chat.delete(id)) { S.chatOrder = S.chatOrder.filter((x) => x !== id); renderModChat(); }
   });
-  live.on("chat.settings", (d) => { S.slow = d.slow_mode || 0; renderSlow(); });
+  live.on("chat.settings", (d) => {
+    if ("slow_mode" in d) S.slow = d.slow_mode || 0;
+    if ("open_after_end" in d) S.openAfterEnd = !!d.open_after_end;
+    renderSlow();
+  });
+  live.on("chat.pinned", (d) => { S.chatPinned = d.message || null; renderModChat(); });
   live.on("review.added", (it) => {
     if (!S.review.some((x) => x.kind === it.kind && String(x.id) === String(it.id))) S.review.push(it);
     if (it.author) S.names.set(it.author.viewer_id, it.author.name);

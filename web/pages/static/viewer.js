@@ -63,6 +63,7 @@
     JC.viewer.player && JC.viewer.player.setBroadcastStatus(b.status);
     if (b.status === "ended") renderPinned();
     if (JC.viewer.onStatus) JC.viewer.onStatus(b.status);
+    document.dispatchEvent(new CustomEvent("jc:status", { detail: b.status }));
     if (!JC.viewer.player) showOverlay(b.status === "live" ? _("Live now") : b.status === "ended" ? _("This broadcast has ended") : _("Not live yet"));
   }
   function statusBadge(st) {

@@ -1,0 +1,103 @@
+"""The room around the chat in a real browser (Debian's Chromium through Playwright): the
+host's pinned announcement, a rejected question told to its author, and chat and questions
+closing with the broadcast (or kept open by the host).
+
+Run inside a loopback-only network namespace like CI does (scripts/test.sh).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browserkit import chromium, new_page, real_errors, require_browser
+
+pytestmark = pytest.mark.browser
+
+PHONE_390 = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 768}
+
+
+async def _host_page(browser: Any, base: str, bid: str) -> Any:
+    page = await new_page(browser, base, viewport=DESKTOP, lang="en")
+    r = await page.request.post("/api/login", data={"username": "host1", "password": "s3cret-pass"})
+    assert r.ok
+    await page.goto(f"/host/b/{bid}")
+    await page.locator("#host-chat-text").wait_for()
+    return page
+
+
+async def test_a_pinned_announcement_and_a_rejected_question(client, host, bid):
+    require_browser()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        console = await _host_page(browser, base, bid)
+        v = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
+        await v.goto(f"/b/{bid}")
+        await v.get_by_role("tab", name="聊天").click()
+        pinned = v.locator("#chat-pinned")
+        assert await pinned.is_hidden()
+
+        # The host writes an announcement and pins it in one go.
+        await console.locator("#host-chat-text").fill("投递后请保持电话畅通")
+        await console.get_by_label("Pin above the chat").check()
+        await console.locator("#host-chat").get_by_role("button", name="Send").click()
+        await pinned.filter(has_text="投递后请保持电话畅通").wait_for()
+        assert "主持人置顶" in await pinned.inner_text()
+        await (
+            console.locator("#console-chat-pinned")
+            .filter(has_text="投递后请保持电话畅通")
+            .wait_for()
+        )
+        # a reload shows it at once (rendered with the page)
+        await v.reload()
+        await v.get_by_role("tab", name="聊天").click()
+        await v.locator("#chat-pinned").filter(has_text="投递后请保持电话畅通").wait_for()
+        # the host takes it down from the console
+        await console.locator("#console-chat-pinned").get_by_role("button", name="Unpin").click()
+        await v.locator("#chat-pinned").wait_for(state="hidden")
+
+        # A question held for review and rejected: its author is told, not left waiting.
+        await v.get_by_role("tab", name="问答").click()
+        await v.locator("#ask-text").fill("可以私下加微信吗")
+        await v.get_by_role("button", name="提问").click()
+        ask_error = v.locator("#ask-error")
+        await ask_error.filter(has_text="审核").wait_for()
+        review = console.locator("#qa-queue li.held").filter(has_text="可以私下加微信吗")
+        await review.get_by_role("button", name="Reject").click()
+        await ask_error.filter(has_text="您的提问未通过审核").wait_for()
+        assert real_errors(console) == [] and real_errors(v) == []
+
+
+async def test_chat_and_questions_close_when_the_broadcast_ends(client, host, bid):
+    require_browser()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        console = await _host_page(browser, base, bid)
+        v = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
+        await v.goto(f"/b/{bid}")
+        await v.get_by_role("tab", name="聊天").click()
+        chat_text = v.locator("#chat-text")
+        assert await chat_text.is_enabled()
+        assert (await host.post(f"/api/broadcasts/{bid}/end", {})).status == 200
+        closed = v.locator("#chat-closed")
+        await closed.wait_for()
+        assert "直播已结束，聊天和提问已关闭" in await closed.inner_text()
+        assert await chat_text.is_disabled()
+        await v.get_by_role("tab", name="问答").click()
+        await v.locator("#qa-closed").wait_for()
+        assert await v.locator("#ask-text").is_disabled()
+        # after a reload too
+        await v.reload()
+        await v.get_by_role("tab", name="聊天").click()
+        await v.locator("#chat-closed").wait_for()
+        assert await v.locator("#chat-text").is_disabled()
+
+        # The host keeps the room open: viewers can write again, live.
+        await console.get_by_label("Keep chat and questions open after the broadcast ends").check()
+        await v.locator("#chat-closed").wait_for(state="hidden")
+        await v.locator("#chat-text").fill("谢谢主持人")
+        await v.get_by_role("button", name="发送").click()
+        await v.locator("#chat .msg.mine").filter(has_text="谢谢主持人").wait_for()
+        assert real_errors(console) == [] and real_errors(v) == []
