@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.browserkit import chromium, new_page, real_errors, require_browser
+from tests.openings_helpers import make_opening
 
 pytestmark = pytest.mark.browser
 
@@ -101,3 +102,44 @@ async def test_chat_and_questions_close_when_the_broadcast_ends(client, host, bi
         await v.get_by_role("button", name="发送").click()
         await v.locator("#chat .msg.mine").filter(has_text="谢谢主持人").wait_for()
         assert real_errors(console) == [] and real_errors(v) == []
+
+
+async def test_a_newly_pinned_card_pops_up_over_the_video(client, host, bid):
+    require_browser()
+    a = await make_opening(host, bid, title="数控操作工")
+    b = await make_opening(host, bid, title="仓库管理员")
+    assert (await host.post(f"/api/broadcasts/{bid}/start", {})).status == 200
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        v = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
+        await v.goto(f"/b/{bid}")
+        await v.locator("#openings [data-apply]").first.wait_for()
+        pop = v.locator("#pin-pop")
+        assert await pop.is_hidden()
+        assert (
+            await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": a["id"]})
+        ).status == 200
+        await pop.filter(has_text="数控操作工").wait_for()
+        assert "讲解中" in await pop.inner_text()
+        box = await pop.bounding_box()
+        stage = await v.locator("#stage").bounding_box()
+        assert box is not None and stage is not None
+        assert stage["y"] <= box["y"] and box["y"] + box["height"] <= stage["y"] + stage["height"]
+        assert box["height"] >= 44
+        # the next card replaces it; tapping leads to the card's Apply button
+        assert (
+            await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": b["id"]})
+        ).status == 200
+        await pop.filter(has_text="仓库管理员").wait_for()
+        await pop.click()
+        await pop.wait_for(state="hidden")
+        focused = await v.evaluate("() => document.activeElement.dataset.apply")
+        assert focused == b["id"]
+        # taken down: no pop-up left
+        assert (
+            await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": a["id"]})
+        ).status == 200
+        await pop.filter(has_text="数控操作工").wait_for()
+        assert (await host.delete(f"/api/broadcasts/{bid}/pin")).status == 200
+        await pop.wait_for(state="hidden")
+        assert real_errors(v) == []

@@ -181,12 +181,32 @@
     } catch (e) { appliedLoaded = false; }
   });
   live.on("presence", (d) => { document.getElementById("viewers").textContent = d.viewers; });
+  // A new card being presented pops up over the video for a moment ("讲解中"), as in the
+  // live rooms viewers know; tapping it leads to the card and its Apply button.
+  const pop = document.getElementById("pin-pop");
+  let popTimer = null;
+  function popPinned(o) {
+    if (!pop || !o || (state.broadcast && state.broadcast.status === "ended")) return;
+    pop.querySelector(".pop-title").textContent = o.title;
+    pop.hidden = false;
+    clearTimeout(popTimer);
+    popTimer = setTimeout(() => { pop.hidden = true; }, 6000);
+  }
+  if (pop) pop.addEventListener("click", () => {
+    pop.hidden = true;
+    const slot = document.getElementById("pinned-slot");
+    slot.scrollIntoView({ block: "nearest" });
+    const apply = slot.querySelector("[data-apply]");
+    if (apply && !apply.hidden) apply.focus();
+  });
   live.on("card.pinned", (d) => {
+    const before = state.pinned && state.pinned.opening ? state.pinned.opening.id : null;
     state.pinned = d;
     if (d.opening) state.openings.set(d.opening.id, d.opening);
     renderPinned();
+    if (d.opening && d.opening.id !== before) popPinned(d.opening);
   });
-  live.on("card.unpinned", () => { state.pinned = null; renderPinned(); });
+  live.on("card.unpinned", () => { state.pinned = null; renderPinned(); if (pop) pop.hidden = true; });
   live.on("opening.updated", (d) => {
     const o = d.opening;
     state.openings.set(o.id, o);
