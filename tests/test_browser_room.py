@@ -7,6 +7,7 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,4 +143,52 @@ async def test_a_newly_pinned_card_pops_up_over_the_video(client, host, bid):
         await pop.filter(has_text="数控操作工").wait_for()
         assert (await host.delete(f"/api/broadcasts/{bid}/pin")).status == 200
         await pop.wait_for(state="hidden")
+        assert real_errors(v) == []
+
+
+# Records every notification the page shows (the browser's own stays out of reach headless).
+NOTIFICATIONS = """
+window.__shown = [];
+const Real = window.Notification;
+window.Notification = class extends Real {
+  constructor(title, opts) { super(title, opts); window.__shown.push(title); }
+};
+Object.defineProperty(window.Notification, 'permission', { get: () => Real.permission });
+window.Notification.requestPermission = (...a) => Real.requestPermission(...a);
+"""
+
+
+async def test_remind_me_with_a_calendar_file_or_a_notification_when_live(client, host, bid):
+    require_browser()
+    r = await host.patch(f"/api/broadcasts/{bid}", {"scheduled_at": "2026-12-24T10:00:00+08:00"})
+    assert r.status == 200
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        v = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
+        await v.context.grant_permissions(["notifications"])
+        await v.add_init_script(NOTIFICATIONS)
+        await v.goto(f"/b/{bid}")
+        remind = v.locator("#remind")
+        await remind.wait_for()
+        assert "预约" in await remind.inner_text()
+        async with v.expect_download() as dl:
+            await v.get_by_role("link", name="添加到日历").click()
+        download = await dl.value
+        body = Path(await download.path()).read_bytes()  # noqa: ASYNC240
+        assert body.startswith(b"BEGIN:VCALENDAR") and b"DTSTART:20261224T020000Z" in body
+        notify = v.get_by_role("button", name="开播时提醒我")
+        await notify.click()
+        await v.get_by_role("button", name="开播时会提醒您").wait_for()
+        assert (
+            await v.get_by_role("button", name="开播时会提醒您").get_attribute("aria-pressed")
+            == "true"
+        )
+        # kept across a reload
+        await v.reload()
+        await v.get_by_role("button", name="开播时会提醒您").wait_for()
+
+        assert (await host.post(f"/api/broadcasts/{bid}/start", {})).status == 200
+        await remind.wait_for(state="hidden")
+        await v.wait_for_function("() => window.__shown.length === 1")
+        assert (await v.evaluate("() => window.__shown"))[0].startswith("正在直播：")
         assert real_errors(v) == []

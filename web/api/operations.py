@@ -496,6 +496,13 @@ def pages(d: _Doc) -> None:
         errors=(404,),
         responses={200: ok(STR, media="image/svg+xml")},
     )
+    op(
+        "get",
+        "/b/{bid}/calendar.ics",
+        "The broadcast as a calendar entry with a reminder (RFC 5545)",
+        errors=(404, 409),
+        responses={200: ok(STR, media="text/calendar")},
+    )
     back = {"description": "redirect", "headers": {"Location": {"schema": STR, "required": True}}}
     op(
         "get",

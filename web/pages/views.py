@@ -22,13 +22,13 @@ from urllib.parse import quote
 import jinja2
 import segno
 from aiohttp import web
-from jobcast.core.errors import NotFound
+from jobcast.core.errors import Conflict, NotFound
 from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from jobcast.web.access import auth, orgs
 from jobcast.web.access.requests import host_user, viewer_id
 from jobcast.web.api.openings import APPLICATIONS
 from jobcast.web.appkeys import BROADCASTS, HUB, METRICS, SETTINGS, SIGNER
-from jobcast.web.pages import i18n
+from jobcast.web.pages import calendar, i18n
 from jobcast.web.redis_errors import refusal_kind
 from jobcast.web.runtime.settings import Settings
 from yarl import URL
@@ -170,6 +170,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "player.js",
         "replay.js",
         "chat.js",
+        "remind.js",
     ),
     "host_console.html": ("common.js", "live.js", "media.js", "host.js", "console.js", "golive.js"),
     "host_index.html": ("common.js", "host.js"),
@@ -272,6 +273,33 @@ async def viewer_qr(request: web.Request) -> web.Response:
         content_type="image/svg+xml",
         charset="utf-8",
         headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@routes.get("/b/{bid}/calendar.ics")
+async def viewer_calendar(request: web.Request) -> web.Response:
+    """The broadcast as a calendar entry with a reminder (预约), in the page's language."""
+    b = await request.app[BROADCASTS].get(request.match_info["bid"])
+    if b.scheduled_at is None:
+        raise Conflict("this broadcast has no start time yet", code="not_scheduled")
+    tr = i18n.translations()[page_lang(request)]
+    url = f"{base_url(request)}/b/{b.id}"
+    body = calendar.broadcast_ics(
+        b,
+        url,
+        URL(url).host or "jobcast",
+        description=tr.gettext("Watch and apply live on Jobcast:"),
+        reminder=tr.gettext("The broadcast starts in 10 minutes"),
+        now_ms=int(time.time() * 1000),
+    )
+    return web.Response(
+        body=body.encode(),
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="jobcast-{b.id}.ics"',
+            "Cache-Control": "no-cache",
+        },
     )
 
 
