@@ -4,6 +4,9 @@ Import reads UTF-8 (with or without BOM), GBK/GB18030 (what Excel writes on Chin
 and UTF-16 ("Unicode text"), comma, tab or semicolon separated, with Chinese or English
 headers. Every row is validated like an API request; the caller stores all rows or none.
 
+`template_openings` is an empty list to fill in: the Chinese headers import reads and two
+example rows, as UTF-8 with a BOM or as GBK (for Excel on Chinese Windows); it imports as is.
+
 Export writes UTF-8 with a BOM (so Excel shows Chinese intact) and defuses cells that Excel
 would run as formulas (a leading = + - @, in any width, gets a ' in front; import takes it
 off again).
@@ -11,17 +14,28 @@ off again).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from jobcast.core.errors import Invalid, TooLarge
-from jobcast.openings.models import CST, EDUCATION, WRITABLE, Opening, validate_opening
+from jobcast.openings.models import (
+    CST,
+    EDUCATION,
+    SALARY_REQUIRED,
+    STATUSES,
+    WRITABLE,
+    Opening,
+    deadline_end_ms,
+    parse_deadline,
+    validate_opening,
+)
 
 MAX_ROWS = 2000
 BOM = "\ufeff"
@@ -201,10 +215,67 @@ def _row_to_input(row: dict[str, str]) -> dict[str, Any]:
     return data
 
 
+def _preview(row: dict[str, str], inp: dict[str, Any], valid: dict[str, Any] | None) -> dict:
+    """What the host checks before importing a row: the card's main fields as they will be
+    stored (a valid row) or as the file has them (a bad one)."""
+    if valid is not None:
+        return {
+            "employer": valid["employer"]["name"],
+            "city": valid["city"],
+            "salary": f"{valid['salary_min']}-{valid['salary_max']}",
+            "deadline": valid["deadline"],
+            "deadline_ms": valid["deadline_ms"],
+            "status": valid["status"],
+        }
+    salary = row.get("salary", "")
+    if row.get("salary_min") or row.get("salary_max"):
+        salary = f"{row.get('salary_min', '')}-{row.get('salary_max', '')}"
+    status = inp.get("status", "")
+    deadline, deadline_ms = row.get("deadline", "")[:40], 0
+    with contextlib.suppress(ValueError):  # pydantic's errors are ValueErrors
+        deadline = parse_deadline(deadline)
+        deadline_ms = deadline_end_ms(deadline)
+    return {
+        "employer": row.get("employer", "")[:100],
+        "city": row.get("city", "")[:40],
+        "salary": salary[:40],
+        "deadline": deadline,
+        "deadline_ms": deadline_ms,
+        "status": status if status in STATUSES else "",
+    }
+
+
+def _salary_errors(errors: dict[str, str], one_column: bool) -> dict[str, str]:
+    """One salary error per row: a range written in one column (薪资 4000-6000) is that
+    column's fault, and a range left out is said once, not for each end."""
+    lo, hi = errors.get("salary_min"), errors.get("salary_max")
+    if one_column:
+        merged = {"salary": lo if lo is not None else hi}
+    elif lo == hi == SALARY_REQUIRED:
+        merged = {"salary_min": lo}
+    else:
+        return errors
+    out: dict[str, str] = {}
+    for k, v in errors.items():
+        if k in ("salary_min", "salary_max"):
+            out.update(merged)  # type: ignore[arg-type]
+        else:
+            out[k] = v
+    return out
+
+
 def parse_openings(
-    data: bytes, *, default_status: str = "published", max_bytes: int | None = None
+    data: bytes,
+    *,
+    default_status: str = "published",
+    status: str | None = None,
+    max_bytes: int | None = None,
 ) -> ImportReport:
-    """Decode, read and validate every row. Raises Invalid for an unreadable file."""
+    """Decode, read and validate every row. Raises Invalid for an unreadable file.
+
+    A row's status is its 状态 cell, else `default_status`; `status` given overrides every
+    row's (an import as drafts during a broadcast must not publish a row whose cell says 发布).
+    """
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLarge(f"file larger than {max_bytes} bytes", extra={"limit": max_bytes})
     text, encoding = decode(data)
@@ -250,15 +321,22 @@ def parse_openings(
                 )
             row = {col: _cell(v) for col, v in zip(columns, cells, strict=False) if col is not None}
             entry: dict[str, Any] = {"row": line, "title": row.get("title", "")[:60]}
+            inp = _row_to_input(row)
+            if status is not None:
+                inp["status"] = status
+            inp.setdefault("status", default_status)
+            valid: dict[str, Any] | None = None
             try:
-                inp = _row_to_input(row)
-                inp.setdefault("status", default_status)
                 valid = validate_opening(inp)
             except Invalid as e:
-                entry.update(ok=False, errors=e.fields)
+                one_column = "salary" in row and not (
+                    row.get("salary_min") or row.get("salary_max")
+                )
+                entry.update(ok=False, errors=_salary_errors(e.fields, one_column))
             else:
                 entry["ok"] = True
                 report.valid.append(valid)
+            entry.update(_preview(row, inp, valid))
             if any(c.strip() for c in cells[len(columns) :]):
                 if entry["ok"]:
                     report.valid.pop()
@@ -269,6 +347,63 @@ def parse_openings(
     if not report.rows:
         raise Invalid("the file has no data rows", fields={"file": "no rows"})
     return report
+
+
+# The template's columns: every field a host fills in, by the header import reads first.
+TEMPLATE_COLUMNS = tuple(
+    (HEADERS[f][0], f)
+    for f in FIELD_COLUMNS
+    if f not in ("employer_verified", "status")  # the center verifies; the import decides
+)
+TEMPLATE_ENCODINGS = {"utf-8": "utf-8-sig", "gbk": "gbk"}
+# Two example rows (deadline: days from today, so that the template imports as it is).
+_TEMPLATE_ROWS: tuple[dict[str, Any], ...] = (
+    {
+        "title": "数控车床操作工",
+        "employer": "鸡西市示例机械制造有限公司",
+        "city": "鸡西市",
+        "address": "鸡西市鸡冠区示例路1号",
+        "salary_min": 4500,
+        "salary_max": 7000,
+        "headcount": 10,
+        "education": "中专及以上",
+        "majors": "数控技术、机电一体化",
+        "experience": "1年以上",
+        "description": "按图纸操作数控车床加工零件；\n做好设备日常保养。",
+        "benefits": "五险一金、包食宿、年终奖",
+        "deadline": 30,
+        "tags": "急招、技能岗",
+    },
+    {
+        "title": "幼儿教师",
+        "employer": "鸡西市示例幼儿园",
+        "city": "鸡西市",
+        "address": "",
+        "salary_min": 3500,
+        "salary_max": 5000,
+        "headcount": 3,
+        "education": "大专",
+        "majors": "学前教育",
+        "experience": "不限",
+        "description": "负责幼儿日常保育与教学活动。",
+        "benefits": "五险、寒暑假",
+        "deadline": 45,
+        "tags": "应届生",
+    },
+)
+
+
+def template_openings(encoding: str, today: date) -> bytes:
+    """The import template in `encoding` ("utf-8": with a BOM, or "gbk"); its example rows'
+    deadlines are counted from `today` (China time), so re-importing it as is works."""
+    codec = TEMPLATE_ENCODINGS[encoding]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([h for h, _ in TEMPLATE_COLUMNS])
+    for example in _TEMPLATE_ROWS:
+        values = {**example, "deadline": (today + timedelta(days=example["deadline"])).isoformat()}
+        w.writerow([_safe(values[f]) for _, f in TEMPLATE_COLUMNS])
+    return buf.getvalue().encode(codec)
 
 
 def _safe(value: Any) -> str:

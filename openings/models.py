@@ -218,8 +218,22 @@ def _whole(raw: Any, lo: int, hi: int) -> int:
     return value
 
 
+# The field message for a salary left out or written as "negotiable": the center publishes no
+# job without a salary range (the pages show it in the reader's language, not as "required").
+SALARY_REQUIRED = "enter a salary range; negotiable is not accepted"
+_NEGOTIABLE = re.compile(
+    r"面议|面谈|协商|商议|议定|详谈|待定|negotia|^\s*(tbd|n/?a)\s*$", re.IGNORECASE
+)
+
+
+def _salary(raw: Any) -> int:
+    if raw is None or (isinstance(raw, str) and (not raw.strip() or _NEGOTIABLE.search(raw))):
+        raise refuse(SALARY_REQUIRED)
+    return _whole(raw, 1, SALARY_MAX)
+
+
 def _salary_max(raw: Any, info: ValidationInfo) -> int:
-    hi = _whole(raw, 1, SALARY_MAX)
+    hi = _salary(raw)
     lo = info.data.get("salary_min")
     if lo is not None and lo > hi:
         raise refuse("must be at least salary_min")
@@ -356,7 +370,7 @@ def _employer_of(model: type[EmployerInput]) -> BeforeValidator:
 
 
 def _salary_min(raw: Any) -> int:
-    return _whole(raw, 1, SALARY_MAX)
+    return _salary(raw)
 
 
 Salary = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from jobcast.openings import csvio
+from jobcast.openings.models import deadline_end_ms
 
 from tests.helpers import connect
 from tests.openings_helpers import DATA, make_opening
@@ -91,8 +92,22 @@ async def test_a_bad_row_blocks_the_import_and_the_dry_run_names_it(host, bid):
             "title": "护士",
             "ok": False,
             "errors": {"salary_max": bad_rows[0]["errors"]["salary_max"]},
+            # what the preview shows of the row, as the file has it
+            "employer": "鸡西市人民医院",
+            "city": "鸡西市",
+            "salary": "9000-6500",
+            "deadline": "2026-09-15",
+            "deadline_ms": deadline_end_ms("2026-09-15"),
+            "status": "published",
         }
     ]
+    good = rep["rows"][0]
+    assert (good["employer"], good["salary"], good["deadline"]) == (
+        "鸡西矿业（集团）有限责任公司",
+        "5000-8000",
+        "2026-08-31",
+    )
+    assert good["deadline_ms"] == deadline_end_ms("2026-08-31")
     # each error's column as the file names it, so that the page can say which column
     header = bad.decode("utf-8-sig").splitlines()[0].split(",")
     assert rep["columns"]["salary_max"] in header
@@ -181,3 +196,74 @@ def test_header_and_cell_forms():
     tab = "岗位名称\t单位名称\t工作地点\t薪资下限\t薪资上限\n司机\t单位\t鸡西\t1\t2\n"
     rep = csvio.parse_openings(b"\xff\xfe" + tab.encode("utf-16-le"))
     assert rep.encoding == "utf-16" and rep.valid[0]["title"] == "司机"
+
+
+async def test_status_draft_makes_every_row_a_draft_whatever_the_file_says(host, bid):
+    data = (
+        "岗位名称,单位名称,工作地点,薪资下限,薪资上限,状态\n"
+        "司机,鸡西运输公司,鸡西市,4000,6000,发布\n"
+        "会计,鸡西财务公司,鸡西市,3500,5000,已关闭\n"
+        "电工,鸡西矿业,鸡西市,5000,8000,\n"
+    ).encode("gbk")
+    r = await _import(host, bid, data, "?dry_run=1&status=draft")
+    assert [row["status"] for row in (await r.json())["rows"]] == ["draft"] * 3
+    r = await _import(host, bid, data, "?status=draft")
+    assert r.status == 201, await r.text()
+    assert [o["status"] for o in await _listing(host, bid)] == ["draft"] * 3
+    # without ?status the file's column decides, and an empty cell is published
+    bid2 = await host.create_broadcast("as the file says")
+    r = await _import(host, bid2, data)
+    assert r.status == 201, await r.text()
+    assert [o["status"] for o in await _listing(host, bid2)] == ["published", "closed", "published"]
+    r = await _import(host, bid2, data, "?status=live")
+    assert r.status == 422 and "status" in (await r.json())["error"]["fields"]
+
+
+SALARY_REQUIRED = "enter a salary range; negotiable is not accepted"
+
+
+async def test_a_salary_left_out_or_negotiable_is_refused_as_required(host, bid):
+    data = (
+        "岗位名称,单位名称,工作地点,薪资下限,薪资上限\n"
+        "司机,鸡西运输公司,鸡西市,,\n"
+        "会计,鸡西财务公司,鸡西市,面议,面议\n"
+        "电工,鸡西矿业,鸡西市,5000,\n"
+        "焊工,鸡西矿业,鸡西市,4000,5000\n"
+    ).encode("gbk")
+    r = await _import(host, bid, data, "?dry_run=1")
+    rep = await r.json()
+    errors = [row.get("errors") for row in rep["rows"]]
+    # once per row: the range's first column, as the file names it
+    assert errors == [
+        {"salary_min": SALARY_REQUIRED},
+        {"salary_min": SALARY_REQUIRED},
+        {"salary_max": SALARY_REQUIRED},
+        None,
+    ]
+    assert (rep["columns"]["salary_min"], rep["columns"]["salary_max"]) == ("薪资下限", "薪资上限")
+    r = await _import(host, bid, data)
+    assert r.status == 422 and (await r.json())["error"]["code"] == "import_invalid"
+    # one salary column: its own name, whatever it says instead of a range
+    one = "职位名称,公司名称,城市,薪资待遇\n司机,鸡西运输公司,鸡西市,薪资面议\n会计,鸡西,鸡西市,x\n"
+    rep = await (await _import(host, bid, one.encode(), "?dry_run=1")).json()
+    assert [row["errors"] for row in rep["rows"]] == [
+        {"salary": SALARY_REQUIRED},
+        {"salary": "must be a whole number"},
+    ]
+    assert rep["columns"]["salary"] == "薪资待遇"
+    # the JSON API says the same, with the same error code as before
+    for salary in ({"salary_min": None}, {"salary_min": "面议"}, {"salary_max": "Negotiable"}):
+        r = await host.post(
+            f"/api/broadcasts/{bid}/openings",
+            {
+                "title": "司机",
+                "employer": "鸡西",
+                "city": "鸡西市",
+                "salary_min": 1,
+                "salary_max": 2,
+            }
+            | salary,
+        )
+        err = (await r.json())["error"]
+        assert r.status == 422 and err["code"] == "invalid"
+        assert list(err["fields"].values()) == [SALARY_REQUIRED], err

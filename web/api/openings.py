@@ -7,7 +7,9 @@ applications (personal data goes to hosts only: `require_host(host_only=True)`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 from jobcast.core.actions import Action, Caller, NoData
@@ -18,7 +20,7 @@ from jobcast.openings import csvio
 from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION, DEGREES
 from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
 from jobcast.openings.applications import ApplicationService, ApplyLimits
-from jobcast.openings.models import EDUCATION
+from jobcast.openings.models import CST, EDUCATION
 from jobcast.openings.service import OpeningService
 from jobcast.web.access.requests import (
     client_ip,
@@ -153,18 +155,49 @@ async def export_openings(request: web.Request) -> web.Response:
     return _csv_response(csvio.export_openings(items), f"openings-{bid}.csv")
 
 
+# The template's file name: Chinese for the browser (RFC 5987 filename*), ASCII for the rest.
+_TEMPLATE_NAMES = {
+    "utf-8": ("岗位导入模板-UTF-8.csv", "jobcast-openings-template-utf8.csv"),
+    "gbk": ("岗位导入模板-Excel.csv", "jobcast-openings-template-gbk.csv"),
+}
+
+
+@routes.get("/api/broadcasts/{bid}/openings/template.csv")
+async def import_template(request: web.Request) -> web.Response:
+    """The CSV import template, `?encoding=utf-8` (with a BOM, the default) or `gbk` (what
+    Excel on Chinese Windows opens by double-click). Under the broadcast, as the import is:
+    the console links it from there, and hosts of other organizations get their 404."""
+    await require_host(request)
+    await _broadcast(request)
+    encoding = request.query.get("encoding", "utf-8").lower().replace("utf8", "utf-8")
+    if encoding not in csvio.TEMPLATE_ENCODINGS:
+        raise Invalid("unknown encoding", fields={"encoding": "utf-8 or gbk"})
+    body = csvio.template_openings(encoding, datetime.now(CST).date())
+    name, ascii_name = _TEMPLATE_NAMES[encoding]
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    return web.Response(
+        body=body,
+        content_type=CSV_TYPE,
+        charset=encoding,
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )
+
+
 @routes.post("/api/broadcasts/{bid}/openings/import")
 async def import_openings(request: web.Request) -> web.Response:
-    """CSV import; `?dry_run=1` only reports. Without it, all rows are stored or none."""
+    """CSV import; `?dry_run=1` only reports. Without it, all rows are stored or none.
+
+    `?status=` sets every row's status, whatever the file's 状态 column says (drafts during a
+    broadcast stay drafts); without it a row's 状态 cell decides, else published."""
     await require_host(request)
     bid = await _broadcast(request)
     dry_run = request.query.get("dry_run", "") in ("1", "true", "yes")
-    status = request.query.get("status", "published")
-    if status not in ("draft", "published", "closed"):
+    status = request.query.get("status")
+    if status is not None and status not in ("draft", "published", "closed"):
         raise Invalid("bad status", fields={"status": "draft, published or closed"})
     data = await _read_upload(request)
     report = csvio.parse_openings(
-        data, default_status=status, max_bytes=request.app[SETTINGS].max_upload_bytes
+        data, status=status, max_bytes=request.app[SETTINGS].max_upload_bytes
     )
     if dry_run:
         return json_response(report.public(dry_run=True))

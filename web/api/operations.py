@@ -201,6 +201,15 @@ def openings(d: _Doc) -> None:
         errors=(404,),
         params=(query("status"),),
     )
+    op(
+        "get",
+        base + "/template.csv",
+        "The CSV import template: Chinese headers and two example rows that import as they are",
+        {200: ok(STR, "UTF-8 with a BOM, or GBK (Content-Disposition: attachment)", "text/csv")},
+        "host",
+        errors=(404, 422),
+        params=(query("encoding", {"enum": ["utf-8", "gbk"]}, "utf-8 (default, with BOM) or gbk"),),
+    )
     file = {"type": "string", "format": "binary"}
     form = {"type": "object", "properties": {"file": file}, "required": ["file"]}
     op(
@@ -212,7 +221,12 @@ def openings(d: _Doc) -> None:
         errors=(404, 409, 413, 422),
         params=(
             query("dry_run", STR, "1, true or yes: only report, store nothing"),
-            query("status", {"enum": list(STATUSES)}, "status of the imported cards"),
+            query(
+                "status",
+                {"enum": list(STATUSES)},
+                "every imported card's status, over the file's 状态 column (default: that "
+                "column, else published)",
+            ),
         ),
         body_media={"text/csv": {"schema": file}, "multipart/form-data": {"schema": form}},
     )
@@ -399,6 +413,14 @@ def media(d: _Doc) -> None:
         b + "/stream",
         "Whether the stream is live, and where to play",
         {200: s.StreamState},
+        errors=(404,),
+    )
+    op(
+        "get",
+        b + "/stream/health",
+        "What the publisher sends (fps, bit rates, keyframes) and how viewers watch",
+        {200: s.StreamHealth},
+        "staff",
         errors=(404,),
     )
     op(
