@@ -56,6 +56,11 @@ def ingest(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:ingest"
 
 
+def media_viewers(bid: str) -> str:
+    """Hash: process -> "count:unix_ms" of its WebRTC (WHEP) viewers of the broadcast."""
+    return f"{PREFIX}:{{b:{bid}}}:media:viewers"
+
+
 def media_session(sid: str) -> str:
     """String: the process that holds WHIP/WHEP session `sid` (for DELETE on another worker)."""
     return f"{PREFIX}:media:session:{sid}"

@@ -15,6 +15,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from jobcast.stream.aiortc_internals import IcePolicy, request_keyframe, tap_encoded_frames
+from jobcast.stream.bitstream import is_keyframe
+from jobcast.stream.health import IngestMeter
 from jobcast.stream.negotiation import (
     answer,
     parse_offer,
@@ -40,6 +42,7 @@ class IngestPeer:
         self.last_frame: float | None = None
         self.lost_at: float | None = None
         self.frames = 0
+        self.meter = IngestMeter()  # what the host's stream-health panel shows
         self._on_frame = on_frame
         self._fir_seq = 0
         self._sends: set[asyncio.Future[None]] = set()
@@ -74,7 +77,9 @@ class IngestPeer:
             if self.closed:
                 return
             self.frames += 1
-            self.last_frame = time.monotonic()
+            self.last_frame = now = time.monotonic()
+            key = kind == "video" and is_keyframe(codec.mimeType.split("/")[-1], frame.data)
+            self.meter.add(kind, len(frame.data), key, now)
             self._on_frame(kind, codec, frame)
 
         return sink

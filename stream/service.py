@@ -48,6 +48,7 @@ from jobcast.core.events import HOST, EventLog
 from jobcast.core.ids import is_valid_id
 from jobcast.core.net import address_group
 from jobcast.core.tx import transact
+from jobcast.stream import health
 from jobcast.stream.aiortc_internals import IcePolicy, Packetized, check_versions
 from jobcast.stream.control import ControlChannel, Subscribe
 from jobcast.stream.egress import EgressPool
@@ -725,6 +726,9 @@ class MediaService:
                 log.warning("media heartbeat failed", extra={"error": str(e)})
 
     async def _tick(self) -> None:
+        await health.write_viewer_counts(
+            self.redis, self.config.process, {bid: self.egress.count(bid) for bid in self.streams}
+        )
         viewers = self.egress.sessions()
         if viewers:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -748,6 +752,7 @@ class MediaService:
                 # it now: stop quietly rather than fight over the broadcast.
                 await self._end(bid, ingest.sid, "claim_lost")
                 continue
+            await health.write_ingest(self.redis, bid, ingest.meter, now)
             status = await self.redis.hget(keys.broadcast(bid), "status")
             if status == b"ended":
                 await self._end(bid, ingest.sid, "broadcast_ended")

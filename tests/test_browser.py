@@ -216,6 +216,11 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         )
         await host.locator("#stream-state").filter(has_text="Video: live").wait_for(timeout=20000)
         await host.locator("#b-status .status-live").wait_for()
+        # Stream health: the fake camera's frame rate and bit rate, and a verdict.
+        health = host.locator("#stream-health")
+        await health.filter(has_text="fps").wait_for(timeout=15000)
+        assert await health.get_attribute("data-verdict") in ("good", "warn")
+        assert "kbps" in await health.inner_text()
 
         # A viewer at phone size plays the video.
         v1 = await new_page(browser, base, viewport=PHONE, lang="zh-CN")

@@ -20,16 +20,18 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 from jobcast.core.errors import JobcastError, TooLarge, UnsupportedMediaType
+from jobcast.stream import health
 from jobcast.stream.aiortc_internals import IcePolicy
 from jobcast.stream.hls import HlsConfig
 from jobcast.stream.ice import IceServers
-from jobcast.stream.service import MediaConfig, MediaService, SessionAnswer
+from jobcast.stream.service import HEARTBEAT, MediaConfig, MediaService, SessionAnswer
 from jobcast.web.access.requests import client_ip, require_host
 from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
     EVENT_LOG,
     METRICS,
+    PRESENCE,
     REDIS,
     SETTINGS,
     SNAPSHOT_PARTS,
@@ -38,6 +40,7 @@ from jobcast.web.errors import from_error
 from jobcast.web.jsonutil import json_response
 from jobcast.web.runtime.settings import Settings
 
+HEALTH_FRESH_S = 3 * HEARTBEAT + 1  # a process whose count is older stopped writing
 routes = web.RouteTableDef()
 log = logging.getLogger("jobcast.media")
 
@@ -265,6 +268,17 @@ async def stream_state(request: web.Request) -> web.Response:
     bid = request.match_info["bid"]
     await request.app[BROADCASTS].get(bid)
     return json_response((await request.app[MEDIA].state(bid))["stream"])
+
+
+@routes.get("/api/broadcasts/{bid}/stream/health")
+async def stream_health(request: web.Request) -> web.Response:
+    """For hosts and moderators: what the publisher sends and how viewers watch."""
+    await require_host(request, host_only=False)
+    bid = request.match_info["bid"]
+    await request.app[BROADCASTS].get(bid)
+    total = await request.app[PRESENCE].total(bid)
+    body = await health.read_health(request.app[REDIS], bid, total, HEALTH_FRESH_S)
+    return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/api/broadcasts/{bid}/stream-key")

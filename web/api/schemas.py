@@ -293,6 +293,37 @@ class Codecs(Output):
     audio: str = None
 
 
+class VideoHealth(Output):
+    kbps: int
+    fps: float
+    keyframe_s: float | None = Field(description="seconds between the last keyframes")
+    since_keyframe_s: float | None = Field(description="seconds since the last keyframe")
+
+
+class AudioHealth(Output):
+    kbps: int
+
+
+class IngestHealth(Output):
+    age_s: float | None = Field(description="seconds since the publisher's last frame")
+    video: VideoHealth = None
+    audio: AudioHealth = None
+
+
+class ViewerModes(Output):
+    total: int = Field(description="viewers with the page open (presence)")
+    webrtc: int = Field(description="playing over WebRTC on every process")
+    other: int = Field(description="the rest: over HLS, or not playing")
+
+
+class StreamHealth(Output):
+    state: Literal["offline", "starting", "live"]
+    viewers: ViewerModes
+    ingest: IngestHealth = Field(None, description="while a publisher is connected")
+    verdict: Literal["good", "warn", "bad"] = None
+    reasons: list[Literal["stalled", "no_video", "low_fps", "rare_keyframes"]] = None
+
+
 class StreamState(Output):
     state: Literal["offline", "starting", "live"]
     session: str = Field(

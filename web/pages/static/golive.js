@@ -139,7 +139,37 @@
     const el = $("#stream-state");
     el.textContent = text;
     el.classList.toggle("warn", s.state === "live" && s.hls_state !== "on" && s.hls_state !== "off");
+    if (typeof pollHealth === "function") pollHealth();
   }
+
+  // Stream health while live: what the publisher sends and how viewers watch, every 3 s.
+  const healthEl = $("#stream-health");
+  const REASONS = {
+    stalled: _("no frames are arriving"), no_video: _("no video"),
+    low_fps: _("low frame rate"), rare_keyframes: _("keyframes too rare: set the encoder's keyframe interval to 1-2 s"),
+  };
+  const VERDICT = { good: _("Stream healthy"), warn: _("Stream: check"), bad: _("Stream: problem") };
+  let healthTimer = null;
+  function renderHealth(x) {
+    const ing = x.ingest || {};
+    const v = ing.video, a = ing.audio;
+    const parts = [VERDICT[x.verdict] || _("Video: off")];
+    if (v) parts.push(_("%(n)s fps", { n: v.fps }), _("video %(n)s kbps", { n: v.kbps }));
+    if (v && v.keyframe_s) parts.push(_("keyframe every %(n)s s", { n: v.keyframe_s }));
+    if (a) parts.push(_("audio %(n)s kbps", { n: a.kbps }));
+    parts.push(_("WebRTC %(a)s · HLS or paused %(b)s", { a: x.viewers.webrtc, b: x.viewers.other }));
+    const why = (x.reasons || []).map((r) => REASONS[r] || r);
+    healthEl.querySelector(".health-text").textContent = parts.join(" · ") + (why.length ? " (" + why.join(", ") + ")" : "");
+    healthEl.dataset.verdict = x.verdict || "off";
+    healthEl.hidden = false;
+  }
+  async function pollHealth() {
+    clearTimeout(healthTimer);
+    if (G.streamInfo.state === "offline") { healthEl.hidden = true; return; }
+    try { if (!document.hidden) renderHealth(await api("GET", bpath + "/stream/health")); } catch (e) { /* next time */ }
+    healthTimer = setTimeout(pollHealth, 3000);
+  }
+  H.pollHealth = pollHealth;
 
   kind.addEventListener("change", () => { vSel.disabled = kind.value === "screen"; if (G.stream) startPreview(); });
   vSel.addEventListener("change", () => { if (G.stream) startPreview(); });
