@@ -171,35 +171,116 @@
   // -- CSV -----------------------------------------------------------------------------------------
   const csvExport = $("#csv-export");
   if (csvExport) csvExport.href = bpath + "/openings.csv";
+  // Import: choosing a file runs the dry run and shows it row by row (what will be stored, each
+  // problem under the file's own column name); nothing is stored until the host picks an import
+  // button. While the broadcast is live the first choice is drafts: published rows reach the
+  // viewers at once.
   const csvFile = $("#csv-file");
-  if (csvFile) csvFile.addEventListener("change", async () => {
-    const file = csvFile.files && csvFile.files[0];
-    if (!file) return;
-    const out = $("#csv-result");
-    out.textContent = _("Importing…");
+  const csvDialog = $("#csv-dialog");
+  const csvOut = $("#csv-result");
+  const csvPublish = $("#csv-publish");
+  const csvDrafts = $("#csv-drafts");
+  const csvCancel = $("#csv-cancel");
+  // openings/models.py SALARY_REQUIRED and csvio's row messages, in the host's language
+  const CSV_WORDS = {
+    "enter a salary range; negotiable is not accepted": _("Enter a salary range; 'negotiable' is not accepted"),
+    "extra cells": _("More cells than the header has columns"),
+    "unknown encoding": _("The file is neither UTF-8 nor GBK text"),
+    "no header row": _("The file is empty"),
+    "no rows": _("The file has no rows below its header"),
+    "too many rows": _("At most 2000 rows per import"),
+  };
+  const csvText = (v) => CSV_WORDS[String(v).trim()] || JC.fieldText(v);
+  let csvPending = null;   // the file previewed, sent again when the host confirms
+  function csvProblems(rep, r) {
+    // by the column's name in the file (its usual Chinese name if absent), not the field's
+    const col = (k) => (k === "row" ? "" : (rep.columns && (rep.columns[k] || rep.columns[k.split(".")[0]])) || k);
+    return Object.entries(r.errors || {}).map(([k, v]) => (col(k) ? _("%(c)s: %(m)s", { c: col(k), m: csvText(v) }) : csvText(v)));
+  }
+  // A file that cannot be read at all (no rows to preview): why, in the result line.
+  function csvFileError(e) {
+    const lines = [e.code === "invalid" ? _("This file cannot be imported") : e.text()];
+    for (const [k, v] of Object.entries(e.fields || {})) {
+      if (k === "columns" && /^missing: /.test(v)) lines.push(_("Missing columns: %(c)s", { c: v.slice(9) }));
+      else if (k === "file" && /^unreadable/.test(v)) lines.push(_("Not a CSV file"));
+      else if (!(k === "file" && e.code === "import_invalid")) lines.push(csvText(v));
+    }
+    csvOut.replaceChildren(...lines.map((l) => h("span", { class: "block" }, l)));
+  }
+  function csvShow(rep) {
+    const isLive = !!(H.state.broadcast && H.state.broadcast.status === "live");
+    const bad = rep.rows.filter((r) => !r.ok);
+    const late = rep.rows.filter((r) => JC.isClosed(r)).length;
+    const summary = [_("%(n)s rows", { n: rep.total }),
+      bad.length ? _("%(n)s with errors: correct them in the file and choose it again", { n: bad.length }) : _("All rows can be imported")];
+    if (late) summary.push(_("%(n)s past their deadline: viewers cannot apply to those.", { n: late }));
+    if ((rep.ignored_columns || []).length) summary.push(_("Columns not read: %(c)s", { c: rep.ignored_columns.join(", ") }));
+    $("#csv-summary").textContent = summary.join(" · ");
+    $("#csv-errors").replaceChildren(...bad.slice(0, 20).map((r) => {
+      const row = _("Row %(n)s", { n: r.row });   // (not inside another _(): it would not be extracted)
+      return h("li", null, _("%(c)s: %(m)s", { c: row, m: csvProblems(rep, r).join("; ") }));
+    }));
+    $("#csv-rows").replaceChildren(...rep.rows.map((r) => h("tr", { class: r.ok ? null : "bad", dataset: { row: r.row } },
+      h("td", null, String(r.row)),
+      h("td", null, r.title, r.status && r.status !== "published" ? [" ", h("span", { class: "status" }, STATUS_WORDS[r.status] || r.status)] : null),
+      h("td", null, r.employer || ""),
+      h("td", null, r.city || ""),
+      h("td", null, r.salary || ""),
+      h("td", null, r.deadline || "", JC.isClosed(r) ? [" ", h("span", { class: "reason" }, _("Deadline passed"))] : null),
+      h("td", { class: "csv-problems" }, csvProblems(rep, r).map((p) => h("span", { class: "block" }, p))))));
+    $("#csv-live-hint").hidden = !isLive;
+    // the default (primary) action last, as the editor's Save
+    const [first, second] = isLive ? [csvPublish, csvDrafts] : [csvDrafts, csvPublish];
+    first.classList.remove("primary");
+    second.classList.add("primary");
+    csvPublish.parentNode.append(csvCancel, first, second);
+    csvPublish.disabled = csvDrafts.disabled = bad.length > 0;
+    if (!csvDialog.open) csvDialog.showModal();
+    (bad.length ? csvCancel : second).focus();
+  }
+  async function csvSend(query) {
     const fd = new FormData();
-    fd.append("file", file);
+    fd.append("file", csvPending);
+    return JC.api("POST", bpath + "/openings/import" + query, fd, { csrf: H.csrf, raw: true, timeout: 60000 });
+  }
+  if (csvFile && csvDialog) csvFile.addEventListener("change", async () => {
+    const file = csvFile.files && csvFile.files[0];
+    csvFile.value = "";   // the same file chosen again (corrected) is a change too
+    if (!file) return;
+    csvPending = file;
+    csvOut.textContent = _("Checking the file…");
     try {
-      const r = await JC.api("POST", bpath + "/openings/import", fd, { csrf: H.csrf, raw: true });
+      const rep = await csvSend("?dry_run=1");
+      csvOut.textContent = "";
+      csvShow(rep);
+    } catch (e) { csvPending = null; csvFileError(e); }
+  });
+  async function csvImport(asDrafts) {
+    if (!csvPending) return;
+    csvPublish.disabled = csvDrafts.disabled = true;
+    try {
+      const r = await csvSend(asDrafts ? "?status=draft" : "");
+      csvPending = null;
+      csvDialog.close();
       const made = r.created || [];
-      out.textContent = _("Imported %(n)s openings", { n: made.length });
+      csvOut.textContent = asDrafts ? _("Imported %(n)s openings as drafts", { n: made.length }) : _("Imported %(n)s openings", { n: made.length });
       await reloadOpenings();
       const late = made.filter((id) => JC.isClosed(S.openings.get(id))).length;
-      if (late) out.textContent += " · " + _("%(n)s of them are past their deadline: viewers cannot apply to those.", { n: late });
+      if (late) csvOut.textContent += " · " + _("%(n)s of them are past their deadline: viewers cannot apply to those.", { n: late });
     } catch (e) {
       const rep = e.extra && e.extra.report;
-      const lines = [e.text()];
-      if (e.fields) for (const [k, v] of Object.entries(e.fields)) if (k !== "file") lines.push(k + ": " + v);
-      if (rep && rep.rows) {
-        for (const r of rep.rows.filter((x) => !x.ok).slice(0, 5)) {
-          // by the column's name in the file (its usual Chinese name if absent), not the field's
-          const col = (k) => (rep.columns && (rep.columns[k] || rep.columns[k.split(".")[0]])) || k;
-          lines.push(_("Row %(n)s", { n: r.row }) + ": " + Object.entries(r.errors || {}).map(([k, v]) => col(k) + " " + JC.fieldText(v)).join("; "));
-        }
-      }
-      out.replaceChildren(...lines.map((l) => h("span", { class: "block" }, l)));
-    } finally { csvFile.value = ""; }
-  });
+      if (rep && rep.rows) { csvShow(rep); return; }   // the file changed since its preview
+      if (e.status === 413 || e.status === 422) { csvDialog.close(); csvFileError(e); return; }
+      JC.toast(e.text(), "error");   // offline, busy: the same preview can try again
+      csvPublish.disabled = csvDrafts.disabled = false;
+    }
+  }
+  if (csvDialog) {
+    csvPublish.addEventListener("click", () => csvImport(false));
+    csvDrafts.addEventListener("click", () => csvImport(true));
+    csvCancel.addEventListener("click", () => csvDialog.close());
+    csvDialog.addEventListener("close", () => { csvPending = null; });
+  }
 
   // -- applications --------------------------------------------------------------------------------
   const APP_STATUS = [["new", _("New")], ["contacted", _("Contacted")], ["interview", _("Interview")], ["hired", _("Hired")], ["rejected", _("Rejected")]];
