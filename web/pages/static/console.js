@@ -481,7 +481,7 @@
     if (!box) return;
     box.hidden = !S.chatPinned;
     box.replaceChildren(...(S.chatPinned ? [h("span", { class: "pin-label" }, _("Pinned above the chat")), " ", h("span", { class: "text" }, S.chatPinned.text), " ",
-      h("button", { type: "button", class: "small link", dataset: { unpin: "1" } }, _("Unpin"))] : []));
+      h("button", { type: "button", class: "small link", dataset: { unpin: "1" } }, _("Unpin message"))] : []));
   }
   const pinnedBox = $("#console-chat-pinned");
   if (pinnedBox) pinnedBox.addEventListener("click", (e) => { const b = e.target.closest("[data-unpin]"); if (b) busy(b, () => act("chat.pin", { id: null }))(); });
@@ -496,7 +496,7 @@
         h("span", { class: "who" }, m.name), " ", h("span", { class: "text" }, m.text), " ",
         h("span", { class: "row" },
           h("button", { type: "button", class: "small link", dataset: { hide: id } }, _("Hide")),
-          h("button", { type: "button", class: "small link", dataset: { pin: id, pinned: String(isPinned(id)) }, "aria-pressed": String(isPinned(id)) }, isPinned(id) ? _("Unpin") : _("Pin")),
+          h("button", { type: "button", class: "small link", dataset: { pin: id, pinned: String(isPinned(id)) }, "aria-pressed": String(isPinned(id)) }, isPinned(id) ? _("Unpin message") : _("Pin to top")),
           staff ? null : h("button", { type: "button", class: "small link", dataset: { timeout: id } }, _("Time out 10 min")),
           staff ? null : h("button", { type: "button", class: "small link danger", dataset: { ban: id } }, _("Ban"))));
     });

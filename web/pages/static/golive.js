@@ -153,7 +153,7 @@
   function renderHealth(x) {
     const ing = x.ingest || {};
     const v = ing.video, a = ing.audio;
-    const parts = [VERDICT[x.verdict] || _("Video: off")];
+    const parts = [VERDICT[x.verdict] || (x.state === "offline" ? _("Video: off") : _("Measuring…"))];
     if (v) parts.push(_("%(n)s fps", { n: v.fps }), _("video %(n)s kbps", { n: v.kbps }));
     if (v && v.keyframe_s) parts.push(_("keyframe every %(n)s s", { n: v.keyframe_s }));
     if (a) parts.push(_("audio %(n)s kbps", { n: a.kbps }));

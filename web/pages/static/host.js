@@ -171,6 +171,7 @@
     state.broadcast = b;
     document.getElementById("b-title").textContent = b.title;
     document.getElementById("b-status").replaceChildren(statusBadge(b.status));
+    document.getElementById("host").dataset.status = b.status;  // the live layout (app.css)
     const when = document.getElementById("b-when");
     when.textContent = b.status === "scheduled" && b.scheduled_at ? _("Scheduled for %(t)s", { t: JC.dateTime(b.scheduled_at) }) : "";
     const start = document.getElementById("b-start");
