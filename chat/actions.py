@@ -219,3 +219,82 @@ class MessagePinned(Output):
 
 class BlockedWords(Output):
     words: list[str]
+
+
+# -- polls (chat/polls.py) --------------------------------------------------------------------
+
+PollId = Annotated[Any, WithJsonSchema({**ITEM_ID, "description": "a poll id (a number)"})]
+PollQuestion = Annotated[Any, WithJsonSchema(_text(140, required=True))]
+PollOptions = Annotated[
+    Any,
+    WithJsonSchema(
+        {"type": "array", "items": _text(80, required=True), "minItems": 2, "maxItems": 6}
+    ),
+]
+OptionIndex = Annotated[
+    Any, WithJsonSchema({"type": "integer", "minimum": 0, "description": "the option's index"})
+]
+
+
+class PollInput(ActionData):
+    model_config = _canonical("question", "options")
+    question: PollQuestion = None
+    options: PollOptions = None
+
+
+class JobsPollInput(ActionData):
+    question: Annotated[
+        Any,
+        WithJsonSchema({**_text(140), "description": "empty: each page asks in its language"}),
+    ] = None
+
+
+class PollRef(ActionData):
+    model_config = _canonical("id")
+    id: PollId = None
+
+
+class PollVoteInput(ActionData):
+    model_config = _canonical("id", "option")
+    id: PollId = None
+    option: OptionIndex = None
+
+
+class PollOption(Output):
+    text: str
+    opening_id: str | None
+
+
+class Poll(Output):
+    id: str
+    kind: Literal["free", "jobs"]
+    question: str
+    options: list[PollOption]
+    status: Literal["open", "closed"]
+    ts: Ms
+    closed_at: Ms | None
+    totals: list[int]
+    voters: int
+
+
+class PollVoted(Output):
+    id: str
+    choice: int
+    changed: bool
+    totals: list[int]
+    voters: int
+
+
+class PollChoice(Output):
+    id: str | None
+    choice: int | None
+
+
+class PollRemoved(Output):
+    id: str
+    removed: Literal[True]
+
+
+class PollState(Output):
+    poll: Poll | None
+    choice: int | None

@@ -94,6 +94,11 @@ EVENTS: Mapping[str, EventType] = _types(
     EventType("moderation.banned", "host", "a viewer (and maybe its address) was banned"),
     EventType("moderation.unbanned", "host", "a viewer's ban was lifted"),
     EventType("moderation.words", "host", "the whole blocked-words list after a change"),
+    # -- polls (chat/polls.py) --
+    EventType("poll.opened", "public", "a host started a poll: the whole poll, totals zero"),
+    EventType("poll.results", "public", "a poll's current totals (at most two per interval)"),
+    EventType("poll.closed", "public", "voting stopped: the poll with its final totals"),
+    EventType("poll.removed", "public", "the poll was taken off every screen"),
     # -- openings and applications (openings/) --
     EventType("card.pinned", "public", "the card being presented now (also after an edit)"),
     EventType("card.unpinned", "public", "the presented card was taken down"),

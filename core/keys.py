@@ -238,6 +238,40 @@ def question_tick(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:qa:tick"
 
 
+def poll_seq(bid: str) -> str:
+    return f"{PREFIX}:{{b:{bid}}}:poll:seq"
+
+
+def poll_current(bid: str) -> str:
+    """String: the id of the poll viewers see (open, or closed with its results)."""
+    return f"{PREFIX}:{{b:{bid}}}:poll:current"
+
+
+def poll(bid: str, pid: str) -> str:
+    """Hash: one poll's question, options (JSON), kind, status, times, option count `n`."""
+    return f"{PREFIX}:{{b:{bid}}}:poll:p:{pid}"
+
+
+def poll_choices(bid: str, pid: str) -> str:
+    """Hash: viewer id -> the option index it chose."""
+    return f"{PREFIX}:{{b:{bid}}}:poll:p:{pid}:choices"
+
+
+def poll_counts(bid: str, pid: str) -> str:
+    """Hash: option index -> votes."""
+    return f"{PREFIX}:{{b:{bid}}}:poll:p:{pid}:counts"
+
+
+def poll_tick(bid: str) -> str:
+    """Short-lived lock: at most one `poll.results` per interval."""
+    return f"{PREFIX}:{{b:{bid}}}:poll:tick"
+
+
+def poll_dirty(bid: str) -> str:
+    """String: the id of a poll whose totals changed since its last `poll.results`."""
+    return f"{PREFIX}:{{b:{bid}}}:poll:dirty"
+
+
 def question_highlight(bid: str) -> str:
     """String: the highlighted question id."""
     return f"{PREFIX}:{{b:{bid}}}:qa:highlight"

@@ -34,6 +34,12 @@ ACCESS = {
     "card.pin": "host",
     "card.pin_next": "host",
     "card.unpin": "host",
+    "poll.vote": "viewer",
+    "poll.mine": "viewer",
+    "poll.create": "staff",
+    "poll.jobs": "staff",
+    "poll.close": "staff",
+    "poll.remove": "staff",
 }
 ALLOWED = {
     "viewer": {"viewer", "moderator", "host"},

@@ -22,7 +22,7 @@ from jobcast.web.access.security import (
     viewer_cookie_middleware,
 )
 from jobcast.web.api import broadcasts as broadcasts_api
-from jobcast.web.api import chat, hls, login, media, openapi
+from jobcast.web.api import chat, hls, login, media, openapi, polls
 from jobcast.web.api import openings as openings_api
 from jobcast.web.appkeys import (
     BROADCASTS,
@@ -64,6 +64,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     login.setup,
     openings_api.setup,
     chat.setup,
+    polls.setup,
     media.setup,
     hls.setup,
     openapi.setup,

@@ -287,6 +287,7 @@ def document() -> dict[str, Any]:
     for section in (ops.auth, ops.broadcasts, ops.openings, ops.applications):
         section(d)
     _chat(d)
+    ops.polls(d)
     for section in (ops.media, ops.meta, ops.pages):
         section(d)
     errors = {f"E{code}": d._refs(_error(code)) for code in _ERROR_TEXT}

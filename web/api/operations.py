@@ -533,3 +533,32 @@ def pages(d: _Doc) -> None:
         params=(query("next", STR, "a path on this site"),),
         responses={303: back},
     )
+
+
+def polls(d: _Doc) -> None:
+    """Live polls (web/api/polls.py): the state, and each host action from its declaration."""
+    from jobcast.chat.actions import PollState
+    from jobcast.web.api import polls as polls_api
+
+    op = partial(d.op, tag="chat")
+    op(
+        "get",
+        "/api/broadcasts/{bid}/poll",
+        "The poll shown now (or null) and the calling viewer's choice in it",
+        errors=(404,),
+        responses={200: PollState},
+    )
+    for name, action in polls_api.STAFF.items():
+        assert action.http is not None and action.reply is not None, name
+        method, path = action.http
+        op(
+            method.lower(),
+            path,
+            action.summary,
+            access=action.access,
+            body=action.model,
+            errors=(404, 409),
+            route="/api/broadcasts/{bid}/polls/{action}",
+            example=polls_api.EXAMPLES[name],
+            responses={200: action.reply},
+        )
