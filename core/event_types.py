@@ -70,6 +70,7 @@ EVENTS: Mapping[str, EventType] = _types(
     _socket("ack", "the reply to one of the socket's actions"),
     _socket("pong", "the reply to a ping"),
     _socket("error", "a refused action, or why the server is about to close the socket"),
+    _socket("application.mine", "one of this viewer's own applications changed (to them only)"),
     # -- broadcasts (core/broadcasts.py) --
     EventType("broadcast.updated", "public", "the broadcast's fields after any change"),
     # -- media (stream/service.py) --

@@ -336,3 +336,7 @@ def viewer_ips(bid: str) -> str:
 
 # Pub/sub channel every process listens on: {"bid", "viewer_id"} -> close that viewer's sockets.
 CHAT_KICK = f"{PREFIX}:chat:kick"
+
+# Pub/sub channel every process listens on: {"viewer_id", "bid"?, "event"} -> that viewer's
+# own sockets only (web/realtime/private.py). Never logged: no replay, no other viewer.
+VIEWER_PRIVATE = f"{PREFIX}:viewer:private"

@@ -45,6 +45,7 @@ from jobcast.web.realtime.bus import Bus
 from jobcast.web.realtime.hub import Hub
 from jobcast.web.realtime.kicks import kicks_ctx
 from jobcast.web.realtime.presence import Presence
+from jobcast.web.realtime.private import private_ctx
 from jobcast.web.realtime.snapshot import make_snapshot
 from jobcast.web.realtime.ws import host_socket, viewer_socket
 from jobcast.web.runtime import health
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_bus_ctx)
     app.cleanup_ctx.append(kicks_ctx)
+    app.cleanup_ctx.append(private_ctx)
     app.on_shutdown.append(_close_sockets)
 
     app.router.add_routes(broadcasts_api.routes)
