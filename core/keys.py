@@ -337,6 +337,9 @@ def viewer_ips(bid: str) -> str:
 # Pub/sub channel every process listens on: {"bid", "viewer_id"} -> close that viewer's sockets.
 CHAT_KICK = f"{PREFIX}:chat:kick"
 
+# Stream: the outbox of notices to applicants (core/notices.py), read by the notifier.
+NOTICES = f"{PREFIX}:notices"
+
 # Pub/sub channel every process listens on: {"viewer_id", "bid"?, "event"} -> that viewer's
 # own sockets only (web/realtime/private.py). Never logged: no replay, no other viewer.
 VIEWER_PRIVATE = f"{PREFIX}:viewer:private"
