@@ -152,3 +152,23 @@ async def test_a_file_that_cannot_be_read_says_why_and_opens_no_preview(client, 
         assert "缺少列：岗位名称" in await out.inner_text()
         assert not await page.locator("#csv-dialog").is_visible()
         assert real_errors(page) == []
+
+
+async def test_the_editor_says_a_salary_range_is_required(client, host, bid):
+    """The same message as the import, in the host's language, under the salary field."""
+    require_browser()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await _host_console(browser, base, bid)
+        await page.get_by_role("button", name="新增岗位").click()
+        dialog = page.locator("#opening-dialog")
+        await dialog.locator("#of-title").fill("司机")
+        await dialog.locator("#of-employer").fill("鸡西运输公司")
+        await dialog.locator("#of-city").fill("鸡西市")
+        # (a number field: 面议 cannot be typed; left empty, it is the same message)
+        await dialog.locator("#of-salary-max").fill("6000")
+        await dialog.get_by_role("button", name="保存").click()
+        error = dialog.locator('.field-error[data-field="salary_min"]')
+        await error.filter(has_text="请填写薪资范围，不接受面议").wait_for()
+        assert await _titles(host, bid) == {}
+        assert real_errors(page) == []

@@ -75,6 +75,8 @@
   // Field messages from 422 `fields` that the services use; others are shown as sent.
   const FIELD_WORDS = {
     "required": _("Required"),
+    // openings/models.py SALARY_REQUIRED: a salary left out or 面议 (editor and CSV import)
+    "enter a salary range; negotiable is not accepted": _("Enter a salary range; 'negotiable' is not accepted"),
     "too long": _("Too long"),
     "must be an object": _("Invalid"),
     "must be a whole number": _("Must be a whole number"),

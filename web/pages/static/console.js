@@ -181,9 +181,8 @@
   const csvPublish = $("#csv-publish");
   const csvDrafts = $("#csv-drafts");
   const csvCancel = $("#csv-cancel");
-  // openings/models.py SALARY_REQUIRED and csvio's row messages, in the host's language
+  // csvio's row and file messages, in the host's language (field messages: JC.fieldText)
   const CSV_WORDS = {
-    "enter a salary range; negotiable is not accepted": _("Enter a salary range; 'negotiable' is not accepted"),
     "extra cells": _("More cells than the header has columns"),
     "unknown encoding": _("The file is neither UTF-8 nor GBK text"),
     "no header row": _("The file is empty"),
