@@ -57,7 +57,7 @@ async def test_host_starts_a_poll_a_phone_viewer_taps_and_both_see_the_results(c
         assert await card.is_hidden()
 
         # the host writes a poll in the console
-        await console.get_by_label("Question", exact=True).fill("你最关心哪方面？")
+        await console.get_by_label("Poll question").fill("你最关心哪方面？")
         for i, text in enumerate(["薪资", "地点", "五险一金"]):
             await console.locator(f"#poll-o{i}").fill(text)
         await console.get_by_role("button", name="Start poll").click()
