@@ -95,6 +95,23 @@ return {code, t, voters}
 # ARGV: 1 interval ms, 2 key prefix of a poll, 3-4 the suffixes of its choices and counts,
 #       5-7 the event
 # Returns 1 published, 0 nothing dirty, -1 another publish within the interval.
+# KEYS: 1 current poll id, 2 poll, 3 counts, 4 choices, 5-8 the poll.closed event
+# ARGV: 1 poll id, 2 closed_at, 3-5 the event
+# Returns {1, totals, voters}, or {-1} no such poll, {-3} closed already.
+_CLOSE_LUA = (
+    _TOTALS_LUA
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
+  return {-1}
+end
+if redis.call('HGET', KEYS[2], 'status') ~= 'open' then return {-3} end
+redis.call('HSET', KEYS[2], 'status', 'closed', 'closed_at', ARGV[2])
+local t, voters = jc_totals(KEYS[2], KEYS[3], KEYS[4])
+jc_event(5, 3, {totals = t, voters = voters})
+return {1, t, voters}
+"""
+)
+
 _FLUSH_LUA = (
     _TOTALS_LUA
     + """
@@ -176,8 +193,9 @@ def decode(h: Any) -> dict[str, Any]:
     }
 
 
-def view(p: dict[str, Any], totals: list[int], voters: int) -> dict[str, Any]:
-    """What everyone sees of a poll: its options with their totals."""
+def view(p: dict[str, Any], totals: list[int] | Hole, voters: int | Hole) -> dict[str, Any]:
+    """What everyone sees of a poll: its options with their totals (Holes where a script
+    fills them in)."""
     return {**p, "totals": totals, "voters": voters}
 
 
@@ -193,6 +211,7 @@ class PollService:
     def __post_init__(self) -> None:
         self._vote = self.log.script(_VOTE_LUA)
         self._flush = self.log.script(_FLUSH_LUA)
+        self._close = self.log.script(_CLOSE_LUA)
 
     def _results_event(self, bid: str) -> Any:
         data = {"id": Hole("id"), "totals": Hole("totals"), "voters": Hole("voters")}
@@ -231,13 +250,14 @@ class PollService:
         self, bid: str, kind: str, question: str, options: list[dict[str, Any]]
     ) -> dict[str, Any]:
         pid = str(await self.redis.incr(keys.poll_seq(bid)))
-        p = {
+        ts = now_ms()
+        p: dict[str, Any] = {
             "id": pid,
             "kind": kind,
             "question": question,
             "options": options,
             "status": "open",
-            "ts": now_ms(),
+            "ts": ts,
             "closed_at": None,
         }
         shown = view(p, [0] * len(options), 0)
@@ -260,7 +280,7 @@ class PollService:
                     "options": orjson.dumps(options),
                     "n": len(options),
                     "status": "open",
-                    "ts": p["ts"],
+                    "ts": ts,
                 },
             )
             pipe.set(keys.poll_current(bid), pid)
@@ -273,31 +293,35 @@ class PollService:
         pipe.delete(keys.poll(bid, pid), keys.poll_choices(bid, pid), keys.poll_counts(bid, pid))
 
     async def close(self, bid: str, pid: Any, by: Actor) -> dict[str, Any]:
-        """Stop the voting; the results stay on every screen, marked closed."""
+        """Stop the voting; the results stay on every screen, marked closed.
+
+        One script, not a watched transaction: votes keep changing the counts until the
+        poll is closed, and a WATCH on them would make closing fail while many vote."""
         pid = _pid(pid)
-
-        async def body(pipe: Pipeline) -> dict[str, Any]:
-            if _s(await pipe.get(keys.poll_current(bid))) != pid:
-                raise _not_found()
-            p, totals, voters = await self._read(pipe, bid, pid)
-            if p["status"] != "open":
-                raise Conflict("the poll is closed", code="poll_closed")
-            p["status"] = "closed"
-            p["closed_at"] = now_ms()
-            pipe.multi()
-            pipe.hset(
-                keys.poll(bid, pid), mapping={"status": "closed", "closed_at": p["closed_at"]}
-            )
-            shown = view(p, totals, voters)
-            self.log.add_to(pipe, bid, "poll.closed", shown)
-            return shown
-
-        return await transact(
-            self.redis,
-            [keys.poll_current(bid), keys.poll(bid, pid), keys.poll_counts(bid, pid)],
-            body,
-            busy=_busy,
+        h = await self.redis.hgetall(keys.poll(bid, pid))
+        if not h or _s(await self.redis.get(keys.poll_current(bid))) != pid:
+            raise _not_found()
+        p = decode(h)  # what never changes; status and totals are the script's
+        p["status"] = "closed"
+        p["closed_at"] = now_ms()
+        holes = view(p, Hole("totals"), Hole("voters"))
+        ev = self.log.event(bid, "poll.closed", holes, audience=PUBLIC)
+        reply = await self._close(
+            keys=[
+                keys.poll_current(bid),
+                keys.poll(bid, pid),
+                keys.poll_counts(bid, pid),
+                keys.poll_choices(bid, pid),
+                *ev.keys,
+            ],
+            args=[pid, p["closed_at"], *ev.args],
         )
+        code = int(reply[0])
+        if code == -1:
+            raise _not_found()
+        if code == -3:
+            raise Conflict("the poll is closed", code="poll_closed")
+        return view(p, [int(x) for x in reply[1]], int(reply[2]))
 
     async def remove(self, bid: str, pid: Any, by: Actor) -> dict[str, Any]:
         """Take the poll off every screen and forget its votes."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.chat_helpers import err, ok
+from tests.chat_helpers import call, err, ok
 from tests.helpers import Viewer, connect, fence, login, viewer_csrf
 from tests.openings_helpers import make_opening
 
@@ -326,3 +326,28 @@ async def test_the_socket_rate_limit_applies_to_votes(app_factory, redis_url, vi
     assert limited["data"]["retry_after"] > 0
     acks = [e for e in v.events if e["type"] == "ack" and str(e.get("id", "")).startswith("v")]
     assert 1 <= len(acks) < 6
+
+
+async def test_closing_while_votes_pour_in_counts_exactly_the_votes_taken(
+    client, client_b, host, bid, viewers
+):
+    """Closing is atomic with the votes: every vote acknowledged is in the final totals, every
+    later one is refused, and closing does not fail while viewers keep voting."""
+    pid = (await _create(host, bid))["id"]
+    crowd = [await viewers.open(client if i % 2 else client_b, bid) for i in range(30)]
+    console = await connect(client, bid, host=True)
+
+    async def vote(i: int, v: Viewer) -> bool:
+        reply = await call(v, "poll.vote", {"id": pid, "option": i % 3})
+        if reply["type"] == "error":
+            assert reply["data"]["code"] == "poll_closed", reply
+            return False
+        return True
+
+    votes = [vote(i, v) for i, v in enumerate(crowd)]
+    done = await asyncio.gather(*votes[:15], ok(console, "poll.close", {"id": pid}), *votes[15:])
+    closed = done[15]
+    taken = [i for i, d in enumerate(done[:15] + done[16:]) if d is True]
+    assert closed["status"] == "closed"
+    assert sum(closed["totals"]) == len(taken) == closed["voters"]
+    assert closed["totals"] == [sum(1 for i in taken if i % 3 == k) for k in range(3)]
