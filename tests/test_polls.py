@@ -351,3 +351,50 @@ async def test_closing_while_votes_pour_in_counts_exactly_the_votes_taken(
     assert closed["status"] == "closed"
     assert sum(closed["totals"]) == len(taken) == closed["voters"]
     assert closed["totals"] == [sum(1 for i in taken if i % 3 == k) for k in range(3)]
+
+
+def _apply(poll: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any] | None:
+    """What a client does with each poll event (polls.js applyEvent)."""
+    d = e["data"]
+    if e["type"] in ("poll.opened", "poll.closed"):
+        return d
+    if e["type"] == "poll.results" and poll is not None and poll["id"] == d["id"]:
+        return {**poll, "totals": d["totals"], "voters": d["voters"]}
+    if e["type"] == "poll.removed" and poll is not None and poll["id"] == d["id"]:
+        return None
+    return poll
+
+
+@pytest.mark.parametrize("interval", [0, 0.5])
+async def test_the_events_after_a_snapshot_bring_it_to_the_next_one(
+    app_factory, redis_url, viewers, interval
+):
+    client = await app_factory(redis_url, qa_votes_interval=interval)
+    host = await login(client)
+    bid = await host.create_broadcast()
+    for i in range(3):
+        await make_opening(host, bid, title=f"岗位{i}")
+    watcher = await viewers.open(client, bid)
+    crowd = [await viewers.open(client, bid) for _ in range(5)]
+    poll = _snapshot(watcher)["poll"]
+    assert poll is None
+
+    first = await _create(host, bid)
+    for i, v in enumerate(crowd):
+        await ok(v, "poll.vote", {"id": first["id"], "option": i % 3})
+    await ok(crowd[0], "poll.vote", {"id": first["id"], "option": 2})
+    await host.post(f"/api/broadcasts/{bid}/polls/poll.close", {"id": first["id"]})
+    r = await host.post(f"/api/broadcasts/{bid}/polls/poll.jobs", {})
+    jobs = await r.json()
+    for i, v in enumerate(crowd[:4]):
+        await ok(v, "poll.vote", {"id": jobs["id"], "option": i % 2})
+    final = await ok(crowd[4], "poll.vote", {"id": jobs["id"], "option": 2})
+    await watcher.wait_for(_results(jobs["id"], final["totals"]))
+    await fence(client, bid, watcher)
+
+    for e in watcher.events:
+        if e["type"].startswith("poll."):
+            poll = _apply(poll, e)
+    later = await viewers.open(client, bid)
+    assert poll == _snapshot(later)["poll"]
+    assert poll is not None and poll["totals"] == [2, 2, 1] and poll["voters"] == 5
