@@ -71,6 +71,7 @@ EVENTS: Mapping[str, EventType] = _types(
     _socket("pong", "the reply to a ping"),
     _socket("error", "a refused action, or why the server is about to close the socket"),
     _socket("application.mine", "one of this viewer's own applications changed (to them only)"),
+    _socket("interview.mine", "their own interview invitation or booking changed (to them only)"),
     # -- broadcasts (core/broadcasts.py) --
     EventType("broadcast.updated", "public", "the broadcast's fields after any change"),
     # -- media (stream/service.py) --
@@ -114,6 +115,12 @@ EVENTS: Mapping[str, EventType] = _types(
     EventType("application.received", "host", "an application was stored: ids and counts"),
     EventType("application.status", "host", "an application's status changed"),
     EventType("application.deleted", "host", "an application was deleted: ids and counts"),
+    # -- interviews (openings/interviews.py) --
+    EventType("interview.slot_saved", "host", "an interview slot was added or changed"),
+    EventType("interview.slot_deleted", "host", "an interview slot was deleted"),
+    EventType("interview.invited", "host", "an application was invited to choose a slot"),
+    EventType("interview.booked", "host", "an applicant booked or moved to a slot: ids, counts"),
+    EventType("interview.cancelled", "host", "an interview booking was cancelled: ids, counts"),
 )
 
 _extra: dict[str, EventType] = {}

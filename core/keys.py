@@ -343,3 +343,46 @@ NOTICES = f"{PREFIX}:notices"
 # Pub/sub channel every process listens on: {"viewer_id", "bid"?, "event"} -> that viewer's
 # own sockets only (web/realtime/private.py). Never logged: no replay, no other viewer.
 VIEWER_PRIVATE = f"{PREFIX}:viewer:private"
+
+
+# -- interviews (openings/interviews.py) -----------------------------------------------------
+
+
+def interview_slots(bid: str, oid: str) -> str:
+    """Hash: slot id -> slot JSON {id, opening_id, start, duration, place, link, capacity}."""
+    return f"{PREFIX}:{{b:{bid}}}:iv:op:{oid}:slots"
+
+
+def interview_seats(bid: str, sid: str) -> str:
+    """Zset: application id -> booked unix ms, the bookings of one slot (ZCARD: seats taken)."""
+    return f"{PREFIX}:{{b:{bid}}}:iv:slot:{sid}:seats"
+
+
+def interview_bookings(bid: str) -> str:
+    """Hash: application id -> the slot id it booked (one booking per application)."""
+    return f"{PREFIX}:{{b:{bid}}}:iv:bookings"
+
+
+def interview_invites(bid: str) -> str:
+    """Hash: application id -> opening id, the applications invited to choose a slot."""
+    return f"{PREFIX}:{{b:{bid}}}:iv:invites"
+
+
+# Hash: application id -> broadcast id of every invited application (/api/me/interviews/{aid}
+# names no broadcast).
+INTERVIEW_APPLICATIONS = f"{PREFIX}:iv:apps"
+
+# Zset: 'bid/aid/sid' -> the slot's start (unix ms), each booking whose reminder is not sent;
+# a scheduler claims a member with ZREM inside the script that queues its notice.
+INTERVIEW_REMINDERS = f"{PREFIX}:iv:reminders"
+
+
+def viewer_interviews(vid: str) -> str:
+    """Set of 'bid/aid': the invited applications made from this viewer id."""
+    return f"{PREFIX}:viewer:{vid}:interviews"
+
+
+def viewer_owned(vid: str) -> str:
+    """Set of 'bid/aid': applications this viewer id may act on besides those it sent itself
+    (another device of the applicant, linked by confirming the phone number)."""
+    return f"{PREFIX}:viewer:{vid}:owned"

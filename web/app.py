@@ -23,6 +23,7 @@ from jobcast.web.access.security import (
 )
 from jobcast.web.api import broadcasts as broadcasts_api
 from jobcast.web.api import chat, hls, login, media, openapi, polls
+from jobcast.web.api import interviews as interviews_api
 from jobcast.web.api import openings as openings_api
 from jobcast.web.appkeys import (
     BROADCASTS,
@@ -64,6 +65,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 FEATURES: list[Callable[[web.Application], None]] = [
     login.setup,
     openings_api.setup,
+    interviews_api.setup,
     chat.setup,
     polls.setup,
     media.setup,

@@ -376,6 +376,203 @@ def applications(d: _Doc) -> None:
         "host",
         errors=(404,),
     )
+    interviews(d)
+    my_applications(d)
+
+
+def my_applications(d: _Doc) -> None:
+    """A viewer's own applications and confirming their number (web/api/me.py)."""
+    op = partial(d.op, tag="applications")
+    op(
+        "get",
+        "/api/me/applications",
+        "My applications, across broadcasts, newest first (viewer cookie)",
+        {200: MyApplications},
+        "viewer",
+    )
+    op(
+        "post",
+        "/api/me/phone",
+        "Send a code to the number I applied with (the same answer for any number)",
+        {202: PhoneCodeSent},
+        "viewer",
+        body=PhoneStart,
+        errors=(429,),
+    )
+    op(
+        "post",
+        "/api/me/phone/verify",
+        "Confirm the number with its code: its applications show on this device",
+        {200: MyApplications},
+        "viewer",
+        body=PhoneVerify,
+        errors=(429,),
+        description="422 `code_invalid` for a wrong or expired code (with `tries_left`), "
+        "`code_spent` after too many wrong ones.",
+    )
+
+
+_SLOT_BODY: Schema = {
+    "type": "object",
+    "properties": {
+        "start": {"type": "integer", "description": "Unix ms, in the future, within a year"},
+        "duration": {"type": "integer", "minimum": 5, "maximum": 480, "description": "minutes"},
+        "place": {"type": "string", "maxLength": 200},
+        "link": {"type": "string", "maxLength": 500, "description": "https:// link"},
+        "capacity": {"type": "integer", "minimum": 1, "maximum": 500},
+    },
+    "additionalProperties": False,
+}
+_SLOT: Schema = {
+    "type": "object",
+    "description": "a slot with `booked` and `remaining` seats",
+    "properties": {
+        **_SLOT_BODY["properties"],
+        "id": STR,
+        "opening_id": STR,
+        "booked": {"type": "integer"},
+        "remaining": {"type": "integer"},
+        "created_at": {"type": "integer"},
+        "updated_at": {"type": "integer"},
+    },
+}
+_INTERVIEW: Schema = {
+    "type": "object",
+    "description": "the applicant's interview: the opening, `booking` (a slot or null), `slots`",
+    "properties": {
+        "application_id": STR,
+        "broadcast_id": STR,
+        "opening_id": STR,
+        "opening_title": STR,
+        "employer": STR,
+        "status": STR,
+        "applied_at": {"type": "integer"},
+        "invited": {"type": "boolean"},
+        "booking": {"anyOf": [_SLOT, {"type": "null"}]},
+        "slots": {"type": "array", "items": _SLOT},
+    },
+}
+
+
+def interviews(d: _Doc) -> None:
+    """Interview slots, invitations and bookings (web/api/interviews.py)."""
+    op = partial(d.op, tag="applications")
+    slots = "/api/broadcasts/{bid}/openings/{oid}/slots"
+    one = slots + "/{sid}"
+    slot_list = {"type": "object", "properties": {"slots": {"type": "array", "items": _SLOT}}}
+    op("get", slots, "An opening's interview slots", {200: ok(slot_list)}, "host", errors=(404,))
+    example = {"start": 1893456000000, "duration": 30, "place": "3号楼 201", "capacity": 4}
+    op(
+        "post",
+        slots,
+        "Add an interview slot (start, duration, place or link, capacity)",
+        {201: ok(_SLOT)},
+        "host",
+        body=_SLOT_BODY,
+        example=example,
+        errors=(404, 409),
+    )
+    op(
+        "patch",
+        one,
+        "Change a slot (capacity not below its bookings: 409 capacity_below_booked)",
+        {200: ok(_SLOT)},
+        "host",
+        body=_SLOT_BODY,
+        example={"capacity": 6},
+        errors=(404, 409),
+    )
+    gone = {
+        "type": "object",
+        "properties": {"deleted": STR, "cancelled": {"type": "array", "items": STR}},
+    }
+    op(
+        "delete",
+        one,
+        "Delete a slot; one with bookings needs force=1, which cancels them with a notice",
+        {200: ok(gone)},
+        "host",
+        params=(query("force", {"enum": ["1", "true"]}, "cancel the slot's bookings"),),
+        errors=(404, 409),
+    )
+    state = {
+        "type": "object",
+        "properties": {
+            "application_id": STR,
+            "opening_id": {"type": ["string", "null"]},
+            "invited": {"type": "boolean"},
+            "slot_id": {"type": ["string", "null"]},
+        },
+    }
+    op(
+        "post",
+        "/api/broadcasts/{bid}/applications/{aid}/invite",
+        "Invite an application to choose an interview slot (status: interview)",
+        {200: ok(state)},
+        "host",
+        errors=(404, 409),
+    )
+    ids = {"type": "object", "additionalProperties": STR}
+    overview = {"type": "object", "properties": {"invited": ids, "bookings": ids}}
+    op(
+        "get",
+        "/api/broadcasts/{bid}/interviews",
+        "Invitations (application id -> opening id) and bookings (-> slot id)",
+        {200: ok(overview)},
+        "host",
+        errors=(404,),
+    )
+    mine = "/api/me/interviews"
+    many = {"type": "array", "items": _INTERVIEW}
+    listed = {"type": "object", "properties": {"interviews": many}}
+    op(
+        "get",
+        mine,
+        "This viewer's interview invitations",
+        {200: ok(listed)},
+        "viewer",
+        params=(query("bid", STR, "of one broadcast"),),
+        errors=(422,),
+    )
+    op(
+        "get",
+        mine + "/{aid}",
+        "One of this viewer's interviews",
+        {200: ok(_INTERVIEW)},
+        "viewer",
+        errors=(404,),
+    )
+    op(
+        "post",
+        mine + "/{aid}/book",
+        "Book a slot in one tap (again: move the booking); 409 slot_full when taken",
+        {200: ok(_INTERVIEW)},
+        "viewer",
+        body={
+            "type": "object",
+            "properties": {"slot_id": STR},
+            "required": ["slot_id"],
+            "additionalProperties": False,
+        },
+        example={"slot_id": "k7m2x9pq3n"},
+        errors=(404, 409),
+    )
+    op(
+        "delete",
+        mine + "/{aid}/booking",
+        "Cancel this viewer's booking (the invitation stays)",
+        {200: ok(_INTERVIEW)},
+        "viewer",
+        errors=(404,),
+    )
+    op(
+        "get",
+        mine + "/{aid}/interview.ics",
+        "The booked interview as a calendar entry (RFC 5545)",
+        {200: ok(STR, media="text/calendar")},
+        "viewer",
+        errors=(404, 409),
+    )
 
 
 def media(d: _Doc) -> None:

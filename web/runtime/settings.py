@@ -460,6 +460,9 @@ class Settings:
     application_retention_days: int = _opt(
         180, "days applications are kept; `jobcast purge` deletes older ones", integer(0)
     )
+    interview_reminder_minutes: int = _opt(
+        60, "minutes before a booked interview its reminder notice is queued", integer(1)
+    )
     media_ice_addresses: tuple[str, ...] = _opt(
         (),
         "local addresses for WebRTC ICE candidates, comma-separated; empty: all but loopback",
