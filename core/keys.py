@@ -45,6 +45,33 @@ def presence(bid: str) -> str:
     return f"{PREFIX}:{{b:{bid}}}:presence"
 
 
+def report_events(bid: str) -> str:
+    """Uncapped stream: a copy of the broadcast's events of the types the event report counts
+    (openings/report.py REPORT_TYPES), under the same ids, so no cap loses them."""
+    return f"{PREFIX}:{{b:{bid}}}:events:report"
+
+
+def report_state(bid: str) -> str:
+    """Hash {cursor: the last seq copied into report_events, gap: the first seq kept after a
+    cap trimmed events before they were copied (absent: nothing lost)}."""
+    return f"{PREFIX}:{{b:{bid}}}:events:report:state"
+
+
+def audience_seen(bid: str) -> str:
+    """Set of viewer ids seen on a socket of the broadcast (audience.sample `unique`)."""
+    return f"{PREFIX}:{{b:{bid}}}:audience:seen"
+
+
+def audience_card(bid: str) -> str:
+    """Set of viewer ids seen on a socket while a card was pinned (audience.sample `card`)."""
+    return f"{PREFIX}:{{b:{bid}}}:audience:card"
+
+
+def audience_tick(bid: str) -> str:
+    """Short-lived lock: one process writes the broadcast's audience.sample per interval."""
+    return f"{PREFIX}:{{b:{bid}}}:audience:tick"
+
+
 def stream_key(bid: str) -> str:
     """Hash {hash: sha256 of the WHIP stream key, created_at: unix ms}."""
     return f"{PREFIX}:{{b:{bid}}}:streamkey"

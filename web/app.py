@@ -25,6 +25,7 @@ from jobcast.web.api import broadcasts as broadcasts_api
 from jobcast.web.api import chat, hls, login, media, openapi, polls
 from jobcast.web.api import interviews as interviews_api
 from jobcast.web.api import openings as openings_api
+from jobcast.web.api import report as report_api
 from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
@@ -68,6 +69,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     interviews_api.setup,
     chat.setup,
     polls.setup,
+    report_api.setup,
     media.setup,
     hls.setup,
     openapi.setup,

@@ -730,6 +730,7 @@ def pages(d: _Doc) -> None:
         params=(query("next", STR, "a path on this site"),),
         responses={303: back},
     )
+    report(d)
 
 
 def polls(d: _Doc) -> None:
@@ -759,3 +760,93 @@ def polls(d: _Doc) -> None:
             example=polls_api.EXAMPLES[name],
             responses={200: action.reply},
         )
+
+
+def notifier(d: _Doc) -> None:
+    """The notifier's dead letters (web/api/notifier.py): hosts list and retry them."""
+    op = partial(d.op, tag="applications")
+    op(
+        "get",
+        "/api/notifier/dead",
+        "Notices the webhook did not take after every attempt, of the caller's organization",
+        {200: s.DeadLetters},
+        "host",
+    )
+    op(
+        "post",
+        "/api/notifier/dead/{nid}/retry",
+        "Send a dead letter again (attempts counted afresh)",
+        {202: s.Requeued},
+        "host",
+        errors=(404,),
+    )
+
+
+def report(d: _Doc) -> None:
+    """The event report and the per-opening FAQ (web/api/report.py)."""
+    op = d.op
+    html = {"text/html": {"schema": STR}}
+    page = {"description": "the page", "content": html}
+    not_found = {"description": "the not-found page", "content": html}
+    op(
+        "get",
+        "/host/b/{bid}/report",
+        "The event report with its charts, printable (the login page without a session)",
+        responses={200: page, 404: not_found},
+        error_json=False,
+        tag="pages",
+    )
+    op(
+        "get",
+        "/b/{bid}/o/{oid}",
+        "One opening: its card, how to apply, its answered questions",
+        responses={200: page, 404: not_found},
+        error_json=False,
+        tag="pages",
+    )
+    figures = {"type": "object", "description": "docs/protocol.md, the event report"}
+    op(
+        "get",
+        "/api/broadcasts/{bid}/report",
+        "The event report's figures, counted from the broadcast's events",
+        {200: ok(figures)},
+        "host",
+        errors=(404,),
+        tag="broadcasts",
+    )
+    op(
+        "get",
+        "/api/broadcasts/{bid}/report.csv",
+        "The event report as CSV (UTF-8 with BOM, Chinese headers)",
+        {200: ok(STR, media="text/csv")},
+        "host",
+        errors=(404,),
+        tag="broadcasts",
+    )
+    faq = {
+        "type": "object",
+        "properties": {
+            "opening_id": STR,
+            "questions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": STR,
+                        "text": STR,
+                        "answer": STR,
+                        "answered_at": {"type": ["integer", "null"]},
+                        "votes": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    }
+    op(
+        "get",
+        "/api/broadcasts/{bid}/openings/{oid}/faq",
+        "The opening's answered questions (approved, not hidden; no names or viewer ids)",
+        {200: ok(faq)},
+        errors=(404,),
+        tag="openings",
+    )
