@@ -367,6 +367,27 @@ CHAT_KICK = f"{PREFIX}:chat:kick"
 # Stream: the outbox of notices to applicants (core/notices.py), read by the notifier.
 NOTICES = f"{PREFIX}:notices"
 
+# -- the notifier (web/runtime/notifier.py): retries, dead letters, delivered ids -------------
+
+# Zset: notice id -> when its next attempt is due (unix ms); a process taking one moves it
+# to the end of its lease, so a crashed process's retry falls due again.
+NOTIFIER_RETRY = f"{PREFIX}:notifier:retry"
+# Hash: notice id -> JSON {notice, attempts, error} of each notice in NOTIFIER_RETRY.
+NOTIFIER_RETRY_DATA = f"{PREFIX}:notifier:retry:data"
+# List of JSON {notice, attempts, error, failed_at}, newest first, capped: the dead letters.
+NOTIFIER_DEAD = f"{PREFIX}:notifier:dead"
+
+
+def notifier_done(nid: str) -> str:
+    """Expiring marker: notice `nid` was delivered (a 2xx); it is not sent again."""
+    return f"{PREFIX}:notifier:done:{nid}"
+
+
+def notifier_lock(nid: str) -> str:
+    """Expiring lock: one process is sending notice `nid` now."""
+    return f"{PREFIX}:notifier:lock:{nid}"
+
+
 # Pub/sub channel every process listens on: {"viewer_id", "bid"?, "event"} -> that viewer's
 # own sockets only (web/realtime/private.py). Never logged: no replay, no other viewer.
 VIEWER_PRIVATE = f"{PREFIX}:viewer:private"

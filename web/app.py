@@ -22,7 +22,7 @@ from jobcast.web.access.security import (
     viewer_cookie_middleware,
 )
 from jobcast.web.api import broadcasts as broadcasts_api
-from jobcast.web.api import chat, hls, login, media, openapi, polls
+from jobcast.web.api import chat, hls, login, media, notifier, openapi, polls
 from jobcast.web.api import interviews as interviews_api
 from jobcast.web.api import openings as openings_api
 from jobcast.web.api import report as report_api
@@ -72,6 +72,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     report_api.setup,
     media.setup,
     hls.setup,
+    notifier.setup,
     openapi.setup,
 ]
 

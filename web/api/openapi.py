@@ -159,6 +159,7 @@ PATH_PARAMS = {
         ),
         ("name", ""),
         ("code", ""),
+        ("nid", "notice id"),
     )
 }
 BID = PATH_PARAMS["bid"]
@@ -288,6 +289,7 @@ def document() -> dict[str, Any]:
         section(d)
     _chat(d)
     ops.polls(d)
+    ops.notifier(d)
     for section in (ops.media, ops.meta, ops.pages):
         section(d)
     errors = {f"E{code}": d._refs(_error(code)) for code in _ERROR_TEXT}

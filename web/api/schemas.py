@@ -405,3 +405,40 @@ class ReplayDeleted(Output):
 
 class RecordingList(Output):
     recordings: list[Recording]
+
+
+# -- the notifier's dead letters (web/api/notifier.py) ----------------------------------------
+
+
+class DeadLetter(Output):
+    """A notice the webhook did not take after every attempt; no personal data."""
+
+    id: str
+    kind: str
+    broadcast_id: str
+    application_id: str | None = Field(None, description="the application it is about")
+    lang: str
+    created_at: Ms | None = None
+    attempts: int = Field(ge=0, description="attempts made before it was given up")
+    error: str = Field(
+        description="the last failure: `http 500`, an exception name such as `TimeoutError`,"
+        " or `expired`"
+    )
+    failed_at: Ms | None = None
+
+
+class NotifierCounts(Output):
+    outbox: int = Field(ge=0, description="notices in the outbox (delivered ones included)")
+    retrying: int = Field(ge=0, description="notices waiting for their next attempt")
+    dead: int = Field(ge=0, description="dead letters (all organizations)")
+
+
+class DeadLetters(Output):
+    enabled: bool = Field(description="whether notifier_url is set")
+    items: list[DeadLetter]
+    counts: NotifierCounts
+
+
+class Requeued(Output):
+    queued: bool
+    item: DeadLetter

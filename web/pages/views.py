@@ -182,7 +182,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "golive.js",
         "polls.js",
     ),
-    "host_index.html": ("common.js", "host.js"),
+    "host_index.html": ("common.js", "host.js", "notifier.js"),
     "screen.html": ("common.js", "live.js", "screen.js"),
     "host_login.html": ("common.js", "host.js"),
 }

@@ -237,6 +237,16 @@ def _public_url(v: object) -> str:
 PUBLIC_URL = Kind("empty, or an http:// or https:// URL", _public_url)
 
 
+def _webhook_url(v: object) -> str:
+    t = _text(v).strip()
+    if t and (urlsplit(t).scheme not in ("http", "https") or not urlsplit(t).netloc):
+        raise ValueError("not an http(s) URL")
+    return t
+
+
+WEBHOOK_URL = Kind("empty, or an http:// or https:// URL", _webhook_url)
+
+
 def _port_range(v: object) -> tuple[int, int] | None:
     if v is None:
         return None
@@ -552,6 +562,47 @@ class Settings:
     hls_retention_days: float = _opt(
         30.0, "days an ended broadcast's replay is kept (0: kept until deleted)", number(0)
     )
+    notifier_url: str = _opt(
+        "",
+        "webhook the notifier POSTs each notice to (status changes, interviews, reminders: the"
+        " employment center's SMS or WeChat gateway); empty: off, notices wait in the outbox",
+        WEBHOOK_URL,
+    )
+    notifier_secret: str = _opt(
+        "",
+        "key of the notifier's HMAC-SHA256 signature (X-Jobcast-Signature); needed with"
+        " notifier_url",
+        TEXT,
+        cli=False,
+    )
+    notifier_timeout: float = _opt(
+        10.0,
+        "seconds one webhook request may take before it counts as failed",
+        number(0, above=True),
+    )
+    notifier_max_attempts: int = _opt(
+        8, "webhook attempts per notice before it goes to the dead letters", integer(1)
+    )
+    notifier_backoff_base: float = _opt(
+        2.0,
+        "seconds before the second attempt; each further one waits twice as long (with jitter)",
+        number(0),
+    )
+    notifier_backoff_max: float = _opt(
+        600.0, "longest wait in seconds between two attempts of one notice", number(0)
+    )
+    notifier_claim_after: float = _opt(
+        60.0,
+        "seconds a notice read by a process stays unanswered before another process takes it"
+        " over (the first one crashed)",
+        number(0, above=True),
+    )
+    notifier_max_age: float = _opt(
+        172800.0,
+        "seconds after its creation a notice is still sent; older ones go to the dead letters"
+        " (0: no limit)",
+        number(0),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -564,6 +615,13 @@ class Settings:
                 cli = f.metadata.get("cli", True)
                 raise SettingError(f.name, raw, kind.accepted, why=why, flag=cli) from None
             object.__setattr__(self, f.name, value)
+        if self.notifier_url and not self.notifier_secret:
+            raise SettingError(
+                "notifier_secret",
+                "",
+                "a key shared with the receiver whenever notifier_url is set",
+                flag=False,
+            )
 
     @property
     def data_path(self) -> Path:
