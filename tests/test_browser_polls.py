@@ -52,7 +52,7 @@ async def test_host_starts_a_poll_a_phone_viewer_taps_and_both_see_the_results(c
         console = await _host_page(browser, base, bid)
         viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
-        await viewer.wait_for_function("document.documentElement.dataset.live === 'live'")
+        await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")
         card = viewer.locator("#poll")
         assert await card.is_hidden()
 
