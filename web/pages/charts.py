@@ -24,17 +24,29 @@ def esc(text: object) -> str:
     return escape(str(text), {'"': "&quot;", "'": "&#39;"})
 
 
-def _nice_max(v: float) -> float:
-    """A round axis top at or above `v` (1, 2 or 5 times a power of ten)."""
+def _nice_step(v: float) -> float:
+    """A round step at or above `v`: 1, 2 or 5 times a power of ten."""
     if v <= 0:
         return 1
     step = 1.0
     while step * 10 <= v:
         step *= 10
+    while step / 10 >= v:
+        step /= 10
     for m in (1, 2, 5, 10):
         if v <= m * step:
             return m * step
     return 10 * step
+
+
+def _ticks(top: float, whole: bool) -> list[float]:
+    """Axis values from 0 to a round value at or above `top`, about four steps; whole steps
+    for counts."""
+    step = _nice_step(top / 4)
+    if whole:
+        step = max(1.0, step)
+    n = max(1, int(-(-top // step)))
+    return [step * k for k in range(n + 1)]
 
 
 def _fmt(v: float) -> str:
@@ -46,6 +58,10 @@ def hhmm(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, CST).strftime("%H:%M")
 
 
+def hhmmss(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, CST).strftime("%H:%M:%S")
+
+
 def line_chart(
     points: Sequence[tuple[int, float]],
     *,
@@ -53,9 +69,10 @@ def line_chart(
     empty: str,
     width: int = 640,
     height: int = 220,
-    x_label: Callable[[int], str] = hhmm,
+    x_label: Callable[[int], str] | None = None,
 ) -> str:
-    """A line over time: `points` are (unix ms, value). An empty series draws `empty`."""
+    """A line over time: `points` are (unix ms, value). An empty series draws `empty`. Times
+    read HH:MM, or HH:MM:SS when the whole series spans less than ten minutes."""
     left, right, top, bottom = 44, 12, 28, 28
     w, h = width - left - right, height - top - bottom
     out = [
@@ -72,7 +89,9 @@ def line_chart(
         return "".join(out)
     t0, t1 = points[0][0], points[-1][0]
     span = max(1, t1 - t0)
-    top_v = _nice_max(max(v for _, v in points))
+    label = x_label or (hhmm if span >= 600_000 else hhmmss)
+    ticks = _ticks(max(v for _, v in points), all(float(v).is_integer() for _, v in points))
+    top_v = ticks[-1]
 
     def x(t: int) -> float:
         return left + (w * (t - t0) / span if t1 > t0 else w / 2)
@@ -80,8 +99,7 @@ def line_chart(
     def y(v: float) -> float:
         return top + h - h * v / top_v
 
-    for k in range(5):  # grid and the value axis
-        v = top_v * k / 4
+    for v in ticks:  # grid and the value axis
         yy = y(v)
         out.append(
             f'<path d="M{left} {yy:.1f}H{left + w}" stroke="#ddd" stroke-width="1" fill="none"/>'
@@ -90,10 +108,13 @@ def line_chart(
             f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11"'
             f' fill="#444">{esc(_fmt(v))}</text>'
         )
-    for t in sorted({t0, t1, t0 + span // 2} if t1 > t0 else {t0}):
+    marks = (
+        [(t0, "start"), (t0 + span // 2, "middle"), (t1, "end")] if t1 > t0 else [(t0, "middle")]
+    )
+    for t, anchor in marks:
         out.append(
-            f'<text x="{x(t):.1f}" y="{height - 8}" text-anchor="middle" font-size="11"'
-            f' fill="#444">{esc(x_label(t))}</text>'
+            f'<text x="{x(t):.1f}" y="{height - 8}" text-anchor="{anchor}" font-size="11"'
+            f' fill="#444">{esc(label(t))}</text>'
         )
     d = "M" + " L".join(f"{x(t):.1f} {y(v):.1f}" for t, v in points)
     out.append(f'<path class="series" d="{d}" stroke="#1f5fbf" stroke-width="2" fill="none"/>')

@@ -105,6 +105,7 @@
         const actions = [];
         if (isHost && b.status === "scheduled") actions.push(h("a", { class: "btn small primary", href: "/host/b/" + encodeURIComponent(b.id) + "#golive" }, _("Go live")));
         if (isHost && b.status === "live") actions.push(h("button", { type: "button", class: "small danger", onclick: () => act(b.id, "end") }, _("End broadcast")));
+        if (isHost && b.status !== "scheduled") actions.push(h("a", { class: "btn small", href: "/host/b/" + encodeURIComponent(b.id) + "/report" }, _("Event report")));
         const rep = replays[b.id];
         if (rep && isHost && b.status !== "live") actions.push(h("button", { type: "button", class: "small danger", onclick: () => dropReplay(b.id) }, _("Delete replay")));
         return h("li", { dataset: { bid: b.id } },

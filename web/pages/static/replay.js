@@ -2,7 +2,7 @@
 // stream (its HLS playlist, GET /api/broadcasts/{id}/replay) from the start, with the openings
 // presented listed as chapters. Tapping one seeks to where it was presented; the card beside
 // the player follows the position, with its Apply button (closed past its deadline, as the
-// card says). docs/protocol.md, "HLS".
+// card says), and under it the opening's answered questions. docs/protocol.md, "HLS".
 "use strict";
 (function () {
   const JC = window.JC;
@@ -36,6 +36,23 @@
     const label = card.querySelector(".pin-label");
     if (label) label.textContent = _("Presented at %(t)s", { t: JC.duration(c.offset) });
     slot.replaceChildren(card);
+    showFaq(c.opening_id, card);
+  }
+
+  // The chapter's answered questions (GET .../openings/{oid}/faq) under its card, and a link
+  // to the opening's own page; fetched once per opening.
+  const faqs = new Map();
+  async function showFaq(oid, card) {
+    if (!faqs.has(oid)) {
+      const path = "/api/broadcasts/" + encodeURIComponent(V.bid) + "/openings/" + encodeURIComponent(oid) + "/faq";
+      faqs.set(oid, V.api("GET", path).then((r) => r.questions, () => []));
+    }
+    const items = await faqs.get(oid);
+    if (!card.isConnected || !items.length) return;
+    const dl = h("dl", { class: "replay-faq", dataset: { faq: oid } });
+    for (const q of items) dl.append(h("dt", {}, q.text), h("dd", {}, q.answer));
+    const more = h("a", { href: "/b/" + encodeURIComponent(V.bid) + "/o/" + encodeURIComponent(oid) + "#faq" }, _("Questions about this job"));
+    card.append(dl, h("p", { class: "hint" }, more));
   }
 
   async function seek(c) {
