@@ -245,3 +245,40 @@ async def test_the_caps_lose_nothing_the_report_counts(
     assert rep["complete"] is False and rep["gap_at"]
     r = await host.get(f"/host/b/{bid}/report")
     assert 'id="report-incomplete"' in await r.text()
+
+
+def test_counting_reads_old_and_new_status_words_and_estimates_watch_time() -> None:
+    from jobcast.openings.report import compute
+
+    def ev(t: str, ts: int, **data: Any) -> dict[str, Any]:
+        return {"type": t, "ts": ts, "data": data}
+
+    o = {"id": "a", "title": "A", "employer": {"name": "E"}}
+    events = [
+        ev("audience.sample", 0, viewers=2, unique=2, card=0),
+        ev("card.pinned", 1000, opening=o, pinned_at=1000),
+        ev("audience.sample", 60_000, viewers=4, unique=5, card=4),
+        ev("card.pinned", 90_000, opening=o, pinned_at=1000),  # an edit: the same pin goes on
+        ev("application.received", 100_000, opening_id="a", application_id="x1"),
+        ev("application.received", 100_001, opening_id="a", application_id="x2"),
+        ev("application.received", 100_002, opening_id="a", application_id="x3"),
+        ev("application.received", 100_003, opening_id="a", application_id="x4"),
+        ev("application.status", 100_010, application_id="x1", opening_id="a", status="interview"),
+        ev("application.status", 100_011, application_id="x1", opening_id="a", status="rejected"),
+        ev("application.status", 100_012, application_id="x2", opening_id="a", status="interview"),
+        ev("application.status", 100_013, application_id="x2", opening_id="a", status="hired"),
+        ev("application.status", 100_014, application_id="x3", opening_id="a", status="new"),
+        ev("application.status", 100_015, application_id="x3", opening_id="a", status="hired"),
+        ev("application.deleted", 100_020, application_id="x4", opening_id="a"),
+        ev("card.unpinned", 120_000, opening_id="a"),
+        ev("broadcast.updated", 180_000, status="ended", ended_at=180_000),
+    ]
+    rep = compute(events, {"id": "b", "title": "t", "status": "ended"})
+    assert (rep["applications"], rep["interviews"], rep["hires"]) == (3, 3, 2)
+    per = rep["per_opening"][0]
+    assert per["pins"] == 1 and per["presented_ms"] == 119_000
+    assert per["viewers_pinned"] == 4  # the sample before the pin (2) and the one inside (4)
+    # 2 viewers for 60 s, then 4 until the end (120 s): viewer-ms
+    assert rep["viewers"]["watch_ms"] == 2 * 60_000 + 4 * 120_000
+    assert rep["viewers"]["peak"] == 4 and rep["viewers"]["unique"] == 5
+    assert [f["count"] for f in rep["funnel"]] == [5, 4, 3, 3, 2]
