@@ -464,3 +464,48 @@ async def test_the_panel_is_on_the_host_home(app_factory, redis_url):
     await login(client)
     html = await (await client.get("/host")).text()
     assert 'id="notifier-panel"' in html and "/static/notifier.js" in html
+
+
+# -- the host home's panel, in Chromium ------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+async def test_a_host_retries_a_dead_letter_from_the_host_home(
+    app_factory, redis_url, receiver, lang
+):
+    """Run inside a loopback-only network namespace like CI does (scripts/test.sh)."""
+    from tests.browserkit import DESKTOP, chromium, new_page, real_errors, require_browser
+
+    require_browser()
+    rec, url = receiver
+    rec.script = ["500"]
+    client = await app_factory(redis_url, **notifier_settings(url, notifier_max_attempts=1))
+    host = await login(client)
+    bid = await host.create_broadcast()
+    (nid,) = await queue(client.server.app[REDIS], bid=bid)
+    await wait_until(lambda: client.server.app[REDIS].llen(keys.NOTIFIER_DEAD), what="dead")
+    words = {
+        "zh-CN": ("登录", "用户名", "密码", "状态变更", "重试", "所有通知均已送达。"),
+        "en": ("Log in", "Username", "Password", "Status change", "Retry", "Every notice"),
+    }[lang]
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await new_page(browser, base, viewport=DESKTOP, lang=lang)
+        await page.goto("/host")
+        await page.get_by_label(words[1]).fill("host1")
+        await page.get_by_label(words[2]).fill("s3cret-pass")
+        await page.get_by_role("button", name=words[0]).click()
+        item = page.locator(f'.notifier-item[data-id="{nid}"]')
+        await item.wait_for()
+        assert await page.locator("#notifier-panel").is_visible()
+        assert words[3] in await item.inner_text() and "http 500" in await item.inner_text()
+        assert PHONE not in await page.content()
+        button = item.get_by_role("button", name=words[4])
+        box = await button.bounding_box()
+        assert box is not None and box["height"] >= 44 and box["width"] >= 44
+        await button.click()
+        await delivered(rec, nid)
+        await item.wait_for(state="detached")
+        await page.get_by_text(words[5]).wait_for()
+        assert real_errors(page) == []

@@ -12,6 +12,7 @@
   const csrf = root.dataset.csrf;
   const list = panel.querySelector(".notifier-dead");
   const state = panel.querySelector(".notifier-state");
+  const REFRESH_MS = 3000;
 
   const KINDS = {
     "application.status": _("Status change"),
@@ -50,9 +51,15 @@
     const notes = [];
     if (!data.enabled) notes.push(_("The notifier is off (notifier_url is not set); notices wait until it is turned on."));
     if (retrying) notes.push(_("%(n)s waiting for another attempt", { n: retrying }));
-    if (!items.length) notes.push(_("Every notice was delivered."));
+    if (!items.length && !retrying) notes.push(_("Every notice was delivered."));
     state.textContent = notes.join(" ");
-    panel.hidden = data.enabled && !items.length && !retrying;
+    // Shown while there is something to see; once shown it stays for this page view, so the
+    // host sees a retried notice go through (the list refreshes every few seconds).
+    shown = shown || !data.enabled || items.length > 0 || retrying > 0;
+    panel.hidden = !shown;
+    if (shown && !timer) timer = setInterval(load, REFRESH_MS);
   }
+  let shown = false;
+  let timer = null;
   load();
 })();
