@@ -322,3 +322,26 @@ async def test_a_reminder_is_queued_once_across_two_processes(client, client_b, 
     clock["now"] = (later_start - 30 * 60_000) / 1000
     assert sorted(await both()) == [0, 1]
     assert len(await _notices(client, "interview.reminder")) == 2
+
+
+async def test_only_hosts_of_the_broadcast_manage_slots(
+    client, host, bid, moderator, other_org_host
+):
+    oid = (await make_opening(host, bid))["id"]
+    slot = await _slot(host, bid, oid)
+    base = f"/api/broadcasts/{bid}/openings/{oid}/slots"
+    r = await moderator.get(base)
+    assert r.status == 403 and (await r.json())["error"]["code"] == "host_only"
+    body = {"start": _future(), "place": "x", "capacity": 1}
+    r = await moderator.post(base, body)
+    assert r.status == 403
+    for method, path, json in (
+        ("get", base, None),
+        ("post", base, body),
+        ("patch", f"{base}/{slot['id']}", {"capacity": 3}),
+        ("delete", f"{base}/{slot['id']}", None),
+        ("get", f"/api/broadcasts/{bid}/interviews", None),
+    ):
+        call = getattr(other_org_host, method)
+        r = await (call(path) if json is None else call(path, json))
+        assert r.status == 404, (method, path, await r.text())

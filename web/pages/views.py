@@ -172,6 +172,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "chat.js",
         "remind.js",
         "polls.js",
+        "interviews.js",
     ),
     "host_console.html": (
         "common.js",
@@ -181,6 +182,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "console.js",
         "golive.js",
         "polls.js",
+        "interviews.js",
     ),
     "host_index.html": ("common.js", "host.js", "notifier.js"),
     "screen.html": ("common.js", "live.js", "screen.js"),
