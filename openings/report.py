@@ -79,14 +79,16 @@ INTERVIEW_STATUSES = frozenset({"interview"})
 HIRED_STATUSES = frozenset({"hired"})
 
 # KEYS: 1 public stream, 2 host stream, 3 the broadcast's last seq, 4 report stream,
-#       5 report state hash {cursor, gap}
+#       5 report state hash {cursor, gap, added:1, added:2}
 # ARGV: the types to copy
 # Copies every entry after the cursor, up to the last seq, whose body's type is one of ARGV,
 # into the report stream under the same id, in seq order; then moves the cursor to the last
 # seq. Every entry at or below the last seq is already in its stream (an id is drawn and
-# appended in one script), so nothing between the cursor and it can arrive later. A stream
-# whose first kept entry is after the cursor, and which has been trimmed, lost entries the
-# copy never saw: the first such position is kept under `gap`.
+# appended in one script), so nothing between the cursor and it can arrive later. The state
+# keeps each stream's `entries-added` (XINFO) at the last copy: when more entries were added
+# since than the range holds, the cap removed some before they were copied, and the first
+# seq kept after them is recorded as `gap` (exact: no false alarm when the cap only removed
+# entries already copied).
 ARCHIVE_LUA = """
 local last = redis.call('GET', KEYS[3])
 if not last then return 0 end
@@ -104,25 +106,30 @@ end
 if before(last, cur) then return 0 end
 local wanted = {}
 for i = 1, #ARGV do wanted[ARGV[i]] = true end
-for s = 1, 2 do
-  local info = redis.pcall('XINFO', 'STREAM', KEYS[s])
-  if type(info) == 'table' and not info['err'] then
-    local added, length, first = 0, 0, nil
-    for i = 1, #info, 2 do
-      if info[i] == 'entries-added' then added = info[i + 1] end
-      if info[i] == 'length' then length = info[i + 1] end
-      if info[i] == 'first-entry' and type(info[i + 1]) == 'table' then
-        first = info[i + 1][1]
-      end
-    end
-    if added > length and first and before(cur, first) then
-      local gap = redis.call('HGET', KEYS[5], 'gap')
-      if not gap or before(first, gap) then redis.call('HSET', KEYS[5], 'gap', first) end
-    end
-  end
-end
 local a = redis.call('XRANGE', KEYS[1], '(' .. cur, last)
 local b = redis.call('XRANGE', KEYS[2], '(' .. cur, last)
+-- Every entry added to a stream since the last copy is after the cursor and at most the last
+-- seq; when the range holds fewer, the cap removed some before they were copied.
+local read = {#a, #b}
+for s = 1, 2 do
+  local added = 0
+  local info = redis.pcall('XINFO', 'STREAM', KEYS[s])
+  if type(info) == 'table' and not info['err'] then
+    for i = 1, #info, 2 do
+      if info[i] == 'entries-added' then added = info[i + 1] end
+    end
+  end
+  local before_n = tonumber(redis.call('HGET', KEYS[5], 'added:' .. s) or '0')
+  if added - before_n > read[s] then
+    local kept = nil
+    if s == 1 and #a > 0 then kept = a[1][1] end
+    if s == 2 and #b > 0 then kept = b[1][1] end
+    kept = kept or last
+    local gap = redis.call('HGET', KEYS[5], 'gap')
+    if not gap or before(kept, gap) then redis.call('HSET', KEYS[5], 'gap', kept) end
+  end
+  redis.call('HSET', KEYS[5], 'added:' .. s, added)
+end
 local i, j, copied = 1, 1, 0
 local function copy(entry)
   local f = entry[2]
