@@ -270,6 +270,31 @@ async def test_a_crashed_process_notices_are_taken_over(app_factory, redis_url, 
         await redis.aclose()
 
 
+async def test_a_notice_taken_over_while_still_being_sent_is_not_sent_again(
+    app_factory, redis_url, receiver
+):
+    """The first process waits for the receiver's answer past claim_after; the second takes
+    the notice over (XAUTOCLAIM) but finds it locked, and leaves it to the first."""
+    rec, url = receiver
+    rec.script = ["hang"]
+    settings = notifier_settings(url, notifier_timeout=30.0)
+    a = await app_factory(redis_url, **settings)
+    redis = a.server.app[REDIS]
+    (nid,) = await queue(redis)
+    await wait_until(lambda: rec.requests, what="the first request")
+    await app_factory(redis_url, **settings)
+
+    async def taken_over() -> bool:
+        (entry,) = await redis.xpending_range(keys.NOTICES, GROUP, "-", "+", 10)
+        return entry["times_delivered"] >= 3  # read, then claimed twice
+
+    await wait_until(taken_over, what="the notice taken over")
+    rec.release()
+    await delivered(rec, nid)
+    await settled(redis)
+    assert rec.attempts(nid) == ["1"] and rec.delivered[nid] == 1
+
+
 async def test_off_without_a_url_the_notices_wait_in_the_outbox(app_factory, redis_url):
     client = await app_factory(redis_url)
     redis = client.server.app[REDIS]

@@ -199,6 +199,14 @@ class Notifier:
                 log.warning("notifier: redis unavailable: %s", type(e).__name__)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
+            except Exception as e:  # a bug must not end delivery; no message: it may hold data
+                tb = e.__traceback__
+                while tb is not None and tb.tb_next is not None:
+                    tb = tb.tb_next
+                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+                log.error("notifier: unexpected %s at %s", type(e).__name__, where)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
 
     async def _block_ms(self) -> int:
         """How long the next read may block: until the next retry falls due, at most POLL_MS."""
@@ -314,15 +322,18 @@ class Notifier:
 
     async def _attempt(self, notice: dict[str, Any], attempt: int) -> tuple[Result, str]:
         nid, kind = notice["id"], notice.get("kind", "")
+        # The lock first, then the delivered mark: whoever delivered it set the mark and freed
+        # the lock in one MULTI, so holding the lock and finding no mark means nobody did.
+        lease = int(self.config.lease * 1000)
+        if not await self.redis.set(
+            keys.notifier_lock(nid), secrets.token_hex(8), nx=True, px=lease
+        ):
+            return "busy", ""
         if await self.redis.exists(keys.notifier_done(nid)):
             log.info(
                 "notice %s %s attempt %d: delivered before, not sent again", nid, kind, attempt
             )
             return "done", ""
-        token = secrets.token_hex(8)
-        lease = int(self.config.lease * 1000)
-        if not await self.redis.set(keys.notifier_lock(nid), token, nx=True, px=lease):
-            return "busy", ""
         body = orjson.dumps({**notice, "text": render(notice)})
         ts = str(int(self.clock()))
         headers = {
