@@ -295,6 +295,23 @@ async def test_a_notice_taken_over_while_still_being_sent_is_not_sent_again(
     assert rec.attempts(nid) == ["1"] and rec.delivered[nid] == 1
 
 
+async def test_delivery_goes_on_after_redis_restarts(app_factory, own_redis, receiver, caplog):
+    rec, url = receiver
+    client = await app_factory(own_redis.url, **notifier_settings(url))
+    redis = client.server.app[REDIS]
+    (first,) = await queue(redis)
+    await delivered(rec, first)
+    own_redis.stop()
+    await wait_until(
+        lambda: "redis unavailable" in caplog.text, what="the notifier noticing Redis is gone"
+    )
+    own_redis.start()
+    (second,) = await queue(redis)
+    await delivered(rec, second, timeout=20)
+    await settled(redis)
+    assert rec.delivered == {first: 1, second: 1}
+
+
 async def test_off_without_a_url_the_notices_wait_in_the_outbox(app_factory, redis_url):
     client = await app_factory(redis_url)
     redis = client.server.app[REDIS]
