@@ -315,8 +315,8 @@ class QuestionService:
             hidden = not unhide and bool(await pipe.sismember(keys.question_hidden(bid), qid))
             votes = int(await pipe.zscore(keys.question_votes(bid), qid) or 0)
             q.update({k: v for k, v in fields.items() if k in q})
-            if "answered_at" in fields:
-                q["answered_at"] = int(fields["answered_at"])
+            if "answered_at" in fields:  # "" when re-opened
+                q["answered_at"] = int(fields["answered_at"]) if fields["answered_at"] else None
             pipe.multi()
             if fields:
                 pipe.hset(key, mapping=as_fields(fields))

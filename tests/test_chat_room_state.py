@@ -90,3 +90,16 @@ async def test_the_author_alone_is_told_when_a_moderator_rejects_their_question(
     await ok(console, "chat.send", {"text": "fence"})
     await wait_message(other, lambda m: m["text"] == "fence")
     assert not [e for e in other.of_type("error") if e["data"]["code"] == "rejected"]
+
+
+async def test_an_answered_question_can_be_opened_again(client, bid, viewers):
+    console = await connect(client, bid, host=True)
+    v = await viewers.open(client, bid)
+    qid = (await err(v, "question.ask", {"text": "几点下班？"}))["question_id"]
+    await ok(console, "review.decide", {"kind": "question", "id": qid, "approve": True})
+    answered = await ok(console, "question.answer", {"id": qid, "answer": "六点"})
+    assert answered["status"] == "answered" and answered["answered_at"]
+    reopened = await ok(console, "question.answer", {"id": qid, "answered": False})
+    assert reopened["status"] == "open" and reopened["answered_at"] is None
+    ev = await v.wait_for(_is("question.updated", lambda e: e["data"]["status"] == "open"))
+    assert not ev["data"]["answer"]
