@@ -312,6 +312,22 @@ async def test_delivery_goes_on_after_redis_restarts(app_factory, own_redis, rec
     assert rec.delivered == {first: 1, second: 1}
 
 
+async def test_consumers_of_processes_gone_are_forgotten_unless_they_hold_notices(redis, receiver):
+    _, url = receiver
+    await redis.xgroup_create(keys.NOTICES, GROUP, id="0", mkstream=True)
+    await queue(redis)
+    await redis.xreadgroup(GROUP, "holding", {keys.NOTICES: ">"}, count=1)
+    await redis.xgroup_createconsumer(keys.NOTICES, GROUP, "empty")
+    n = Notifier(redis, Config(url=url, secret=b"k"), consumer="me")
+    try:
+        await n.open()
+        assert await n.forget_idle_consumers(idle_ms=0) == 1
+        names = {c["name"] for c in await redis.xinfo_consumers(keys.NOTICES, GROUP)}
+        assert names == {b"holding"}
+    finally:
+        await n.close()
+
+
 async def test_off_without_a_url_the_notices_wait_in_the_outbox(app_factory, redis_url):
     client = await app_factory(redis_url)
     redis = client.server.app[REDIS]

@@ -50,6 +50,7 @@ BATCH = 16  # notices read (and sent concurrently) at once
 POLL_MS = 1000  # longest a read blocks: how soon a host's retry or a due retry is seen
 RESPONSE_READ = 4096  # bytes of a receiver's answer read (and discarded)
 USER_AGENT = "Jobcast-Notifier/1"
+STALE_CONSUMER_MS = 24 * 3600 * 1000  # an idle consumer with nothing pending is forgotten
 
 # KEYS: 1 retry zset. ARGV: 1 now ms, 2 lease end ms, 3 count. The due ids, each moved to the
 # end of its lease so that no other process takes it meanwhile.
@@ -158,6 +159,20 @@ class Notifier:
                 headers={"User-Agent": USER_AGENT},
             )
         await self._ensure_group()
+        await self.forget_idle_consumers()
+
+    async def forget_idle_consumers(self, idle_ms: int = STALE_CONSUMER_MS) -> int:
+        """Remove from the group the consumers (processes gone, each start names a new one)
+        holding nothing and idle for `idle_ms`; returns how many."""
+        gone = 0
+        for c in await self.redis.xinfo_consumers(keys.NOTICES, GROUP):
+            name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+            if name != self.consumer and c["pending"] == 0 and c["idle"] >= idle_ms:
+                # DELCONSUMER drops its pending entries too: it has none (checked just now,
+                # and an idle consumer reads nothing new)
+                await self.redis.xgroup_delconsumer(keys.NOTICES, GROUP, name)
+                gone += 1
+        return gone
 
     async def _ensure_group(self) -> None:
         try:
