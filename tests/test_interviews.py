@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from jobcast.core import keys
-from jobcast.openings.interviews import Reminders, owns_application
+from jobcast.openings.interviews import owns_application
 from jobcast.web.api.interviews import REMINDERS
 from jobcast.web.appkeys import REDIS
 
@@ -167,6 +167,28 @@ async def test_two_applicants_race_for_the_last_seat(client, client_b, host, bid
     assert notices[0]["to"]["application_id"] == winner["application_id"]
 
 
+async def test_many_applicants_on_two_processes_fill_a_slot_exactly(
+    client, client_b, host, bid, people
+):
+    oid = (await make_opening(host, bid))["id"]
+    slot = await _slot(host, bid, oid, capacity=3)
+    crowd = []
+    for i in range(8):
+        c = (client, client_b)[i % 2]
+        p = await people(c)
+        aid = await p.apply(c, oid, phone=f"1390000{i:04d}")
+        await _invite(host, bid, aid)
+        crowd.append((c, p, aid))
+    results = await asyncio.gather(*(p.book(c, aid, slot["id"]) for c, p, aid in crowd))
+    codes = sorted(status for status, _ in results)
+    assert codes == [200] * 3 + [409] * 5
+    assert all(r["error"]["code"] == "slot_full" for status, r in results if status == 409)
+    redis = client.server.app[REDIS]
+    assert await redis.zcard(keys.interview_seats(bid, slot["id"])) == 3
+    assert len(await _notices(client, "interview.booked")) == 3
+    assert await redis.zcard(keys.INTERVIEW_REMINDERS) == 3
+
+
 async def test_moving_frees_the_old_seat_and_cancel_frees_it(client, host, bid, people, viewers):
     oid = (await make_opening(host, bid))["id"]
     first = await _slot(host, bid, oid, capacity=1)
@@ -297,12 +319,11 @@ async def test_a_reminder_is_queued_once_across_two_processes(client, client_b, 
     assert (await a.book(client, aid, slot["id"]))[0] == 200
     clock = {"now": time.time()}
     schedulers = []
-    for c in (client, client_b):
-        app_sched = c.server.app[REMINDERS]
-        await app_sched.close()  # the app's own task: replaced by one on the test's clock
-        schedulers.append(
-            Reminders(c.server.app[REDIS], app_sched.lead_ms, now=lambda: clock["now"])
-        )
+    for c in (client, client_b):  # each process's own scheduler, on the test's clock
+        sched = c.server.app[REMINDERS]
+        await sched.close()  # its loop stops; the test drives the passes
+        sched.now = lambda: clock["now"]
+        schedulers.append(sched)
 
     async def both() -> list[int]:
         return list(await asyncio.gather(*(s.run_once() for s in schedulers)))
