@@ -31,7 +31,7 @@ from typing import Any, Protocol, cast
 import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound
-from jobcast.core.events import HOST, EventLog, EventScript, Hole
+from jobcast.core.events import HOST, EventLog, EventScript, Hole, pipeline_script, queue_script
 from jobcast.core.ids import is_valid_id, new_id
 from jobcast.core.notices import NOTICES_MAX, Kind, add_notice
 from jobcast.core.replies import text, text_hash
@@ -161,12 +161,34 @@ def validate_slot(
 
 # -- scripts --------------------------------------------------------------------------------
 
+# The application's `interview` field (its status's details: when, where or a link, a note,
+# as openings/applicant.py `Interview`), kept to the booking so that the applicant's own
+# list of applications shows the time; the host's note stays. `starts` nil: not booked.
+_DETAILS_FN = """
+local function jc_iv_details(key, starts, place, link)
+  local note = ''
+  local cur = redis.call('HGET', key, 'interview')
+  if cur then
+    local ok, d = pcall(cjson.decode, cur)
+    if ok and type(d) == 'table' and type(d['note']) == 'string' then note = d['note'] end
+  end
+  local at = 'null'
+  if starts then at = string.format('%d', tonumber(starts)) end
+  redis.call('HSET', key, 'interview', '{"starts_at":' .. at .. ',"place":' ..
+    cjson.encode(place or '') .. ',"link":' .. cjson.encode(link or '') .. ',"note":' ..
+    cjson.encode(note) .. '}')
+end
+"""
+
 # KEYS: 1 the opening's slots, 2 the new slot's seats, 3 the previous slot's seats (2 when
-#       none), 4 bookings, 5 invites, 6 notices, 7 reminders, 8-11 the interview.booked event
+#       none), 4 bookings, 5 invites, 6 notices, 7 reminders, 8-11 the interview.booked event,
+#       12 the application
 # ARGV: 1 application id, 2 slot id, 3 the previous slot id the caller read ('' none),
 #       4 now ms, 5 the notice (JSON), 6 notices cap, 7 opening id, 8 'bid/aid/' (reminder
 #       member prefix), 9-11 the event's arguments (holes: booked, freed)
-_BOOK_LUA = """
+_BOOK_LUA = (
+    _DETAILS_FN
+    + """
 local cur = redis.call('HGET', KEYS[4], ARGV[1]) or ''
 if cur ~= ARGV[3] then return {'stale'} end
 if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[7] then return {'not_invited'} end
@@ -187,29 +209,39 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[7], slot['start'], ARGV[8] .. ARGV[2])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'n', ARGV[5])
+jc_iv_details(KEYS[12], slot['start'], slot['place'], slot['link'])
 jc_event(8, 9, {booked = n + 1, freed = freed})
 return {'ok', n + 1, freed}
 """
+)
 
-# KEYS: 1 the slot's seats, 2 bookings, 3 notices, 4 reminders, 5-8 interview.cancelled
+# KEYS: 1 the slot's seats, 2 bookings, 3 notices, 4 reminders, 5-8 interview.cancelled,
+#       9 the application
 # ARGV: 1 application id, 2 the slot id the caller read, 3 the notice, 4 notices cap,
 #       5 the reminder member, 6-8 the event's arguments (hole: booked)
-_CANCEL_LUA = """
+_CANCEL_LUA = (
+    _DETAILS_FN
+    + """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return {'stale'} end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[5])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'n', ARGV[3])
+jc_iv_details(KEYS[9], nil, '', '')
 local n = redis.call('ZCARD', KEYS[1])
 jc_event(5, 6, {booked = n})
 return {'ok', n}
 """
+)
 
 # KEYS: 1 the opening's slots, 2 the slot's seats, 3 bookings, 4 notices, 5 reminders,
 #       6-9 interview.slot_deleted
 # ARGV: 1 slot id, 2 force ('1'), 3 notices cap, 4 JSON {aid: notice} for the bookings the
-#       caller read, 5 'bid/' (member prefix), 6-8 the event's arguments
-_DELETE_SLOT_LUA = """
+#       caller read, 5 'bid/' (member prefix), 6-8 the event's arguments, 9 the key prefix
+#       of an application
+_DELETE_SLOT_LUA = (
+    _DETAILS_FN
+    + """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'missing'} end
 local aids = redis.call('ZRANGE', KEYS[2], 0, -1)
 if #aids > 0 and ARGV[2] ~= '1' then return {'booked', #aids} end
@@ -221,12 +253,18 @@ for _, aid in ipairs(aids) do
   redis.call('HDEL', KEYS[3], aid)
   redis.call('ZREM', KEYS[5], ARGV[5] .. aid .. '/' .. ARGV[1])
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'n', notes[aid])
+  jc_iv_details(ARGV[9] .. aid, nil, '', '')
 end
 redis.call('DEL', KEYS[2])
 redis.call('HDEL', KEYS[1], ARGV[1])
 jc_event(6, 6)
 return {'ok', #aids}
 """
+)
+
+# KEYS: 1 the application. ARGV: 1 start ms, 2 place, 3 link (a booked slot changed).
+_SET_DETAILS_LUA = _DETAILS_FN + "jc_iv_details(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
+_SET_DETAILS = pipeline_script(_SET_DETAILS_LUA)
 
 # KEYS: 1 reminders, 2 notices. ARGV: 1 member, 2 the notice ('' drops the member), 3 cap.
 _CLAIM_LUA = """
@@ -350,6 +388,14 @@ class InterviewService:
                 for aid in aids:
                     member = f"{bid}/{aid}/{sid}"
                     p.zadd(keys.INTERVIEW_REMINDERS, {member: slot["start"]}, xx=True)
+            if any(slot[k] != current[k] for k in ("start", "place", "link")):
+                for aid in aids:
+                    queue_script(
+                        p,
+                        _SET_DETAILS,
+                        [keys.application(bid, aid)],
+                        [slot["start"], slot["place"], slot["link"]],
+                    )
             out = {**slot, "booked": len(aids), "remaining": slot["capacity"] - len(aids)}
             self.log.add_to(
                 p, bid, "interview.slot_saved", {"opening_id": oid, "slot": out}, audience=HOST
@@ -405,6 +451,7 @@ class InterviewService:
                     orjson.dumps(notes),
                     f"{bid}/",
                     *ev.args,
+                    keys.application(bid, ""),
                 ],
             )
             kind = text(res[0])
@@ -579,6 +626,7 @@ class InterviewService:
                     keys.NOTICES,
                     keys.INTERVIEW_REMINDERS,
                     *ev.keys,
+                    keys.application(bid, aid),
                 ],
                 args=[
                     aid,
@@ -651,6 +699,7 @@ class InterviewService:
                     keys.NOTICES,
                     keys.INTERVIEW_REMINDERS,
                     *ev.keys,
+                    keys.application(bid, aid),
                 ],
                 args=[aid, sid, entry, NOTICES_MAX, f"{bid}/{aid}/{sid}", *ev.args],
             )

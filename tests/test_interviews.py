@@ -269,12 +269,26 @@ async def test_deleting_a_booked_slot_needs_force_and_cancels(client, host, bid,
     await _invite(host, bid, aid)
     assert (await a.book(client, aid, slot["id"]))[0] == 200
     one = f"/api/broadcasts/{bid}/openings/{oid}/slots/{slot['id']}"
-    r = await host.patch(one, {"capacity": 1})
+    redis = client.server.app[REDIS]
+
+    async def details() -> dict[str, Any]:
+        return orjson.loads(await redis.hget(keys.application(bid, aid), "interview"))
+
+    # the application's interview details follow the booking (the applicant's own list)
+    assert await details() == {
+        "starts_at": slot["start"],
+        "place": "3号楼 201",
+        "link": "",
+        "note": "",
+    }
+    r = await host.patch(one, {"capacity": 1, "place": "5号楼 101"})
     assert r.status == 200
+    assert (await details())["place"] == "5号楼 101"
     r = await host.delete(one)
     assert r.status == 409 and (await r.json())["error"]["code"] == "slot_booked"
     r = await host.delete(one + "?force=1")
     assert r.status == 200 and (await r.json())["cancelled"] == [aid]
+    assert (await details())["starts_at"] is None
     [notice] = await _notices(client, "interview.cancelled")
     assert notice["data"]["by"] == "host" and notice["to"]["application_id"] == aid
     status, view = await a.call(client, "GET", f"/api/me/interviews/{aid}")
