@@ -132,9 +132,10 @@
       state.items.set(d.application_id, d);
       if (!state.busy) render();
     });
+    // Only a viewer who applied can be invited: the others (most of the audience) never ask.
+    const mayHave = () => state.items.size > 0 || (V.state && V.state.applied && V.state.applied.size > 0);
     V.live.on("application.mine", load);
-    V.live.on("synced", load);
-    load();
+    V.live.on("synced", () => { if (mayHave()) load(); });
   }
 
   // -- host console -----------------------------------------------------------------------------
