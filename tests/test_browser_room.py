@@ -132,6 +132,9 @@ async def test_a_newly_pinned_card_pops_up_over_the_video(client, host, bid):
             await host.post(f"/api/broadcasts/{bid}/pin", {"opening_id": b["id"]})
         ).status == 200
         await pop.filter(has_text="仓库管理员").wait_for()
+        # the card built live links to the opening's own page (its answered questions)
+        more = v.locator("#pinned-slot .card-more a")
+        assert await more.get_attribute("href") == f"/b/{bid}/o/{b['id']}"
         await pop.click()
         await pop.wait_for(state="hidden")
         focused = await v.evaluate("() => document.activeElement.dataset.apply")

@@ -101,6 +101,7 @@
       o.majors && o.majors.length ? h("p", { class: "hint" }, _("Majors") + ": " + o.majors.join(", ")) : null,
       o.benefits && o.benefits.length ? h("p", { class: "hint" }, _("Benefits") + ": " + o.benefits.join(", ")) : null,
       pinned && o.description ? h("p", { class: "card-desc" }, o.description) : null,
+      h("p", { class: "hint card-more" }, h("a", { href: "/b/" + encodeURIComponent(JC.viewer.bid) + "/o/" + encodeURIComponent(o.id) }, _("Details and answered questions"))),
       h("div", { class: "card-actions" },
         JC.isClosed(o) && !applied
           ? h("span", { class: "closed" }, _("Applications closed"))
