@@ -32,6 +32,7 @@ CONTROLS = (
     "#qa-queue > li:first-child",
     "#review > li:first-child",
     "#host-chat-text",
+    "#poll-panel h2",
 )
 
 BOXES = """(sels) => sels.map((s) => {
