@@ -1,6 +1,11 @@
 """Media relay benchmark: how many WHEP viewers one box serves at 720p, 30 fps, ~1.5 Mbps.
 
     python bench/media.py --viewers 50,100,150,200 --egress 0,2 --baseline 1,2,4,8
+    python bench/media.py --viewers 150,300,400 --egress 2 --send-path aiortc,direct --baseline ""
+
+Jobcast runs once per (egress processes, send path): `aiortc` is the earlier per-viewer
+sender path, `direct` the one-loop-per-frame path (stream/sendpath.py), so both print in one
+table from one invocation.
 
 Per server under test (Jobcast's pass-through relay, then aiortc's `MediaRelay` baseline that
 decodes once and encodes per viewer, bench/media_baseline.py):
@@ -400,6 +405,7 @@ async def setup_jobcast(base: str, redis_url: str) -> tuple[str, str]:
 async def bench_server(
     name: str,
     cmd: list[str],
+    env: dict[str, str] | None,
     port: int,
     steps: list[int],
     args: argparse.Namespace,
@@ -410,7 +416,7 @@ async def bench_server(
     base = f"http://127.0.0.1:{port}"
     log = _open_log(tmp / f"{name}.log")
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        *cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
     rows: list[dict[str, Any]] = []
     try:
@@ -483,7 +489,12 @@ async def amain(args: argparse.Namespace) -> None:
             redis = RedisProcess(tmp / "redis", fsync="everysec")
             redis.start()
             try:
-                for egress in [int(x) for x in str(args.egress).split(",")]:
+                runs = [
+                    (int(e), path)
+                    for path in args.send_path.split(",")
+                    for e in str(args.egress).split(",")
+                ]
+                for egress, path in runs:
                     port = free_port()
                     cmd = [
                         sys.executable,
@@ -506,15 +517,20 @@ async def amain(args: argparse.Namespace) -> None:
                         "warning",
                     ]
                     steps = [int(x) for x in args.viewers.split(",")]
-                    name = f"Jobcast relay, {egress} egress processes"
-                    rows += await bench_server(name, cmd, port, steps, args, clip, tmp, redis.url)
+                    name = f"Jobcast {path}, {egress} egress"
+                    env = {**os.environ, "JOBCAST_MEDIA_SEND_PATH": path}
+                    rows += await bench_server(
+                        name, cmd, env, port, steps, args, clip, tmp, redis.url
+                    )
             finally:
                 redis.stop()
         if args.baseline:
             port = free_port()
             cmd = [sys.executable, str(HERE / "media_baseline.py"), str(port)]
             steps = [int(x) for x in args.baseline.split(",")]
-            rows += await bench_server("aiortc MediaRelay", cmd, port, steps, args, clip, tmp, None)
+            rows += await bench_server(
+                "aiortc MediaRelay", cmd, None, port, steps, args, clip, tmp, None
+            )
     print(table(rows))
 
 
@@ -524,6 +540,11 @@ def main() -> None:
     p.add_argument("--baseline", default="1,2,4,8", help="viewer counts for MediaRelay")
     p.add_argument(
         "--egress", default="0,2", help="Jobcast media_egress_processes, one run per value"
+    )
+    p.add_argument(
+        "--send-path",
+        default="aiortc,direct",
+        help="Jobcast media_send_path values, one run per value (with each --egress)",
     )
     p.add_argument("--client-procs", type=int, default=2, help="viewer client processes")
     p.add_argument("--warmup", type=float, default=15.0, help="seconds to wait for pictures")

@@ -4,12 +4,14 @@ not decode video. Run as a process of its own:
     python bench/mediaclient.py URL BID N WARMUP WINDOW OUT.json
 
 Each viewer negotiates with a normal aiortc peer connection, then takes the decrypted RTP
-packets straight from the DTLS transport (skipping aiortc's jitter buffer, depacketiser and
-decoder) and records, for every video frame completed by a marker bit, its RTP timestamp and
-arrival wall-clock time. Only the very first frame (a keyframe) is decoded, to read the frame
-number the bench publisher drew into it: with it, every later frame maps to the publisher's
-frame by RTP timestamp (the relay keeps timestamps; the MediaRelay baseline does too, since
-it encodes with the decoded frame's pts), and main turns (frame, arrival) into latency.
+packets straight from the UDP socket once connected (skipping aioice's queue, aiortc's jitter
+buffer, depacketiser and decoder; audio packets are dropped unread, every video packet is
+SRTP-unprotected) and records, for every video frame completed by a marker bit, its RTP
+timestamp and arrival wall-clock time. Only the very first frame (a keyframe) is decoded, to
+read the frame number the bench publisher drew into it: with it, every later frame maps to the
+publisher's frame by RTP timestamp (the relay keeps timestamps; the MediaRelay baseline does
+too, since it encodes with the decoded frame's pts), and main turns (frame, arrival) into
+latency.
 """
 
 from __future__ import annotations
@@ -114,9 +116,12 @@ class LightViewer:
         rx = dtls._rx_srtp
         slow = protocol.datagram_received
         on_rtp = self._on_rtp_now
+        video_pt = self.video_pt
 
         def fast(data: bytes, addr: Any) -> None:
             if 127 < data[0] < 192 and len(data) > 12 and not 192 <= data[1] <= 208:
+                if data[1] & 0x7F != video_pt:
+                    return  # audio: not measured, so not worth unprotecting
                 try:
                     plain = rx.unprotect(data)
                 except Exception:

@@ -15,6 +15,10 @@ version below (`check_versions` refuses any other) and covered by tests/test_med
    `pack()` for anything its track yields that is not an `av.Frame`. We give it an encoder whose
    `pack()` returns RTP payloads already cut once per frame for every viewer, and route the
    viewer's PLI/FIR to the relay instead of a (missing) encoder.
+   The direct send path (stream/sendpath.py) goes further: `send_context` reads a started
+   sender's SSRC, payload types, header extensions, SRTP session and nominated ICE pair so
+   the relay writes RTP itself; `set_sender_counters` keeps the sender's RTCP reports true and
+   `on_retransmit` answers its NACKs.
 4. ICE, `restrict_gathering`: aioice gathers host candidates on every non-loopback address
    with an ephemeral port. We gather on the configured addresses only (127.0.0.1 included, for
    tests), optionally inside a UDP port range, and announce NAT 1:1 public addresses instead.
@@ -27,7 +31,7 @@ import ipaddress
 import queue
 import random
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +39,13 @@ import aioice
 import aiortc
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol, get_host_addresses
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.clock import current_ntp_time
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
 PINNED_AIORTC = "1.16.0"
 PINNED_AIOICE = "0.13."
@@ -206,6 +212,104 @@ def send_packetized(sender: RTCRtpSender) -> None:
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call `callback` when the viewer sends PLI or FIR for this sender's stream."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+# -- sender: the direct send path (stream/sendpath.py) ----------------------------------------
+
+
+class SendContext:
+    """What the direct send path needs of one started sender to write RTP itself.
+
+    `ext_prefix` + 3 bytes of abs-send-time (when `ast`) + `ext_suffix` is the header
+    extension block aiortc's own sender would write (mid, abs-send-time); `b0` is the first
+    header byte (version 2, the extension bit when there is a block).
+    """
+
+    __slots__ = (
+        "addr",
+        "ast",
+        "b0",
+        "ext_prefix",
+        "ext_suffix",
+        "protect",
+        "pt",
+        "rtx_pt",
+        "rtx_seq",
+        "rtx_ssrc",
+        "ssrc",
+        "transport",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        for k, v in values.items():
+            setattr(self, k, v)
+
+
+def _extension_block(sender: RTCRtpSender) -> tuple[bytes, bool, bytes]:
+    ext_map = sender._RTCRtpSender__rtp_header_extensions_map
+    mid = sender._RTCRtpSender__mid
+
+    def header(ast: int) -> bytes:
+        p = RtpPacket(payload_type=0, sequence_number=0, timestamp=0, ssrc=0)
+        p.extensions.mid = mid
+        p.extensions.abs_send_time = ast
+        return p.serialize(ext_map)[12:]
+
+    a, b = header(0), header(0xFFFFFF)
+    if a == b:
+        return a, False, b""
+    at = next(i for i in range(len(a)) if a[i] != b[i])
+    return a[:at], True, a[at + 3 :]
+
+
+def send_context(transceiver: RTCRtpTransceiver) -> SendContext | None:
+    """The sending state of `transceiver`'s sender, or None while it cannot send yet (sender
+    not started, DTLS not connected, no nominated ICE pair)."""
+    sender = transceiver.sender
+    if not sender._RTCRtpSender__started:
+        return None
+    dtls = sender.transport
+    if dtls._state != DtlsState.CONNECTED or dtls._tx_srtp is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None or pair.protocol.transport is None:
+        return None
+    prefix, ast, suffix = _extension_block(sender)
+    return SendContext(
+        addr=pair.remote_addr,
+        ast=ast,
+        b0=0x90 if prefix else 0x80,
+        ext_prefix=prefix,
+        ext_suffix=suffix,
+        protect=dtls._tx_srtp.protect,
+        pt=transceiver._codecs[0].payloadType,
+        rtx_pt=sender._RTCRtpSender__rtx_payload_type,
+        rtx_seq=sender._RTCRtpSender__rtx_sequence_number,
+        rtx_ssrc=sender._rtx_ssrc,
+        ssrc=sender._ssrc,
+        transport=pair.protocol.transport,
+    )
+
+
+def ntp_now() -> int:
+    """NTP time as aiortc's sender reports use it (64-bit fixed point)."""
+    return current_ntp_time()
+
+
+def set_sender_counters(
+    sender: RTCRtpSender, packets: int, octets: int, rtp_ts: int, ntp: int
+) -> None:
+    """What aiortc's RTCP task puts in the sender's reports, for packets sent past it."""
+    sender._RTCRtpSender__packet_count = packets
+    sender._RTCRtpSender__octet_count = octets
+    sender._RTCRtpSender__rtp_timestamp = rtp_ts
+    sender._RTCRtpSender__ntp_timestamp = ntp
+
+
+def on_retransmit(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[None]]) -> None:
+    """Answer the viewer's NACKs with `retransmit(seq)` instead of aiortc's per-sender history
+    (which the direct path never fills)."""
+    sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
 # -- ICE: which addresses and ports host candidates use --------------------------------------

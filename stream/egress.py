@@ -155,6 +155,15 @@ def policy_from_json(d: dict[str, Any]) -> IcePolicy:
 # -- the app side --------------------------------------------------------------------------
 
 
+def egress_count(setting: int, cores: int | None = None) -> int:
+    """Egress processes for `media_egress_processes`: as set, or for -1 one per core when the
+    box has more than one (the app process then only receives and cuts frames), else none."""
+    if setting >= 0:
+        return setting
+    n = cores if cores is not None else len(os.sched_getaffinity(0))
+    return n if n > 1 else 0
+
+
 @dataclasses.dataclass
 class _Child:
     index: int
@@ -183,12 +192,14 @@ class EgressPool:
         on_keyframe_wanted: Callable[[str], None],
         on_gone: Callable[[str, str, str], None],
         on_connected: Callable[[str], None] | None = None,
+        send_path: str = "direct",
     ) -> None:
         self.children = [_Child(i) for i in range(count)]
         self.config = {
             "ice": policy_to_json(ice),
             "queue_frames": queue_frames,
             "connect_timeout": connect_timeout,
+            "send_path": send_path,
         }
         self._want_keyframe = on_keyframe_wanted
         self._on_gone = on_gone
@@ -407,6 +418,7 @@ async def _serve(fd: int, config: dict[str, Any]) -> None:
             {"op": "gone", "sid": sid, "bid": bid, "reason": reason}
         ),
         on_connected=lambda sid: send({"op": "connected", "sid": sid}),
+        send_path=config.get("send_path", "direct"),
     )
     tasks: set[asyncio.Task[None]] = set()
 

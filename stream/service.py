@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -51,7 +52,7 @@ from jobcast.core.tx import transact
 from jobcast.stream import health
 from jobcast.stream.aiortc_internals import IcePolicy, Packetized, check_versions
 from jobcast.stream.control import ControlChannel, Subscribe
-from jobcast.stream.egress import EgressPool
+from jobcast.stream.egress import EgressPool, egress_count
 from jobcast.stream.hls import HlsConfig, HlsWriter, hls_capable
 from jobcast.stream.ice import IceServers
 from jobcast.stream.ingest import IngestPeer
@@ -102,7 +103,12 @@ class MediaConfig:
     record: bool = False
     recordings_dir: Path = Path("./data/recordings")
     process: str = "local"
-    egress_processes: int = 0
+    egress_processes: int = 0  # -1: one per core when there is more than one core, else none
+    # how viewers' RTP is sent (viewers.SEND_PATHS); JOBCAST_MEDIA_SEND_PATH, the
+    # media_send_path setting, until the settings pass it here themselves
+    send_path: str = field(
+        default_factory=lambda: os.environ.get("JOBCAST_MEDIA_SEND_PATH", "direct")
+    )
     hls: HlsConfig | None = None  # None: no HLS
     hls_base_url: str = ""  # where viewers fetch /hls/ from ("": this server)
 
@@ -192,9 +198,11 @@ class MediaService:
             "on_keyframe_wanted": self.want_keyframe,
             "on_gone": self.viewer_gone,
             "on_connected": self.viewer_connected,
+            "send_path": config.send_path,
         }
-        if egress is None and config.egress_processes > 0:
-            egress = EgressPool(config.egress_processes, config.ice, **hub_args)
+        processes = egress_count(config.egress_processes)
+        if egress is None and processes > 0:
+            egress = EgressPool(processes, config.ice, **hub_args)
         self.egress: Egress = egress if egress is not None else ViewerHub(config.ice, **hub_args)
         self._claim = redis.register_script(_CLAIM_LUA)
         self._refresh = redis.register_script(_REFRESH_LUA)

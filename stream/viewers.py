@@ -36,8 +36,13 @@ from jobcast.stream.negotiation import (
     viewer_codecs,
 )
 from jobcast.stream.relay import FanOut, RelayTrack
+from jobcast.stream.sendpath import DirectFanOut, retransmitted
 
 log = logging.getLogger("jobcast.media")
+
+# "direct": stream.sendpath writes every viewer's RTP in one loop per frame; "aiortc": each
+# viewer's aiortc sender sends from its own queue (the earlier path, kept for comparison).
+SEND_PATHS = ("direct", "aiortc")
 
 
 @dataclass
@@ -63,14 +68,18 @@ class ViewerHub:
         on_keyframe_wanted: Callable[[str], None],
         on_gone: Callable[[str, str, str], None],
         on_connected: Callable[[str], None] | None = None,
+        send_path: str = "direct",
     ) -> None:
+        if send_path not in SEND_PATHS:
+            raise ValueError(f"send_path must be one of {SEND_PATHS}")
         self.ice = ice
+        self.send_path = send_path
         self.queue_frames = queue_frames
         self.connect_timeout = connect_timeout
         self._want_keyframe = on_keyframe_wanted
         self._on_gone = on_gone
         self._on_connected = on_connected
-        self.fanouts: dict[str, FanOut] = {}
+        self.fanouts: dict[str, FanOut | DirectFanOut] = {}
         self.peers: dict[str, ViewerPeer] = {}
         self.closed_failed = 0
         self._tasks: set[asyncio.Task[bool]] = set()
@@ -87,10 +96,11 @@ class ViewerHub:
     def has_broadcast(self, bid: str) -> bool:
         return bid in self.fanouts
 
-    def _fanout(self, bid: str) -> FanOut:
+    def _fanout(self, bid: str) -> FanOut | DirectFanOut:
         fan = self.fanouts.get(bid)
         if fan is None:
-            fan = FanOut(lambda: self._want_keyframe(bid), self.queue_frames)
+            cls = DirectFanOut if self.send_path == "direct" else FanOut
+            fan = cls(lambda: self._want_keyframe(bid), self.queue_frames)
             self.fanouts[bid] = fan
         return fan
 
@@ -109,6 +119,8 @@ class ViewerHub:
                 t = pc.addTransceiver(track, direction="sendonly")
                 t.setCodecPreferences(preferences(kind, codecs[kind]))
                 send_packetized(t.sender)
+                if isinstance(fan, DirectFanOut):
+                    fan.bind(track, t, lambda s=sid: self._close_soon(s, "failed"))
                 on_keyframe_request(t.sender, lambda b=bid, tr=track: self._viewer_pli(b, tr))
                 peer.tracks.append(track)
             sdp = await answer(pc, offer_text, self.ice)
@@ -205,6 +217,7 @@ class ViewerHub:
             "frames_sent": sum(t.sent for t in tracks),
             "frames_skipped": sum(t.skipped for t in tracks),
             "lag_events": sum(t.lagged for t in tracks),
+            "retransmitted": sum(retransmitted(f) for f in self.fanouts.values()),
             "failed": self.closed_failed,
         }
 

@@ -525,7 +525,17 @@ class Settings:
         integer(0),
     )
     media_egress_processes: int = _opt(
-        0, "separate processes that send media to viewers (0: this process does)", integer(0)
+        0,
+        "separate processes that send media to viewers (0: this process does; -1: one per core"
+        " when the box has more than one, else 0)",
+        integer(-1),
+    )
+    media_send_path: str = _opt(
+        "direct",
+        "how viewers' RTP is sent: direct (one loop per frame writes every viewer's packets)"
+        " or aiortc (a sender per viewer, the earlier path)",
+        choice("direct", "aiortc"),
+        cli=False,
     )
     media_publisher_grace: float = _opt(
         10.0, "seconds a publisher may be gone before its stream ends", number(0)
