@@ -284,6 +284,7 @@ async def run_step(
     client_samples: list[tuple[float, float]] = []
     loads: list[tuple[float, float]] = []
     done = asyncio.gather(*(c.wait() for c in children))
+    spy = asyncio.create_task(profile(server_pid, n, warmup, window)) if PROFILE_DIR else None
     deadline = time.time() + warmup + window + 60 + n * 0.2
     while not done.done() and time.time() < deadline:
         now = time.time()
@@ -296,6 +297,8 @@ async def run_step(
             with contextlib.suppress(ProcessLookupError):
                 c.kill()
     await done
+    if spy is not None:
+        await spy
     results = [json.loads(o.read_text()) for o in outs if o.exists()]
     row = summarise(n, results, cpu_samples, vtrack)
     t0, t1 = row.pop("_span")
@@ -303,6 +306,26 @@ async def run_step(
     inside = [v for t, v in loads if t0 <= t <= t1]
     row["load_avg_1m"] = max(inside) if inside else float("nan")
     return row
+
+
+PROFILE_DIR: Path | None = None
+
+
+async def profile(pid: int, n: int, warmup: float, window: float) -> None:
+    """py-spy samples (native frames too, so it pauses the server briefly per sample: profile
+    runs are not for figures) of the server's processes for `window` seconds once viewers are in,
+    as collapsed stacks (flamegraph.pl / speedscope read them) in PROFILE_DIR."""
+    assert PROFILE_DIR is not None
+    await asyncio.sleep(warmup / 2)
+    out = PROFILE_DIR / f"{pid}-{n}.txt"
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        "record", "--pid", str(pid), "--subprocesses", "--native",
+        "--rate", "100", "--duration", str(int(window)), "--format", "raw",
+        "--output", str(out),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    await spy.wait()
 
 
 def _cpu_between(samples: list[tuple[float, float]], t0: float, t1: float) -> float:
@@ -320,6 +343,7 @@ def summarise(
     fps: list[float] = []
     lat: list[float] = []
     pictures = errors = 0
+    first_error: str | None = None
     packets = lost = 0
     spans = []
     to_picture: list[float] = []
@@ -329,6 +353,7 @@ def summarise(
         for v in res["viewers"]:
             if v["error"]:
                 errors += 1
+                first_error = first_error or v["error"]
                 continue
             packets += v["packets"]
             lost += v["lost"]
@@ -374,7 +399,8 @@ def summarise(
         "to_picture_s_max": max(to_picture) if to_picture else float("nan"),
         "loss_pct": 100.0 * lost / (packets + lost) if packets + lost else 0.0,
         "server_cores": cores,
-        "server_cores_per_viewer": cores / n if n else float("nan"),
+        "server_cores_per_viewer": cores / (n - errors) if n > errors else float("nan"),
+        "first_error": first_error,
         "_span": (t0, t1),
     }
 
@@ -511,6 +537,8 @@ async def amain(args: argparse.Namespace) -> None:
                         "127.0.0.1",
                         "--media-max-viewers",
                         "5000",
+                        "--media-pending-per-address",
+                        "0",
                         "--media-egress-processes",
                         str(egress),
                         "--log-level",
@@ -549,7 +577,16 @@ def main() -> None:
     p.add_argument("--client-procs", type=int, default=2, help="viewer client processes")
     p.add_argument("--warmup", type=float, default=15.0, help="seconds to wait for pictures")
     p.add_argument("--window", type=float, default=10.0, help="measured seconds per step")
+    p.add_argument(
+        "--py-spy",
+        default="",
+        help="directory for py-spy profiles of the server, one per step (pip install py-spy)",
+    )
     args = p.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = Path(args.py_spy).resolve() if args.py_spy else None
+    if PROFILE_DIR:
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     os.chdir(ROOT)
     asyncio.run(amain(args))
 

@@ -18,8 +18,9 @@ requests; NACKs come back here and are answered from the frames themselves, RTX-
 negotiated). The frames' payloads are shared by every viewer; a viewer only remembers, for each
 of its recent frames, the sequence number its first packet got.
 
-A viewer whose transport cannot keep up (its write buffer passes `LAG_BYTES`) is lagging:
-video skips to the next keyframe (one is requested), audio drops the frame. A viewer whose
+A viewer whose transport cannot keep up (its write buffer passes `LAG_BYTES`: the kernel
+refused datagrams and the transport holds them) is lagging: its frames are dropped and video
+restarts at a keyframe, requested once the transport has room again. A viewer whose
 transport fails is reported with `on_failed` and closed by the hub.
 """
 
@@ -59,6 +60,7 @@ class DirectSender:
         "dead",
         "octets",
         "packets",
+        "recovering",
         "retransmitted",
         "sender",
         "seq",
@@ -83,6 +85,7 @@ class DirectSender:
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
+        self.recovering = False  # lagged: ask for a keyframe once it can send again
         self.dead = False
         self._on_lag = on_lag
         self._on_failed = on_failed
@@ -217,19 +220,23 @@ class DirectFanOut:
                 assert ctx is not None
             if s.dead:
                 continue
-            if video and track.need_keyframe:
-                if not key:
-                    track.skipped += 1
-                    continue
-                track.need_keyframe = False
             transport = ctx.transport
             if transport.get_write_buffer_size() > LAG_BYTES:
                 track.lagged += 1
                 track.skipped += 1
                 if video:
                     track.need_keyframe = True
-                    s._on_lag()
+                    s.recovering = True
                 continue
+            if video and track.need_keyframe:
+                if not key:
+                    track.skipped += 1
+                    if s.recovering:
+                        s.recovering = False
+                        s._on_lag()
+                    continue
+                track.need_keyframe = False
+                s.recovering = False
             ext = ctx.ext_prefix + ast + ctx.ext_suffix if ctx.ast else ctx.ext_prefix
             ts = (s.ts_origin + frame.timestamp) & 0xFFFFFFFF
             b0, pt, ssrc, protect, addr = ctx.b0, ctx.pt, ctx.ssrc, ctx.protect, ctx.addr
