@@ -312,20 +312,46 @@ PROFILE_DIR: Path | None = None
 
 
 async def profile(pid: int, n: int, warmup: float, window: float) -> None:
-    """py-spy samples (native frames too, so it pauses the server briefly per sample: profile
-    runs are not for figures) of the server's processes for `window` seconds once viewers are in,
-    as collapsed stacks (flamegraph.pl / speedscope read them) in PROFILE_DIR."""
+    """Samples of the server's processes for `window` seconds once the viewers are in, in
+    PROFILE_DIR: `perf record -g` of the process tree's threads (kernel and C frames; `perf
+    report -i FILE`), then py-spy's Python stacks as collapsed text (flamegraph.pl and
+    speedscope read it; native frames too, so py-spy pauses the server briefly per sample:
+    profile runs are not for figures)."""
     assert PROFILE_DIR is not None
     await asyncio.sleep(warmup / 2)
-    out = PROFILE_DIR / f"{pid}-{n}.txt"
+    pids = ",".join(str(p) for p in tree_pids(pid))
+    perf = await asyncio.create_subprocess_exec(
+        "/usr/bin/perf", "record", "-F", "499", "-g", "-p", pids,
+        "-o", str(PROFILE_DIR / f"perf-{n}.data"), "--", "sleep", str(window / 2),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    await perf.wait()
     spy = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("py-spy")),
         "record", "--pid", str(pid), "--subprocesses", "--native",
-        "--rate", "100", "--duration", str(int(window)), "--format", "raw",
-        "--output", str(out),
+        "--rate", "100", "--duration", str(int(window / 2)), "--format", "raw",
+        "--output", str(PROFILE_DIR / f"py-spy-{n}.txt"),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     await spy.wait()
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
 
 
 def _cpu_between(samples: list[tuple[float, float]], t0: float, t1: float) -> float:
@@ -580,7 +606,8 @@ def main() -> None:
     p.add_argument(
         "--py-spy",
         default="",
-        help="directory for py-spy profiles of the server, one per step (pip install py-spy)",
+        help="directory for perf and py-spy profiles of the server, one per step"
+        " (pip install py-spy)",
     )
     args = p.parse_args()
     global PROFILE_DIR

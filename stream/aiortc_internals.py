@@ -281,7 +281,7 @@ def send_context(transceiver: RTCRtpTransceiver) -> SendContext | None:
         b0=0x90 if prefix else 0x80,
         ext_prefix=prefix,
         ext_suffix=suffix,
-        protect=dtls._tx_srtp.protect,
+        protect=srtp_protector(dtls._tx_srtp),
         pt=transceiver._codecs[0].payloadType,
         rtx_pt=sender._RTCRtpSender__rtx_payload_type,
         rtx_seq=sender._RTCRtpSender__rtx_sequence_number,
@@ -289,6 +289,38 @@ def send_context(transceiver: RTCRtpTransceiver) -> SendContext | None:
         ssrc=sender._ssrc,
         transport=pair.protocol.transport,
     )
+
+
+PINNED_PYLIBSRTP = "1.0."
+
+
+def srtp_protector(session: Any) -> Callable[[bytes], bytes]:
+    """`session.protect` without its per-call checks and allocation (pylibsrtp 1.0's own
+    buffer and binding, a length cell made once): about half its cost per packet. Any other
+    pylibsrtp gets its public `protect`."""
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+
+    if not pylibsrtp.__version__.startswith(PINNED_PYLIBSRTP):
+        return session.protect
+    srtp = session._srtp[0]
+    cdata = session._cdata
+    buf = session._buffer
+    room = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    length = ffi.new("int *")
+    protect_c = lib.srtp_protect
+
+    def protect(data: bytes) -> bytes:
+        n = len(data)
+        if n > room:
+            raise ValueError("packet is too long")
+        length[0] = n
+        buf[0:n] = data
+        if protect_c(srtp, cdata, length):
+            return session.protect(data)  # the public call raises with libsrtp's reason
+        return buf[0 : length[0]]
+
+    return protect
 
 
 def ntp_now() -> int:

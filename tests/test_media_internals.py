@@ -420,3 +420,41 @@ async def test_viewer_offer_through_aiortc_gets_the_publishers_codec_only():
     await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     await hub.close_all()
     await viewer.close()
+
+
+# -- the direct send path's internals ----------------------------------------------------------
+
+
+def test_srtp_protector_matches_pylibsrtp_protect():
+    import os
+    import struct
+
+    from pylibsrtp import Policy, Session
+
+    key = os.urandom(30)
+
+    def session(kind: int) -> Session:
+        policy = Policy(key=key, ssrc_type=kind)
+        policy.allow_repeat_tx = True
+        return Session(policy)
+
+    public, ours = session(Policy.SSRC_ANY_OUTBOUND), session(Policy.SSRC_ANY_OUTBOUND)
+    inbound = session(Policy.SSRC_ANY_INBOUND)
+    protect = ai.srtp_protector(ours)
+    assert protect is not ours.protect  # pylibsrtp is the pinned one: the direct call is used
+    for seq in range(200):
+        packet = struct.pack("!BBHII", 0x80, 96, seq, 9000, 42) + os.urandom(seq * 6)
+        sealed = protect(packet)
+        assert sealed == public.protect(packet)
+        assert inbound.unprotect(sealed) == packet
+    with pytest.raises(ValueError):
+        protect(b"\x80" * 1500)
+
+
+def test_egress_count_uses_every_core_only_when_there_are_several():
+    from jobcast.stream.egress import egress_count
+
+    assert egress_count(3, cores=8) == 3
+    assert egress_count(0, cores=8) == 0
+    assert egress_count(-1, cores=2) == 2
+    assert egress_count(-1, cores=1) == 0
