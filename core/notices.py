@@ -22,7 +22,11 @@ from jobcast.core.ids import new_id
 from redis.asyncio.client import Pipeline
 
 Kind = Literal[
-    "application.status", "interview.booked", "interview.cancelled", "interview.reminder"
+    "application.status",
+    "interview.booked",
+    "interview.cancelled",
+    "interview.reminder",
+    "phone.code",  # the code that confirms a number from another device (openings/mine.py)
 ]
 NOTICES_MAX = 100_000  # the outbox's cap: far beyond what a gateway outage leaves queued
 

@@ -11,7 +11,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from jobcast.core.contract import Input, check, no_default, one_of, plain_text, refuse, text
+from jobcast.core.contract import (
+    Input,
+    Output,
+    check,
+    no_default,
+    one_of,
+    plain_text,
+    refuse,
+    text,
+)
+from jobcast.core.errors import Invalid
 from jobcast.core.text import clean
 from jobcast.openings.models import CST, EDUCATION, parse_education
 from pydantic import Field, PlainValidator, ValidationInfo, model_validator
@@ -211,3 +221,118 @@ def validate_application(data: Any, *, now: datetime | None = None) -> dict[str,
     """Clean and check an application; raises Invalid naming every bad field. The result is
     what is stored (the consent itself is the time it was given, stored beside it)."""
     return check(ApplicationInput, data, context={"now": now}).model_dump()
+
+
+# -- what the applicant sees of their applications (openings/mine.py) -------------------------
+
+# The statuses the applicant sees, in their order (openings/applications.py STATUSES).
+StatusWord = Literal["submitted", "viewed", "contacted", "interview", "hired", "not_selected"]
+OldStatusWord = Literal["new", "rejected"]
+PLACE_MAX = 200
+LINK_MAX = 500
+INTERVIEW_NOTE_MAX = 300
+_LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _starts_at(raw: Any) -> int | None:
+    """Unix ms, or ISO 8601 with a timezone (as broadcasts' times); none when empty."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if 0 <= raw < 10**14:
+            return raw
+        raise refuse("out of range")
+    if isinstance(raw, str):
+        try:
+            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise refuse("must be ISO 8601 or unix milliseconds") from None
+        if dt.tzinfo is None:
+            raise refuse("needs a timezone")
+        return int(dt.timestamp() * 1000)
+    raise refuse("must be ISO 8601 or unix milliseconds")
+
+
+def _link(raw: Any) -> str:
+    link = plain_text(raw, LINK_MAX)
+    if link and not _LINK.fullmatch(link):
+        raise refuse("a link starting with https:// or http://")
+    return link
+
+
+When = (
+    Annotated[int, Field(ge=0, le=10**14 - 1)]
+    | Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    | None
+)
+Link = Annotated[str, Field(max_length=LINK_MAX, pattern="^https?://")] | Literal[""] | None
+
+
+class Interview(Input):
+    """An interview invitation's details, set by the host with the interview status."""
+
+    starts_at: Annotated[int | None, PlainValidator(_starts_at, json_schema_input_type=When)] = (
+        Field(None, description="unix ms, or ISO 8601 with a timezone")
+    )
+    place: Annotated[str, text(PLACE_MAX)] = ""
+    link: Annotated[str, PlainValidator(_link, json_schema_input_type=Link)] = ""
+    note: Annotated[str, text(INTERVIEW_NOTE_MAX, multiline=True)] = ""
+
+
+def validate_interview(data: Any) -> dict[str, Any]:
+    """Clean and check interview details; raises Invalid naming each bad field (under
+    `interview.`)."""
+    try:
+        return check(Interview, data).model_dump()
+    except Invalid as e:
+        raise Invalid(
+            "check the interview details",
+            fields={f"interview.{k}": v for k, v in (e.fields or {}).items()},
+        ) from None
+
+
+class StatusUpdate(Input):
+    """A host's status change: `interview` only with status interview. The old words new
+    (submitted) and rejected (not_selected) are still taken."""
+
+    status: StatusWord | OldStatusWord
+    interview: Interview | None = None
+
+
+class InterviewDetails(Output):
+    starts_at: int | None
+    place: str
+    link: str
+    note: str
+
+
+class MyApplication(Output):
+    """One of the viewer's own applications, as they see it (no personal data)."""
+
+    id: str
+    broadcast_id: str
+    opening_id: str
+    opening_title: str
+    employer: str
+    applied_at: int
+    status: StatusWord
+    status_at: int
+    interview: InterviewDetails | None
+
+
+class MyApplications(Output):
+    applications: list[MyApplication]
+    phones: list[str] = Field(description="the numbers this device confirmed, masked")
+
+
+class PhoneStart(Input):
+    phone: Annotated[str, Field(max_length=PHONE_RAW_MAX)]
+
+
+class PhoneVerify(Input):
+    phone: Annotated[str, Field(max_length=PHONE_RAW_MAX)]
+    code: Annotated[str, Field(pattern="^[0-9]{6}$")]
+
+
+class PhoneCodeSent(Output):
+    sent: Literal[True] = Field(description="the same answer whether or not the number applied")

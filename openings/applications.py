@@ -15,30 +15,43 @@ submissions for one number to one opening side by side (`same_phone`) and decide
 
 Durability: the caller answers only after the script returned, and Redis answers only after it
 appended the write to its AOF (see docs/protocol.md, "What durable means").
+
+Statuses, as the applicant sees them: submitted (已投递) -> viewed (已查看, set the first time
+a host opens the application, or by hand) -> contacted (已联系) -> interview (邀请面试, with
+when, where or a link) -> hired (已录用) or not_selected (未通过). Each change writes, in one
+MULTI, the status, the host-only `application.status` event and a notice to the applicant
+(core/notices.py); then the applicant's own sockets get `application.mine` (openings/mine.py
+says who they are). Records stored before these words read "new" as submitted and "rejected"
+as not_selected, and the API still takes the old words (OLD_STATUSES).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, RateLimited
 from jobcast.core.events import HOST, EventLog, EventScript, Hole
 from jobcast.core.ids import is_valid_id, new_id
+from jobcast.core.notices import add_notice
 from jobcast.core.replies import RawHash, text, text_hash, texts
 from jobcast.core.tx import busy_conflict, transact
-from jobcast.openings.applicant import validate_application
+from jobcast.openings import mine
+from jobcast.openings.applicant import StatusWord, validate_application, validate_interview
 from jobcast.openings.models import EDUCATION
 from jobcast.openings.service import OpeningService
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-STATUSES = ("new", "contacted", "interview", "hired", "rejected")
+STATUSES: tuple[str, ...] = get_args(StatusWord)
+# The words used before the applicant could see their status, read (and accepted) as these.
+OLD_STATUSES = {"new": "submitted", "rejected": "not_selected"}
+LANGS = ("zh-CN", "en")  # the page languages an application records (the notice's language)
 IDEMPOTENCY_KEY_MAX = 100
 SAME_PHONE_IDS_MAX = 20  # ids listed under same_phone_ids (the count is exact)
 _IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
@@ -46,12 +59,14 @@ _IDEM_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 # KEYS: 1 idempotency, 2 openings hash, 3 viewer rate, 4 ip rate, 5 phone-at-this-ip rate,
 #       6 this phone's applications to the opening, 7 legacy phones hash, 8 new application,
 #       9 broadcast applications, 10 opening applications, 11 viewer applied,
-#       12-15 the application.received event's keys (EventLog.event)
+#       12-15 the application.received event's keys (EventLog.event),
+#       16 the viewer's applications across broadcasts, 17 the phone's (openings/mine.py)
 # ARGV: 1 fingerprint, 2 application id, 3 opening id, 4 now ms, 5 phone, 6 idempotency ttl,
 #       7 viewer limit, 8 ip limit, 9 rate window, 10 key prefix of an application (for EXISTS
 #       on an earlier id), 11 the application's fields as a JSON object of strings (one
 #       argument instead of forty: packing arguments is the client's main cost),
-#       12 phone limit, 13-15 the event's arguments (its counts are holes)
+#       12 phone limit, 13-15 the event's arguments (its counts are holes),
+#       16 the application's member in the cross-broadcast indexes ("bid/aid")
 _APPLY_LUA = """
 local prev = redis.call('GET', KEYS[1])
 if prev then
@@ -91,6 +106,8 @@ redis.call('ZADD', KEYS[6], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[9], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[10], ARGV[4], ARGV[2])
 redis.call('HSET', KEYS[11], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[16], ARGV[4], ARGV[16])
+redis.call('ZADD', KEYS[17], ARGV[4], ARGV[16])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[6])
 local count = redis.call('ZCARD', KEYS[10])
 local total = redis.call('ZCARD', KEYS[9])
@@ -101,8 +118,10 @@ return {'new', ARGV[2], same}
 
 # KEYS: 1 application, 2 broadcast applications, 3 opening applications, 4 legacy phones hash,
 #       5 viewer applied, 6 this phone's applications to the opening,
-#       7-10 the application.deleted event's keys (EventLog.event)
-# ARGV: 1 application id, 2 opening id, 3 phone, 4-6 the event's arguments (counts: holes)
+#       7-10 the application.deleted event's keys (EventLog.event),
+#       11 the viewer's cross-broadcast applications, 12 the phone's
+# ARGV: 1 application id, 2 opening id, 3 phone, 4-6 the event's arguments (counts: holes),
+#       7 the member "bid/aid" of 11 and 12
 _DELETE_LUA = """
 if redis.call('HGET', KEYS[1], 'opening_id') ~= ARGV[2] then return false end
 redis.call('DEL', KEYS[1])
@@ -111,6 +130,8 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 if redis.call('HGET', KEYS[4], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[4], ARGV[3]) end
 if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[5], ARGV[2]) end
+redis.call('ZREM', KEYS[11], ARGV[7])
+redis.call('ZREM', KEYS[12], ARGV[7])
 local count = redis.call('ZCARD', KEYS[3])
 local total = redis.call('ZCARD', KEYS[2])
 jc_event(7, 4, {count = count, total = total})
@@ -181,6 +202,11 @@ class ApplicationService:
     log: EventLog
     openings: OpeningService
     limits: ApplyLimits = field(default_factory=ApplyLimits)
+    phone_key: Callable[[str], str] = mine.unkeyed_phone_key
+    """Names a phone number in the cross-broadcast keys (the app gives an HMAC with its secret;
+    the name is stored with the application, so deleting needs no secret)."""
+    tell: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    """Sends `application.mine` to one viewer id's own sockets (web/realtime/private.py)."""
     stored: int = field(init=False, default=0)
     """Applications this process stored (for metrics: a count, nothing else)."""
     _apply: EventScript = field(init=False, repr=False)
@@ -193,12 +219,23 @@ class ApplicationService:
     # -- applying ---------------------------------------------------------------------------
 
     async def apply(
-        self, oid: str, *, viewer_id: str, ip: str, idempotency_key: str | None, body: Any
+        self,
+        oid: str,
+        *,
+        viewer_id: str,
+        ip: str,
+        idempotency_key: str | None,
+        body: Any,
+        lang: str = "zh-CN",
     ) -> ApplyResult:
         key = check_idempotency_key(idempotency_key)
         fields = validate_application(body)
+        fields["lang"] = lang if lang in LANGS else LANGS[0]
         bid = await self.openings.owner(oid)
-        return await self._store(bid, oid, viewer_id, ip, key, fingerprint(oid, body), fields)
+        res = await self._store(bid, oid, viewer_id, ip, key, fingerprint(oid, body), fields)
+        if res.new:
+            await self._tell(bid, res.application_id)
+        return res
 
     async def _store(
         self,
@@ -218,10 +255,12 @@ class ApplicationService:
             "opening_id": oid,
             "broadcast_id": bid,
             "viewer_id": vid,
-            "status": "new",
+            "status": "submitted",
             "created_at": now,
             "updated_at": now,
+            "status_at": now,
             "consented_at": now,
+            "phone_key": self.phone_key(fields["phone"]),
             **fields,
         }
         packed = orjson.dumps({k: str(v) for k, v in record.items()})
@@ -253,6 +292,8 @@ class ApplicationService:
                 keys.opening_applications(bid, oid),
                 keys.viewer_applied(bid, vid),
                 *received.keys,
+                mine.viewer_index(vid),
+                mine.phone_index(record["phone_key"]),
             ],
             args=[
                 fp,
@@ -268,6 +309,7 @@ class ApplicationService:
                 packed,
                 lim.per_phone,
                 *received.args,
+                mine.member(bid, aid),
             ],
         )
         kind = res[0].decode()
@@ -358,8 +400,7 @@ class ApplicationService:
         limit: int = 100,
     ) -> tuple[int, list[dict[str, Any]]]:
         """(total before paging, one page newest first), filtered."""
-        if status and status not in STATUSES:
-            raise Invalid("bad status", fields={"status": "one of " + ", ".join(STATUSES)})
+        status = check_status(status) if status else ""
         items = [a async for a in self.iter(bid, opening_id=opening_id)]
         if status:
             items = [a for a in items if a["status"] == status]
@@ -385,33 +426,99 @@ class ApplicationService:
                 yield a
             start += chunk
 
-    async def set_status(self, bid: str, aid: str, status: Any) -> dict[str, Any]:
-        if status not in STATUSES:
-            raise Invalid("bad status", fields={"status": "one of " + ", ".join(STATUSES)})
+    async def set_status(
+        self,
+        bid: str,
+        aid: str,
+        status: Any,
+        *,
+        interview: Any = None,
+        only_from: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Change the status (an old word is taken as its new one); `interview` (when, where
+        or a link, a note) goes with "interview", and stays as it was when not given. With
+        `only_from`, nothing changes unless the status is one of those (marking viewed).
+
+        The status, the host event and the applicant's notice are one MULTI; the applicant's
+        sockets hear of it after it is written. Setting what is already set writes nothing."""
+        status = check_status(status)
+        details = validate_interview(interview) if interview is not None else None
+        if details is not None and status != "interview":
+            raise Invalid(
+                "interview details go with the interview status",
+                fields={"interview": "only with status interview"},
+            )
         key = keys.application(bid, aid)
         if not is_valid_id(aid):
             raise NotFound("no such application", code="application_not_found")
 
-        async def change(p: Pipeline) -> None:
-            oid = await p.hget(key, "opening_id")
-            if oid is None:
+        async def change(p: Pipeline) -> bool:
+            h = text_hash(await p.hgetall(key))
+            if not h.get("opening_id"):
                 raise NotFound("no such application", code="application_not_found")
+            before = status_word(h.get("status", ""))
+            if only_from and before not in only_from:
+                return False
+            old_details = h.get("interview", "")
+            packed = orjson.dumps(details).decode() if details is not None else old_details
+            if status != "interview":
+                packed = ""
+            if before == status and packed == old_details:
+                return False
+            now = int(time.time() * 1000)
             p.multi()
-            p.hset(key, mapping={"status": status, "updated_at": int(time.time() * 1000)})
-            data = {"application_id": aid, "opening_id": text(oid), "status": status}
+            p.hset(key, mapping={"status": status, "updated_at": now, "status_at": now})
+            if packed:
+                p.hset(key, "interview", packed)
+            else:
+                p.hdel(key, "interview")
+            data = {"application_id": aid, "opening_id": h["opening_id"], "status": status}
             self.log.add_to(p, bid, "application.status", data, audience=HOST)
+            after = {**h, "status": status, "status_at": str(now), "interview": packed}
+            add_notice(
+                p,
+                "application.status",
+                bid=bid,
+                lang=h.get("lang") or LANGS[0],
+                to={"phone": h.get("phone", ""), "name": h.get("name", ""), "application_id": aid},
+                data=mine.notice_data(after),
+            )
+            return True
 
-        await transact(self.redis, [key], change, attempts=10, busy=busy_conflict)
+        changed = await transact(self.redis, [key], change, attempts=10, busy=busy_conflict)
+        if changed:
+            await self._tell(bid, aid)
         return await self.get(bid, aid)
+
+    async def mark_viewed(self, bid: str, aid: str) -> dict[str, Any]:
+        """A host opened the application: submitted becomes viewed (once)."""
+        return await self.set_status(bid, aid, "viewed", only_from=("submitted",))
+
+    async def _tell(self, bid: str, aid: str) -> None:
+        """`application.mine` to the applicant's viewer id and to the viewer ids that
+        confirmed its phone number: their sockets only, never logged."""
+        if self.tell is None:
+            return
+        h = text_hash(await self.redis.hgetall(keys.application(bid, aid)))
+        if not h:
+            return
+        to = {h.get("viewer_id", "")}
+        if h.get("phone_key"):
+            to |= set(texts(await self.redis.smembers(mine.phone_viewers(h["phone_key"]))))
+        form = mine.viewer_form(h)
+        for vid in sorted(v for v in to if v):
+            await self.tell(vid, form)
 
     async def delete(self, bid: str, aid: str) -> int:
         """Delete one application (on the applicant's request); returns the opening's count."""
         if not is_valid_id(aid):
             raise NotFound("no such application", code="application_not_found")
-        h = await self.redis.hmget(keys.application(bid, aid), "opening_id", "phone", "viewer_id")
+        h = await self.redis.hmget(
+            keys.application(bid, aid), "opening_id", "phone", "viewer_id", "phone_key"
+        )
         if h[0] is None:
             raise NotFound("no such application", code="application_not_found")
-        oid, phone, vid = (text(x) if x else "" for x in h)
+        oid, phone, vid, pkey = (text(x) if x else "" for x in h)
         deleted = self.log.event(
             bid,
             "application.deleted",
@@ -432,8 +539,10 @@ class ApplicationService:
                 keys.viewer_applied(bid, vid),
                 keys.phone_applications(bid, oid, phone_digest(phone)),
                 *deleted.keys,
+                mine.viewer_index(vid),
+                mine.phone_index(pkey or self.phone_key(phone)),
             ],
-            args=[aid, oid, phone, *deleted.args],
+            args=[aid, oid, phone, *deleted.args, mine.member(bid, aid)],
         )
         if count is None:
             raise NotFound("no such application", code="application_not_found")
@@ -462,6 +571,18 @@ class ApplicationService:
         return n
 
 
+def status_word(raw: str) -> str:
+    """A stored status in today's words ("new" -> submitted, "rejected" -> not_selected)."""
+    return OLD_STATUSES.get(raw, raw) or "submitted"
+
+
+def check_status(value: Any) -> str:
+    """A status the API takes (today's words, or an old one read as its new word)."""
+    if isinstance(value, str) and (value in STATUSES or value in OLD_STATUSES):
+        return status_word(value)
+    raise Invalid("bad status", fields={"status": "one of " + ", ".join(STATUSES)})
+
+
 def _public(h: RawHash) -> dict[str, Any]:
     d = text_hash(h)
     degree = d.get("degree", "")
@@ -479,7 +600,10 @@ def _public(h: RawHash) -> dict[str, Any]:
         "degree_label": EDUCATION[degree][1] if degree in EDUCATION else "",
         "graduation_year": int(d.get("graduation_year") or 0) or None,
         "note": d.get("note", ""),
-        "status": d.get("status", "new"),
+        "status": status_word(d.get("status", "")),
+        "status_at": mine.status_at(d),
+        "interview": mine.interview_of(d),
+        "lang": d.get("lang") or LANGS[0],
         "created_at": int(d.get("created_at") or 0),
         "updated_at": int(d.get("updated_at") or 0),
         "consent_version": d.get("consent_version", ""),

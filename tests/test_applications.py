@@ -43,7 +43,7 @@ async def test_apply_then_applied_survives_a_reload(
     stored = await client.server.app[APPLICATIONS].get(bid, body["application_id"])
     assert stored["phone"] == "+8613800138000"
     assert stored["consent_version"] == "2026-01" and stored["consented_at"] > 0
-    assert stored["status"] == "new" and stored["opening_title"] == opening["title"]
+    assert stored["status"] == "submitted" and stored["opening_title"] == opening["title"]
 
 
 @pytest.mark.parametrize(

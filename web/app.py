@@ -24,6 +24,7 @@ from jobcast.web.access.security import (
 from jobcast.web.api import broadcasts as broadcasts_api
 from jobcast.web.api import chat, hls, login, media, notifier, openapi, polls
 from jobcast.web.api import interviews as interviews_api
+from jobcast.web.api import me as me_api
 from jobcast.web.api import openings as openings_api
 from jobcast.web.api import report as report_api
 from jobcast.web.appkeys import (
@@ -66,6 +67,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 FEATURES: list[Callable[[web.Application], None]] = [
     login.setup,
     openings_api.setup,
+    me_api.setup,
     interviews_api.setup,
     chat.setup,
     polls.setup,

@@ -6,7 +6,7 @@ applications (personal data goes to hosts only: `require_host(host_only=True)`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,7 @@ from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
 from jobcast.openings.applications import ApplicationService, ApplyLimits
 from jobcast.openings.models import CST, EDUCATION
 from jobcast.openings.service import OpeningService
+from jobcast.web.access.auth import Signer
 from jobcast.web.access.requests import (
     client_ip,
     host_user,
@@ -36,10 +37,13 @@ from jobcast.web.appkeys import (
     METRICS,
     REDIS,
     SETTINGS,
+    SIGNER,
     SNAPSHOT_PARTS,
 )
 from jobcast.web.jsonutil import json_response
+from jobcast.web.pages.i18n import page_lang
 from jobcast.web.realtime.aiohttp_internals import MalformedRequest
+from jobcast.web.realtime.private import tell_viewer
 from prometheus_client import Counter
 
 routes = web.RouteTableDef()
@@ -53,6 +57,11 @@ CSV_TYPE = "text/csv"
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def phone_key(signer: Signer) -> Callable[[str], str]:
+    """How the app names a phone number in key names: an HMAC with its secret."""
+    return lambda phone: signer.mac("phone", phone)
 
 
 async def _broadcast(request: web.Request) -> str:
@@ -309,6 +318,7 @@ async def apply(request: web.Request) -> web.Response:
         ip=client_ip(request),
         idempotency_key=request.headers.get("Idempotency-Key"),
         body=body,
+        lang=page_lang(request),  # the language of the applicant's notices
     )
     outcome = "replayed" if res.replayed else "same_phone" if res.duplicate else "new"
     request.app[APPLY_RESULTS].labels(outcome).inc()
@@ -387,8 +397,13 @@ async def opening_applications(request: web.Request) -> web.Response:
 
 @routes.get("/api/broadcasts/{bid}/applications/{aid}")
 async def get_application(request: web.Request) -> web.Response:
+    """Opening an application marks it viewed (once; the applicant sees 已查看), except with
+    `?peek=1`, which the console uses to add a new row to its table."""
     await require_host(request)
-    a = await request.app[APPLICATIONS].get(request.match_info["bid"], request.match_info["aid"])
+    bid, aid = request.match_info["bid"], request.match_info["aid"]
+    svc = request.app[APPLICATIONS]
+    peek = request.query.get("peek") == "1"
+    a = await (svc.get(bid, aid) if peek else svc.mark_viewed(bid, aid))
     return json_response(a)
 
 
@@ -396,12 +411,15 @@ async def get_application(request: web.Request) -> web.Response:
 async def patch_application(request: web.Request) -> web.Response:
     await require_host(request)
     data = await read_json(request)
-    if not isinstance(data, dict) or set(data) - {"status"}:
+    if not isinstance(data, dict) or set(data) - {"status", "interview"}:
         raise Invalid(
             "only status can change", fields={"status": "one of " + ", ".join(APPLICATION_STATUSES)}
         )
     a = await request.app[APPLICATIONS].set_status(
-        request.match_info["bid"], request.match_info["aid"], data.get("status")
+        request.match_info["bid"],
+        request.match_info["aid"],
+        data.get("status"),
+        interview=data.get("interview"),
     )
     return json_response(a)
 
@@ -461,8 +479,13 @@ UNPIN = Action(
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    openings = OpeningService(app[REDIS], app[EVENT_LOG])
+    redis = app[REDIS]
+    openings = OpeningService(redis, app[EVENT_LOG])
     app[OPENINGS] = openings
+
+    async def tell(vid: str, data: dict[str, Any]) -> None:
+        await tell_viewer(redis, vid, "application.mine", data)
+
     app[APPLICATIONS] = ApplicationService(
         app[REDIS],
         app[EVENT_LOG],
@@ -473,6 +496,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             per_phone=s.apply_per_phone,
             window=s.apply_window,
         ),
+        phone_key=phone_key(app[SIGNER]),
+        tell=tell,
     )
     yield
 

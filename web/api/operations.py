@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from jobcast.core.broadcasts import Broadcast, BroadcastInput, BroadcastPatch
 from jobcast.openings import demo
 from jobcast.openings.actions import Pin
-from jobcast.openings.applicant import ApplicationInput
+from jobcast.openings.applicant import (
+    ApplicationInput,
+    MyApplications,
+    PhoneCodeSent,
+    PhoneStart,
+    PhoneVerify,
+    StatusUpdate,
+)
 from jobcast.openings.applications import IDEMPOTENCY_KEY_MAX
 from jobcast.openings.applications import STATUSES as APPLICATION_STATUSES
 from jobcast.openings.models import CST, STATUSES, Opening, OpeningInput, OpeningPatch
@@ -358,15 +365,26 @@ def applications(d: _Doc) -> None:
         errors=(404, 422),
         params=(status, *paging),
     )
-    op("get", one, "One application", {200: s.Application}, "host", errors=(404,))
+    op(
+        "get",
+        one,
+        "One application (opening it marks it viewed, once)",
+        {200: s.Application},
+        "host",
+        errors=(404,),
+        params=(query("peek", {"enum": ["1"]}, "1: read without marking it viewed"),),
+    )
     op(
         "patch",
         one,
-        "Change an application's status",
+        "Change an application's status (the applicant is told)",
         {200: s.Application},
         "host",
-        body=s.StatusChange,
+        body=StatusUpdate,
         errors=(404, 409),
+        description="The old words `new` and `rejected` are taken as `submitted` and "
+        "`not_selected`. `interview` (when, where or a link, a note) goes with the status "
+        "`interview` only.",
     )
     op(
         "delete",
@@ -706,6 +724,7 @@ def pages(d: _Doc) -> None:
         ("/host", "Host login or home", {}),
         ("/host/", "Host login or home", {}),
         ("/host/b/{bid}", "Host console (the login page without a session)", {404: not_found}),
+        ("/me", "My applications, on any device", {}),
     ):
         op("get", path, summary, responses={200: page, **extra}, error_json=False)
     op(

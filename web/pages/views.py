@@ -26,6 +26,7 @@ from jobcast.core.errors import Conflict, NotFound
 from jobcast.openings.applicant import CONSENT_TEXTS, CONSENT_VERSION
 from jobcast.web.access import auth, orgs
 from jobcast.web.access.requests import host_user, viewer_id
+from jobcast.web.api.me import my_applications
 from jobcast.web.api.openings import APPLICATIONS
 from jobcast.web.appkeys import BROADCASTS, HUB, METRICS, SETTINGS, SIGNER
 from jobcast.web.pages import calendar, i18n
@@ -172,6 +173,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "chat.js",
         "remind.js",
         "polls.js",
+        "mine.js",
         "interviews.js",
     ),
     "host_console.html": (
@@ -186,6 +188,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     ),
     "host_index.html": ("common.js", "host.js", "notifier.js"),
     "screen.html": ("common.js", "live.js", "screen.js"),
+    "me.html": ("common.js", "mine.js"),
     "host_login.html": ("common.js", "host.js"),
 }
 
@@ -269,6 +272,18 @@ async def _viewer_page(request: web.Request, bid: str) -> web.Response:
         viewer_url=f"{base_url(request)}/b/{bid}",
         consent_version=CONSENT_VERSION,
         consent_text=CONSENT_TEXTS[CONSENT_VERSION]["zh" if lang == "zh-CN" else "en"],
+    )
+
+
+@routes.get("/me")
+async def my_applications_page(request: web.Request) -> web.Response:
+    """My applications (我的投递): this device's, and a number's after its code is confirmed."""
+    vid = viewer_id(request)
+    return render(
+        request,
+        "me.html",
+        mine=await my_applications(request),
+        csrf=auth.viewer_csrf(request.app[SIGNER], vid) if vid else "",
     )
 
 

@@ -282,7 +282,9 @@
   }
 
   // -- applications --------------------------------------------------------------------------------
-  const APP_STATUS = [["new", _("New")], ["contacted", _("Contacted")], ["interview", _("Interview")], ["hired", _("Hired")], ["rejected", _("Rejected")]];
+  // The statuses the applicant sees (openings/applications.py STATUSES), old words read as new.
+  const APP_STATUS = [["submitted", _("Submitted")], ["viewed", _("Viewed")], ["contacted", _("Contacted")], ["interview", _("Invited to interview")], ["hired", _("Hired")], ["not_selected", _("Not selected")]];
+  const OLD_STATUS = { new: "submitted", rejected: "not_selected" };
   const rows = $("#apps-rows");
   const appsFilter = $("#apps-filter");
   const appsExport = $("#apps-export");
@@ -296,7 +298,8 @@
   }
   function appRow(a) {
     const sel = h("select", { class: "small", dataset: { app: a.id }, "aria-label": _("Status of %(n)s", { n: a.name }) },
-      APP_STATUS.map(([v, l]) => h("option", { value: v, selected: v === a.status }, l)));
+      APP_STATUS.map(([v, l]) => h("option", { value: v, selected: v === (OLD_STATUS[a.status] || a.status) }, l)));
+    sel.dataset.was = OLD_STATUS[a.status] || a.status;
     return h("tr", { dataset: { app: a.id } },
       h("td", null, JC.dateTime(a.created_at)),
       h("td", null, a.opening_title || (S.openings.get(a.opening_id) || {}).title || a.opening_id),
@@ -342,18 +345,57 @@
   });
   if (appsExport) appsExport.href = bpath + "/applications.csv";
   if (appsMore) appsMore.addEventListener("click", () => loadApps(true));
+  // 邀请面试 asks for the interview's time, place or link and a note (the applicant sees them).
+  function interviewDialog(name) {
+    return new Promise((resolve) => {
+      const f = (id, label, input) => h("div", null, h("label", { for: id }, label), input);
+      const when = h("input", { id: "ivd-when", type: "datetime-local" });
+      const place = h("input", { id: "ivd-place", type: "text", maxlength: "200" });
+      const link = h("input", { id: "ivd-link", type: "url", maxlength: "500", placeholder: "https://" });
+      const note = h("textarea", { id: "ivd-note", maxlength: "300" });
+      const err = h("p", { class: "form-error", role: "alert" });
+      const form = h("form", { method: "dialog", class: "ivd-grid" },
+        h("h2", null, _("Invite %(n)s to an interview", { n: name })),
+        f("ivd-when", _("Interview time"), when), f("ivd-place", _("Place"), place),
+        f("ivd-link", _("Video link (optional)"), link), f("ivd-note", _("Note to the applicant"), note), err,
+        h("div", { class: "dialog-actions" },
+          h("button", { type: "button", dataset: { close: "" } }, _("Cancel")),
+          h("button", { type: "submit", class: "primary", id: "ivd-save" }, _("Send invitation"))));
+      const dlg = h("dialog", { id: "interview-dialog", "aria-label": _("Invited to interview") }, form);
+      let result = null;
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        if (!when.value && !place.value.trim() && !link.value.trim()) { err.textContent = _("Give a time, a place or a link"); return; }
+        result = { place: place.value.trim(), link: link.value.trim(), note: note.value.trim() };
+        if (when.value) result.starts_at = new Date(when.value).getTime();
+        dlg.close();
+      });
+      form.querySelector("[data-close]").addEventListener("click", () => dlg.close());
+      dlg.addEventListener("close", () => { dlg.remove(); resolve(result); });
+      document.body.append(dlg);
+      dlg.showModal();
+      when.focus();
+    });
+  }
   if (rows) rows.addEventListener("change", async (e) => {
     const sel = e.target.closest("select[data-app]");
     if (!sel) return;
-    try { await api("PATCH", bpath + "/applications/" + enc(sel.dataset.app), { status: sel.value }); JC.toast(_("Saved")); }
-    catch (err) { JC.toast(err.text(), "error"); }
+    const body = { status: sel.value };
+    if (sel.value === "interview") {
+      const tr = sel.closest("tr");
+      const details = await interviewDialog(tr ? tr.children[2].textContent : "");
+      if (!details) { sel.value = sel.dataset.was || "submitted"; return; }
+      body.interview = details;
+    }
+    try { await api("PATCH", bpath + "/applications/" + enc(sel.dataset.app), body); sel.dataset.was = sel.value; JC.toast(_("Saved")); }
+    catch (err) { sel.value = sel.dataset.was || sel.value; JC.toast(err.text(), "error"); }
   });
   async function newApplication(d) {
     if (!rows || !isHost) return;
     if (appsFilter.value && appsFilter.value !== d.opening_id) return;
     if (rows.querySelector('tr[data-app="' + CSS.escape(d.application_id) + '"]')) return;
     try {
-      const a = await api("GET", bpath + "/applications/" + enc(d.application_id));
+      const a = await api("GET", bpath + "/applications/" + enc(d.application_id) + "?peek=1");
       const empty = rows.querySelector(".empty");
       if (empty) empty.closest("tr").remove();
       if (!rows.querySelector('tr[data-app="' + CSS.escape(a.id) + '"]')) { rows.prepend(appRow(a)); appsOffset += 1; markSamePhone(a); }
@@ -636,7 +678,7 @@
   });
   live.on("application.status", (d) => {
     const sel = rows && rows.querySelector('select[data-app="' + CSS.escape(d.application_id) + '"]');
-    if (sel && document.activeElement !== sel) sel.value = d.status;
+    if (sel && document.activeElement !== sel) { sel.value = OLD_STATUS[d.status] || d.status; sel.dataset.was = sel.value; }
   });
 
   live.on("question.updated", (q) => {
