@@ -36,6 +36,7 @@ from jobcast.core.ids import is_valid_id, new_id
 from jobcast.core.notices import NOTICES_MAX, Kind, add_notice
 from jobcast.core.replies import text, text_hash
 from jobcast.core.tx import busy_conflict, transact
+from jobcast.openings import mine
 from jobcast.openings.applications import ApplicationService
 from jobcast.openings.models import Opening
 from jobcast.openings.service import OpeningService
@@ -74,14 +75,26 @@ def can_manage_opening(caller: Manager | None, opening: Opening) -> bool:
 
 async def owns_application(redis: Redis, viewer_id: str, bid: str, aid: str) -> bool:
     """Whether `viewer_id` may act on application `aid` as its applicant: it sent it (the
-    application's viewer id), or the id is in keys.viewer_owned (another device linked to the
-    applicant, e.g. by confirming the phone number)."""
+    application's viewer id), it confirmed the application's phone number with a code
+    (openings/mine.py: another device of the same person), or the id is in keys.viewer_owned
+    (a device linked some other way)."""
     if not (viewer_id and is_valid_id(bid) and is_valid_id(aid)):
         return False
-    sent = await redis.hget(keys.application(bid, aid), "viewer_id")
+    sent, pkey = await redis.hmget(keys.application(bid, aid), "viewer_id", "phone_key")
     if sent is not None and text(sent) == viewer_id:
         return True
+    if pkey and await redis.hexists(mine.viewer_phones(viewer_id), text(pkey)):
+        return True
     return bool(await redis.sismember(keys.viewer_owned(viewer_id), f"{bid}/{aid}"))
+
+
+async def linked_applications(redis: Redis, viewer_id: str) -> set[str]:
+    """'bid/aid' of the applications this viewer id may act on besides its own invitations:
+    those of the phone numbers it confirmed, and keys.viewer_owned."""
+    found = {text(m) for m in await redis.smembers(keys.viewer_owned(viewer_id))}
+    for pkey in await redis.hkeys(mine.viewer_phones(viewer_id)):
+        found |= {text(m) for m in await redis.zrange(mine.phone_index(text(pkey)), 0, -1)}
+    return found
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -513,11 +526,8 @@ class InterviewService:
 
     async def list_mine(self, viewer_id: str, bid: str | None = None) -> list[dict[str, Any]]:
         """This viewer's invitations (of one broadcast, or all), newest application first."""
-        members = {
-            text(m)
-            for key in (keys.viewer_interviews(viewer_id), keys.viewer_owned(viewer_id))
-            for m in await self.redis.smembers(key)
-        }
+        members = {text(m) for m in await self.redis.smembers(keys.viewer_interviews(viewer_id))}
+        members |= await linked_applications(self.redis, viewer_id)
         out = []
         for m in members:
             b, _, aid = m.partition("/")
@@ -717,8 +727,12 @@ class InterviewService:
             return
         try:
             v = await self.view(bid, aid)
-            vid = await self.redis.hget(keys.application(bid, aid), "viewer_id")
+            vid, pkey = await self.redis.hmget(keys.application(bid, aid), "viewer_id", "phone_key")
             targets = {text(vid)} if vid is not None else set()
+            if pkey:  # the devices that confirmed the applicant's number
+                targets |= {
+                    text(v) for v in await self.redis.smembers(mine.phone_viewers(text(pkey)))
+                }
             if also:
                 targets.add(also)
             for t in targets:

@@ -230,7 +230,7 @@ async def test_moving_frees_the_old_seat_and_cancel_frees_it(client, host, bid, 
     assert not other.of_type("interview.mine")
 
 
-async def test_one_applicant_cannot_book_anothers_application(client, host, bid, people):
+async def test_one_applicant_cannot_book_anothers_application(client, host, bid, people, viewers):
     oid = (await make_opening(host, bid))["id"]
     slot = await _slot(host, bid, oid)
     a, b = await people(client), await people(client)
@@ -252,13 +252,30 @@ async def test_one_applicant_cannot_book_anothers_application(client, host, bid,
     assert listed == {"interviews": []}
     status, listed = await a.call(client, "GET", f"/api/me/interviews?bid={bid}")
     assert [i["application_id"] for i in listed["interviews"]] == [aid_a]
-    # another device linked to the applicant (keys.viewer_owned) may act for them
+    # another device of the applicant, linked by confirming the phone number with its code,
+    # may act for them, lists it and hears of it
+    phone = "13800138001"  # a's number
+    status, _ = await b.call(client, "POST", "/api/me/phone", {"phone": phone})
+    assert status == 202
+    [sent] = await _notices(client, "phone.code")
+    code = sent["data"]["code"]
+    status, _ = await b.call(client, "POST", "/api/me/phone/verify", {"phone": phone, "code": code})
+    assert status == 200
     redis = client.server.app[REDIS]
-    assert not await owns_application(redis, b.vid, bid, aid_a)
-    await redis.sadd(keys.viewer_owned(b.vid), f"{bid}/{aid_a}")
     assert await owns_application(redis, b.vid, bid, aid_a)
+    status, listed = await b.call(client, "GET", "/api/me/interviews")
+    assert [i["application_id"] for i in listed["interviews"]] == [aid_a]
+    sock = await viewers.open(client, bid, jar=b.session.cookie_jar)
     status, view = await b.book(client, aid_a, slot["id"])
     assert status == 200 and view["booking"]["id"] == slot["id"]
+    await sock.wait_for(lambda e: e["type"] == "interview.mine" and e["data"]["booking"])
+    # or linked some other way (keys.viewer_owned)
+    c = await people(client)
+    assert not await owns_application(redis, c.vid, bid, aid_a)
+    await redis.sadd(keys.viewer_owned(c.vid), f"{bid}/{aid_a}")
+    assert await owns_application(redis, c.vid, bid, aid_a)
+    status, view = await c.call(client, "DELETE", f"/api/me/interviews/{aid_a}/booking")
+    assert status == 200 and view["booking"] is None
 
 
 async def test_deleting_a_booked_slot_needs_force_and_cancels(client, host, bid, people):
