@@ -6,12 +6,11 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
-from tests.browserkit import chromium, new_page, real_errors, require_browser
+from tests.browserkit import chromium, new_page, real_errors, require_browser, screenshot
 from tests.chat_helpers import err, ok
 from tests.helpers import connect, login
 from tests.openings_helpers import make_opening
@@ -83,8 +82,7 @@ async def test_the_live_console_fits_a_laptop_screen(client, viewers):
             for s, b in boxes.items()
             if b is None or b["h"] == 0 or b["top"] < 0 or b["bottom"] > LAPTOP["height"]
         }
-        if os.environ.get("JOBCAST_LAYOUT_SHOT"):
-            await page.screenshot(path=os.environ["JOBCAST_LAYOUT_SHOT"])
+        await screenshot(page, "host-1366-live")  # docs/screenshots with --screenshots
         assert off == {}, f"not on screen at 1366x768 while live: {off}"
         # the long lists scroll inside their panels instead of pushing the rest down
         for panel in ("lineup-h", "mod-h"):
@@ -94,5 +92,4 @@ async def test_the_live_console_fits_a_laptop_screen(client, viewers):
                 panel,
             )
             assert scrolls == "auto", panel
-        # before going live (and on a narrow window) the console keeps its plain two columns
         assert real_errors(page) == []
