@@ -115,6 +115,7 @@ EVENTS: Mapping[str, EventType] = _types(
     EventType("application.received", "host", "an application was stored: ids and counts"),
     EventType("application.status", "host", "an application's status changed"),
     EventType("application.deleted", "host", "an application was deleted: ids and counts"),
+    EventType("report.received", "host", "a viewer reported a card: its counts and reasons"),
     # -- the event report (web/api/report.py) --
     EventType("audience.sample", "host", "viewers now, distinct viewers so far: once a minute"),
     # -- interviews (openings/interviews.py) --

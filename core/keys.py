@@ -434,3 +434,25 @@ def viewer_owned(vid: str) -> str:
     """Set of 'bid/aid': applications this viewer id may act on besides those it sent itself
     (another device of the applicant, linked by confirming the phone number)."""
     return f"{PREFIX}:viewer:{vid}:owned"
+
+
+def reports(bid: str, oid: str, part: str) -> str:
+    """An opening's viewer reports (openings/reports.py): `part` is `viewers` (hash viewer id
+    -> address group), `addrs` (hash address group -> reporters), `reasons` (hash reason ->
+    count), `notes` (list of the latest notes, capped) or `meta` (hash: score, base, last)."""
+    return f"{PREFIX}:reports:{bid}:{oid}:{part}"
+
+
+def report_queue(bid: str) -> str:
+    """Sorted set: opening id -> unix ms of its latest report, the hosts' review queue."""
+    return f"{PREFIX}:reports:{bid}:queue"
+
+
+def employers(org: str) -> str:
+    """Hash: employer id -> its record (JSON) of an organization (openings/employers.py)."""
+    return f"{PREFIX}:org:{org}:employers"
+
+
+def employer_names(org: str) -> str:
+    """Hash: an employer's name as matched (openings/employers.py `name_key`) -> its id."""
+    return f"{PREFIX}:org:{org}:employer-names"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import orjson
 from jobcast.core.contract import (
@@ -36,8 +36,10 @@ from pydantic import (
     model_validator,
 )
 
-Status = Literal["draft", "published", "closed"]
-STATUSES: tuple[str, ...] = get_args(Status)
+# `held`: taken off viewers' pages after viewer reports (openings/reports.py), until a host
+# clears it (published) or closes it. Hosts never send it: STATUSES are the ones they may set.
+Status = Literal["draft", "published", "closed", "held"]
+STATUSES: tuple[str, ...] = ("draft", "published", "closed")
 
 # Employment centers publish in China Standard Time; deadlines are whole days there.
 CST = timezone(timedelta(hours=8))
@@ -134,6 +136,10 @@ EducationCode = one_of(*EDUCATION)
 class Employer(Output):
     name: str
     verified: bool
+    # Set by the host's check of the employer (openings/employers.py), never by the card's input.
+    id: str = Field("", description="the organization's employer record ('' : none yet)")
+    verified_note: str = Field("", description="what was checked, by whom")
+    verified_on: str = Field("", description="YYYY-MM-DD (China time) of the check, or ''")
 
 
 class Opening(Output):
@@ -322,7 +328,9 @@ def deadline_end_ms(day: str) -> int:
     return int(end.timestamp() * 1000) - 1
 
 
-def _status(raw: Any) -> str:
+def _status(raw: Any, info: ValidationInfo) -> str:
+    if raw == "held" and (info.context or {}).get("status") == "held":
+        return raw  # an edit of a held card that leaves its status alone
     if raw not in STATUSES:
         raise refuse("one of " + ", ".join(STATUSES))
     return raw
@@ -415,7 +423,7 @@ class OpeningInput(Input):
         Field("", description="the last day (China time)")
     )
     tags: Annotated[list[str], _str_list(TAG_MAX, TAGS_MAX)] = Field(default_factory=list)
-    status: Annotated[str, PlainValidator(_status, json_schema_input_type=Status)] = "draft"
+    status: Annotated[str, PlainValidator(_status, json_schema_input_type=one_of(*STATUSES))] = "draft"
 
     @model_validator(mode="before")
     @classmethod
@@ -449,7 +457,17 @@ def validate_opening(data: Any, *, current: Opening | None = None) -> dict[str, 
     """
     employer = None
     if current is not None:
-        employer = current.employer.model_dump()
+        employer = current.employer.model_dump(include={"name", "verified"})
         if isinstance(data, dict):
             data = {**current.model_dump(include=set(WRITABLE)), **data}
-    return check(OpeningInput, data, context={"employer": employer}).fields()
+            emp = data["employer"]
+            if isinstance(emp, dict):  # a card sent back whole: its record's fields are ours
+                data["employer"] = {k: v for k, v in emp.items() if k in ("name", "verified")}
+    status = current.status if current is not None else ""
+    out = check(OpeningInput, data, context={"employer": employer, "status": status}).fields()
+    emp = out.get("employer")
+    if current is not None and isinstance(emp, dict) and emp.get("name") == current.employer.name:
+        # The employer record's link and check stay with the same employer (openings/employers.py).
+        kept = current.employer.model_dump(include={"id", "verified_note", "verified_on"})
+        out["employer"] = {**kept, **emp}
+    return out

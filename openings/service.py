@@ -264,6 +264,42 @@ class OpeningService:
 
         return await self._txn(bid, change)
 
+    async def set_review(self, bid: str, oid: str, status: str, *, only_from: str = "") -> bool:
+        """Set the status `held` (viewer reports passed the threshold, openings/reports.py),
+        or end a hold (`published` or `closed`). With `only_from`, nothing changes unless the
+        opening has that status now. Viewers see the card go (opening.removed) or come back;
+        True when it changed."""
+
+        async def change(st: State, p: Pipeline) -> bool:
+            old = st.openings.get(oid)
+            if old is None:
+                raise NotFound("no such opening", code="opening_not_found")
+            if (only_from and old.status != only_from) or old.status == status:
+                return False
+            new = old.replace(updated_at=now_ms(), status=status)
+            p.hset(keys.openings(bid), oid, new.to_json())
+            st.openings[oid] = new
+            self._visibility(st, p, bid, old, new)
+            return True
+
+        return bool(await self._txn(bid, change))
+
+    async def set_employer(self, bid: str, oid: str, employer: dict[str, Any]) -> Opening:
+        """Replace the card's employer fields (its record's id and check, openings/employers.py)."""
+
+        async def change(st: State, p: Pipeline) -> Opening:
+            old = st.openings.get(oid)
+            if old is None:
+                raise NotFound("no such opening", code="opening_not_found")
+            emp = {**old.employer.model_dump(), **employer}
+            new = old.replace(employer=emp)
+            p.hset(keys.openings(bid), oid, new.to_json())
+            st.openings[oid] = new
+            self._visibility(st, p, bid, old, new)
+            return new
+
+        return await self._txn(bid, change)
+
     async def delete(self, bid: str, oid: str) -> None:
         async def change(st: State, p: Pipeline) -> None:
             old = st.openings.pop(oid, None)

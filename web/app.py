@@ -27,6 +27,7 @@ from jobcast.web.api import interviews as interviews_api
 from jobcast.web.api import me as me_api
 from jobcast.web.api import openings as openings_api
 from jobcast.web.api import report as report_api
+from jobcast.web.api import reports as reports_api
 from jobcast.web.appkeys import (
     BROADCASTS,
     BUS,
@@ -72,6 +73,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     chat.setup,
     polls.setup,
     report_api.setup,
+    reports_api.setup,
     media.setup,
     hls.setup,
     notifier.setup,

@@ -799,6 +799,64 @@ def notifier(d: _Doc) -> None:
         "host",
         errors=(404,),
     )
+    reports(d)
+
+
+def reports(d: _Doc) -> None:
+    """Viewer reports of cards and the hosts' review queue (web/api/reports.py)."""
+    op = partial(d.op, tag="openings")
+    reasons = ["fake_job", "fees_asked", "pay_differs", "outside_contact", "other"]
+    body = {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "reason": {"enum": reasons},
+            "note": {"type": "string", "maxLength": 300},
+        },
+        "additionalProperties": False,
+    }
+    done = {
+        "type": "object",
+        "properties": {"reported": {"type": "boolean"}, "held": {"type": "boolean"}},
+    }
+    op(
+        "post",
+        "/api/openings/{oid}/reports",
+        "Report a card (one per viewer per opening; past the threshold the card is held)",
+        {201: ok(done)},
+        "viewer",
+        errors=(404, 409, 429),
+        body=body,
+        example={"reason": "fees_asked", "note": "电话里要求先交培训费"},
+    )
+    queue = {"type": "object", "description": "docs/protocol.md, viewer reports"}
+    op(
+        "get",
+        "/api/broadcasts/{bid}/reports",
+        "The review queue: reported cards with counts, reasons and latest notes",
+        {200: ok(queue)},
+        "staff",
+        errors=(404,),
+    )
+    outcome = {
+        "type": "object",
+        "required": ["outcome"],
+        "properties": {"outcome": {"enum": ["clear", "close"]}},
+    }
+    reviewed = {
+        "type": "object",
+        "properties": {"opening_id": STR, "status": STR},
+    }
+    op(
+        "post",
+        "/api/broadcasts/{bid}/reports/{oid}/review",
+        "End a review: clear (published again) or close the card",
+        {200: ok(reviewed)},
+        "host",
+        errors=(404,),
+        body=outcome,
+        example={"outcome": "clear"},
+    )
 
 
 def report(d: _Doc) -> None:

@@ -467,6 +467,18 @@ class Settings:
         integer(1),
     )
     apply_window: int = _opt(600, "seconds of the application rate-limit window", integer(1))
+    report_hold_threshold: int = _opt(
+        5,
+        "distinct viewers reporting a card (counted per address, see report_per_address) that "
+        "take it off viewers' pages until a host reviews it",
+        integer(1),
+    )
+    report_per_address: int = _opt(
+        2, "reporters from one address (IPv6: one /64) that count towards a hold", integer(1)
+    )
+    report_per_ip: int = _opt(
+        30, "card reports one address may send per hour (to every card together)", integer(1)
+    )
     application_retention_days: int = _opt(
         180, "days applications are kept; `jobcast purge` deletes older ones", integer(0)
     )
