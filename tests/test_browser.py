@@ -279,6 +279,9 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         # The host moves the application on; the status is stored.
         row = host.locator("#apps-rows tr").filter(has_text="王小明")
         await row.get_by_role("combobox").select_option("interview")
+        # 邀请面试 asks for the interview's details first (the applicant is told them)
+        await host.locator("#interview-dialog").get_by_label("Place").fill("鸡西市人才市场")
+        await host.get_by_role("button", name="Send invitation").click()
         await host.locator("#toast").filter(has_text="Saved").wait_for()
         r = await api.get(f"/api/broadcasts/{bid}/applications")
         assert (await r.json())["applications"][0]["status"] == "interview"
