@@ -68,9 +68,16 @@ def can_manage_opening(caller: Manager | None, opening: Opening) -> bool:
     """Whether `caller` may set the opening's slots and invite its applicants.
 
     The organization middleware has already checked that the caller's organization owns the
-    broadcast; within it, hosts manage every opening. (An employer's recruiter account will
-    manage its own employer's openings: extend this one function.)"""
-    return caller is not None and caller.is_host
+    broadcast; within it, hosts manage every opening, and a recruiter the openings of its own
+    employer (by the employer's name key, openings/employers.py)."""
+    if caller is None:
+        return False
+    if caller.is_host:
+        return True
+    from jobcast.openings.employers import employer_key_of
+
+    key = getattr(caller, "employer_key", "")
+    return bool(key) and getattr(caller, "is_recruiter", False) and employer_key_of(opening) == key
 
 
 async def owns_application(redis: Redis, viewer_id: str, bid: str, aid: str) -> bool:

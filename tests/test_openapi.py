@@ -51,7 +51,7 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
 def _concrete(path: str) -> str:
     """A URL for a documented path: every {param} filled with a plausible id."""
     out = path
-    for name in ("bid", "oid", "aid", "sid", "name", "code", "stream", "nid"):
+    for name in ("bid", "oid", "aid", "sid", "name", "code", "stream", "nid", "eid"):
         out = out.replace("{" + name + "}", "abc234")
     assert "{" not in out, path
     return out

@@ -23,6 +23,7 @@ from jobcast.web.access.security import (
 )
 from jobcast.web.api import broadcasts as broadcasts_api
 from jobcast.web.api import chat, hls, login, media, notifier, openapi, polls
+from jobcast.web.api import employers as employers_api
 from jobcast.web.api import interviews as interviews_api
 from jobcast.web.api import me as me_api
 from jobcast.web.api import openings as openings_api
@@ -74,6 +75,7 @@ FEATURES: list[Callable[[web.Application], None]] = [
     polls.setup,
     report_api.setup,
     reports_api.setup,
+    employers_api.setup,
     media.setup,
     hls.setup,
     notifier.setup,

@@ -27,8 +27,10 @@ from jobcast.core.errors import Forbidden, Invalid, NotFound, RateLimited, Unaut
 from jobcast.web.runtime.settings import Settings
 from redis.asyncio import Redis
 
-Role = Literal["host", "moderator"]
-ROLES: tuple[Role, ...] = ("host", "moderator")
+Role = Literal["host", "moderator", "recruiter"]
+# A recruiter is bound to one employer of its organization (openings/employers.py): it reaches
+# that employer's openings and applicants only (web/access/orgs.py `recruiter_allows`).
+ROLES: tuple[Role, ...] = ("host", "moderator", "recruiter")
 SESSION_COOKIE = "jc_session"
 VIEWER_COOKIE = "jc_vid"
 CSRF_HEADER = "X-CSRF-Token"
@@ -43,10 +45,16 @@ class HostUser:
     csrf: str
     token: str
     org: str = "default"  # web/access/orgs.py; read from the account with every session load
+    employer: str = ""  # a recruiter's employer id, and that employer's name key
+    employer_key: str = ""
 
     @property
     def is_host(self) -> bool:
         return self.role == "host"
+
+    @property
+    def is_recruiter(self) -> bool:
+        return self.role == "recruiter"
 
 
 class Signer:
@@ -128,7 +136,7 @@ async def add_user(redis: Redis, username: str, password: str, role: Role = "hos
     """
     username = _check_username(username)
     if role not in ROLES:
-        raise Invalid("bad role", fields={"role": "host or moderator"})
+        raise Invalid("bad role", fields={"role": "host, moderator or recruiter"})
     if len(password) < 8:
         raise Invalid("password too short", fields={"password": "at least 8 characters"})
     hashed = await asyncio.to_thread(_hasher.hash, password)
@@ -426,8 +434,8 @@ class Sessions:
         if not h:
             return None
         username = h[b"username"].decode()
-        role, epoch, disabled, org = await self.redis.hmget(
-            keys.user(username), "role", "epoch", "disabled", "org"
+        role, epoch, disabled, org, employer, employer_key = await self.redis.hmget(
+            keys.user(username), "role", "epoch", "disabled", "org", "employer", "employer_key"
         )
         if role is None or disabled is not None or _s(epoch) != _s(h.get(b"epoch")):
             await self.redis.delete(keys.session(token))
@@ -438,6 +446,8 @@ class Sessions:
             csrf=h[b"csrf"].decode(),
             token=token,
             org=_s(org) or "default",
+            employer=_s(employer),
+            employer_key=_s(employer_key),
         )
 
     async def destroy(self, user: HostUser) -> None:

@@ -20,7 +20,8 @@ from aiohttp import web
 from jobcast.core import keys
 from jobcast.core.broadcasts import Broadcast
 from jobcast.core.errors import Invalid, NotFound
-from jobcast.web.access.requests import USER_KEY, host_user
+from jobcast.web.access.auth import HostUser
+from jobcast.web.access.requests import RECRUITER_OK, USER_KEY, host_user
 from jobcast.web.appkeys import REDIS
 from redis.asyncio import Redis
 
@@ -106,6 +107,81 @@ def guarded_routes() -> set[tuple[str, str]]:
     return out
 
 
+# -- recruiters ---------------------------------------------------------------------------
+#
+# A recruiter (web/access/auth.py, role `recruiter`) is bound to one employer of its
+# organization. Of the staff routes it reaches only these, and of their resources only its
+# employer's: an opening whose employer's name key is the recruiter's, an application to such
+# an opening, that opening's interview slots. Everything else about a resource (another
+# employer's, other host routes, moderation, pins, broadcast changes, the host socket and
+# console) answers 404 as a missing one would; staff routes about no resource answer 403
+# (`require_host`). On public routes a recruiter is a viewer.
+_SLOTS = "/api/broadcasts/{bid}/openings/{oid}/slots"
+RECRUITER_ROUTES = {
+    ("GET", "/api/recruiter"),
+    ("GET", "/api/broadcasts/{bid}/applications/{aid}"),
+    ("PATCH", "/api/broadcasts/{bid}/applications/{aid}"),
+    ("POST", "/api/broadcasts/{bid}/applications/{aid}/invite"),
+    ("GET", _SLOTS),
+    ("POST", _SLOTS),
+    ("PATCH", _SLOTS + "/{sid}"),
+    ("DELETE", _SLOTS + "/{sid}"),
+}
+# Routes where a recruiter stays who it is (not a viewer): who am I, log out, its page.
+RECRUITER_SELF = {"/api/me", "/api/logout", "/recruiter", "/api/login"}
+
+
+async def recruiter_allows(request: web.Request, user: HostUser, method: str, route: str) -> bool:
+    """The one decision for a recruiter on a staff route: True when the route is one a
+    recruiter may use and every resource it names is of the recruiter's employer (in a
+    broadcast of the recruiter's organization)."""
+    if (method, route) not in RECRUITER_ROUTES or not user.employer_key:
+        return False
+    info = request.match_info
+    bid = info.get("bid")
+    if bid is None:
+        return True  # the recruiter's own lists: they select by employer themselves
+    redis = request.app[REDIS]
+    if await broadcast_org(redis, bid) != user.org:
+        return False
+    oid = info.get("oid")
+    if oid is None and "aid" in info:
+        raw = await redis.hget(keys.application(bid, info["aid"]), "opening_id")
+        oid = raw.decode() if raw else None
+    if oid is None:
+        return False
+    from jobcast.openings.employers import employer_key_of
+    from jobcast.web.api.openings import OPENINGS
+
+    try:
+        opening = await request.app[OPENINGS].get(bid, oid, include_hidden=True)
+    except NotFound:
+        return False
+    return employer_key_of(opening) == user.employer_key
+
+
+async def _recruiter_gate(
+    request: web.Request, user: HostUser, method: str, route: str, guarded: bool
+) -> None:
+    info = request.match_info
+    if route in RECRUITER_SELF:
+        return
+    if route in ("/host", "/host/"):
+        raise web.HTTPFound("/recruiter")
+    if guarded or route in SELF_CHECKED:
+        if await recruiter_allows(request, user, method, route):
+            request[RECRUITER_OK] = True
+            return
+        if "oid" in info and "bid" not in info:
+            raise NotFound("no such opening", code="opening_not_found")
+        if "bid" in info:
+            raise NotFound("no such broadcast", code="broadcast_not_found")
+        if info:  # another path parameter (an employer, a notice): as a missing one
+            raise NotFound("not found", code="not_found")
+        return  # about no resource: require_host answers 403
+    request[USER_KEY] = None  # a public route: a viewer like any other
+
+
 def make_middleware() -> Any:
     guarded = guarded_routes()
 
@@ -115,6 +191,16 @@ def make_middleware() -> Any:
         resource = info.route.resource
         canonical = resource.canonical if resource is not None else ""
         method = "GET" if request.method == "HEAD" else request.method
+        home = canonical in ("/host", "/host/")
+        if "bid" in info or "oid" in info or (method, canonical) in guarded or home:
+            try:
+                user = await host_user(request)
+            except Exception:
+                user = None
+            if user is not None and user.is_recruiter:
+                is_guarded = (method, canonical) in guarded
+                await _recruiter_gate(request, user, method, canonical, is_guarded)
+                return await handler(request)
         if (
             ("bid" in info or "oid" in info)
             and canonical not in SELF_CHECKED

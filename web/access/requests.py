@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from jobcast.core.errors import Invalid, TooLarge, UnsupportedMediaType
+from jobcast.core.errors import Forbidden, Invalid, TooLarge, UnsupportedMediaType
 from jobcast.web.access import auth
 from jobcast.web.appkeys import SESSIONS, SETTINGS, SIGNER
 
@@ -14,6 +14,8 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _USER = web.RequestKey("jobcast.user", object)
 USER_KEY = _USER  # web/access/orgs.py clears it: staff of another organization act as viewers
 _VIEWER = web.RequestKey("jobcast.viewer", str)
+_RECRUITER_OK = web.RequestKey("jobcast.recruiter_ok", bool)
+RECRUITER_OK = _RECRUITER_OK  # set by web/access/orgs.py for a recruiter's allowed route
 
 
 async def read_json(request: web.Request, *, limit: int | None = None) -> Any:
@@ -46,8 +48,16 @@ async def host_user(request: web.Request) -> auth.HostUser | None:
 
 
 async def require_host(request: web.Request, *, host_only: bool = True) -> auth.HostUser:
-    """The logged-in host (or moderator, unless `host_only`); checks CSRF on writes."""
-    user = auth.require_role(await host_user(request), host_only=host_only)
+    """The logged-in host (or moderator, unless `host_only`); checks CSRF on writes.
+
+    A recruiter passes only where the organization middleware let it through
+    (web/access/orgs.py `recruiter_allows`); elsewhere 403 `recruiter`."""
+    user = await host_user(request)
+    if user is not None and user.is_recruiter:
+        if not request.get(_RECRUITER_OK):
+            raise Forbidden("recruiter accounts may not do this", code="recruiter")
+        host_only = False
+    user = auth.require_role(user, host_only=host_only)
     if request.method in UNSAFE:
         auth.check_csrf(request.headers.get(auth.CSRF_HEADER), user.csrf)
     return user

@@ -857,6 +857,91 @@ def reports(d: _Doc) -> None:
         body=outcome,
         example={"outcome": "clear"},
     )
+    employers(d)
+
+
+def employers(d: _Doc) -> None:
+    """Employer records, their verification and recruiter accounts (web/api/employers.py)."""
+    op = partial(d.op, tag="openings")
+    record = {
+        "type": "object",
+        "properties": {
+            "id": STR,
+            "name": STR,
+            "verified": {"type": "boolean"},
+            "note": STR,
+            "by": STR,
+            "at": {"type": "integer"},
+        },
+    }
+    listing = {"type": "object", "properties": {"items": {"type": "array", "items": record}}}
+    op("get", "/api/employers", "The organization's employer records", {200: ok(listing)}, "host")
+    named = {"type": "object", "required": ["name"], "properties": {"name": STR}}
+    op(
+        "post",
+        "/api/employers",
+        "The employer record of a name (made if new; openings match it by name)",
+        {201: ok(record)},
+        "host",
+        body=named,
+        example={"name": "鸡西矿业（集团）有限责任公司"},
+    )
+    eid = (param("eid", "path", STR, "an employer record's id"),)
+    check = {
+        "type": "object",
+        "properties": {"verified": {"type": "boolean"}, "note": {"type": "string"}},
+    }
+    op(
+        "post",
+        "/api/employers/{eid}/verify",
+        "Mark the employer verified with the note of the check (or not); every card shows it",
+        {200: ok(record)},
+        "host",
+        errors=(404,),
+        params=eid,
+        body=check,
+        example={"verified": True, "note": "营业执照已核验（统一社会信用代码）"},
+    )
+    account = {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {"username": STR, "password": {"type": "string", "minLength": 8}},
+    }
+    made = {
+        "type": "object",
+        "properties": {"username": STR, "role": STR, "employer": record},
+    }
+    op(
+        "post",
+        "/api/employers/{eid}/recruiters",
+        "Create (or reset) a recruiter account of the employer",
+        {201: ok(made)},
+        "host",
+        errors=(404,),
+        params=eid,
+        body=account,
+        example={"username": "jxky-hr", "password": "s3cret-pass"},
+    )
+    view = {"type": "object", "description": "docs/protocol.md, employer accounts"}
+    op(
+        "get",
+        "/api/recruiter",
+        "A recruiter's employer, its openings in the organization and their applications",
+        {200: ok(view)},
+        "staff",
+    )
+    html = {"text/html": {"schema": STR}}
+    op(
+        "get",
+        "/recruiter",
+        "The recruiter's page (redirects to /host without a recruiter session)",
+        responses={
+            200: {"description": "the page", "content": html},
+            302: {"description": "to /host"},
+        },
+        error_json=False,
+        tag="pages",
+    )
 
 
 def report(d: _Doc) -> None:

@@ -189,6 +189,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "host_index.html": ("common.js", "host.js", "notifier.js"),
     "screen.html": ("common.js", "live.js", "screen.js"),
     "me.html": ("common.js", "mine.js"),
+    "recruiter.html": ("common.js", "recruiter.js"),
     "host_login.html": ("common.js", "host.js"),
 }
 
