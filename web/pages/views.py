@@ -175,6 +175,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "polls.js",
         "mine.js",
         "interviews.js",
+        "reports.js",
     ),
     "host_console.html": (
         "common.js",
@@ -185,6 +186,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "golive.js",
         "polls.js",
         "interviews.js",
+        "reports.js",
     ),
     "host_index.html": ("common.js", "host.js", "notifier.js"),
     "screen.html": ("common.js", "live.js", "screen.js"),

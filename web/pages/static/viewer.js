@@ -108,7 +108,8 @@
         JC.isClosed(o) && !applied
           ? h("span", { class: "closed" }, _("Applications closed"))
           : h("button", { type: "button", class: "primary", dataset: { apply: o.id }, hidden: applied }, _("Apply")),
-        h("span", { class: "applied", dataset: { applied: o.id }, hidden: !applied }, "✓ " + _("Applied"))));
+        h("span", { class: "applied", dataset: { applied: o.id }, hidden: !applied }, "✓ " + _("Applied")),
+        h("button", { type: "button", class: "report-card", dataset: { report: o.id } }, _("Report"))));
   }
   JC.viewer.cardElement = cardElement;
 

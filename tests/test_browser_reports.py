@@ -1,0 +1,87 @@
+"""Reports in a real browser (Debian's Chromium through Playwright): a phone viewer (390x844,
+zh-CN) reports a card with a reason and sees it acknowledged; the host sees the report in the
+console's review queue and clears it; the verified mark opens its date on a tap.
+
+Run inside a loopback-only network namespace like CI does (scripts/test.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.browserkit import (
+    DESKTOP,
+    a11y_problems,
+    chromium,
+    new_page,
+    real_errors,
+    require_browser,
+)
+from tests.openings_helpers import make_opening
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+
+
+async def _host_page(browser: Any, base: str, bid: str) -> Any:
+    page = await new_page(browser, base, viewport=DESKTOP, lang="en")
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await page.goto("/host")
+    await page.get_by_label("Username").fill("host1")
+    await page.get_by_label("Password").fill("s3cret-pass")
+    await page.get_by_role("button", name="Log in").click()
+    await page.get_by_role("heading", name="New broadcast").wait_for()
+    await page.goto(f"/host/b/{bid}")
+    await page.locator("#lineup li[data-opening]").first.wait_for()
+    return page
+
+
+async def test_phone_viewer_reports_a_card_and_the_host_clears_it(client, host, bid):
+    require_browser()
+    o = await make_opening(host, bid, title="煤矿机电技术员")
+    r = await host.post("/api/employers", {"name": o["employer"]["name"]})
+    eid = (await r.json())["id"]
+    r = await host.post(
+        f"/api/employers/{eid}/verify", {"verified": True, "note": "营业执照已核验"}
+    )
+    assert r.status == 200, await r.text()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        console = await _host_page(browser, base, bid)
+        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await viewer.goto(f"/b/{bid}")
+        await viewer.wait_for_function("document.documentElement.dataset.live === 'live'")
+        card = viewer.locator(f'#openings [data-opening="{o["id"]}"]').first
+        await card.wait_for()
+        # the verified mark: its date and note on a tap
+        mark = card.locator(".verified-check")
+        await mark.get_by_text("已认证").tap()
+        await mark.get_by_text("核验").wait_for()
+        assert "营业执照已核验" in await mark.inner_text()
+        # report it
+        button = card.get_by_role("button", name="举报")
+        size = await button.bounding_box()
+        assert size is not None and size["height"] >= 44, size
+        await button.tap()
+        dialog = viewer.locator("#report-dialog")
+        await dialog.get_by_label("收取费用").check()
+        await dialog.get_by_label("补充说明（选填）").fill("面试前要求交培训费")
+        await dialog.get_by_role("button", name="提交举报").tap()
+        await dialog.get_by_text("已收到举报").wait_for()
+        assert await a11y_problems(viewer) == []
+        await dialog.get_by_role("button", name="关闭").tap()
+
+        # the host's review queue shows it, with the reason and the note
+        panel = console.locator("#rp-panel")
+        item = panel.locator(f'li[data-oid="{o["id"]}"]')
+        await item.wait_for()
+        text = await item.inner_text()
+        assert "Fees asked × 1" in text and "面试前要求交培训费" in text, text
+        await item.get_by_role("button", name="Clear: show it again").click()
+        await panel.get_by_text("No reports waiting.").wait_for()
+        assert real_errors(viewer) == []
+        assert real_errors(console) == []
