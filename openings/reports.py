@@ -63,6 +63,14 @@ return {'ok', tostring(score - base), tostring(redis.call('HLEN', KEYS[1]))}
 """
 
 
+# A review: the count starts again from the score now, and the card leaves the queue.
+_RESET_LUA = """
+redis.call('HSET', KEYS[1], 'base', redis.call('HGET', KEYS[1], 'score') or '0')
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
 def _key(bid: str, oid: str, part: str) -> str:
     return keys.reports(bid, oid, part)
 
@@ -85,6 +93,7 @@ class ReportService:
         self.per_address = per_address
         self.per_ip = per_ip
         self._script = log.script(_REPORT_LUA)
+        self._reset = redis.register_script(_RESET_LUA)
 
     async def report(
         self, bid: str, oid: str, vid: str, ip: str, reason: Any, note: Any = None
@@ -195,12 +204,7 @@ class ReportService:
         status = "published" if outcome == "clear" else "closed"
         if outcome == "clear" and o.status not in ("held", "published"):
             status = o.status  # a draft or closed card stays as it is; its reports are done
-        meta = _key(bid, oid, "meta")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hget(meta, "score")
-            pipe.zrem(keys.report_queue(bid), oid)
-            score, _ = await pipe.execute()
-        await self.redis.hset(meta, "base", int(score or 0))
+        await self._reset(keys=[_key(bid, oid, "meta"), keys.report_queue(bid)], args=[oid])
         if status != o.status:
             await self.openings.set_review(bid, oid, status)
         return {"opening_id": oid, "status": status}
