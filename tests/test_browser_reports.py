@@ -20,7 +20,7 @@ from tests.browserkit import (
     real_errors,
     require_browser,
 )
-from tests.openings_helpers import make_opening
+from tests.openings_helpers import applicant, application_body, make_opening
 
 pytestmark = pytest.mark.browser
 
@@ -85,3 +85,51 @@ async def test_phone_viewer_reports_a_card_and_the_host_clears_it(client, host, 
         await panel.get_by_text("No reports waiting.").wait_for()
         assert real_errors(viewer) == []
         assert real_errors(console) == []
+
+
+async def test_host_verifies_an_employer_and_its_recruiter_updates_an_applicant(client, host, bid):
+    require_browser()
+    o = await make_opening(host, bid, title="护士", employer={"name": "鸡西市人民医院"})
+    other = await make_opening(host, bid, title="电工", employer={"name": "鸡西矿业"})
+    for oid, phone in ((o["id"], "13800138001"), (other["id"], "13800138002")):
+        viewer = await applicant(client)
+        r = await viewer.apply(oid, application_body(phone=phone))
+        assert r.status == 201, await r.text()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await new_page(browser, base, viewport=DESKTOP, lang="en")
+        await page.goto("/host")
+        await page.get_by_label("Username").fill("host1")
+        await page.get_by_label("Password").fill("s3cret-pass")
+        await page.get_by_role("button", name="Log in").click()
+        panel = page.locator("#employers-panel")
+        await panel.get_by_label("Employer name").fill("鸡西市人民医院")
+        await panel.get_by_role("button", name="Add employer").click()
+        row = panel.locator("li.employer-item", has_text="鸡西市人民医院")
+        await row.get_by_text("Not verified").wait_for()
+        await row.get_by_label("What was checked (licence number, by whom)").fill(
+            "营业执照 12230300MB0000000X"
+        )
+        await row.get_by_role("button", name="Mark verified").click()
+        await row.get_by_text("营业执照 12230300MB0000000X").wait_for()
+        await row.get_by_label("Recruiter username").fill("hospital-hr")
+        await row.get_by_label("Recruiter password").fill("s3cret-pass")
+        await row.get_by_role("button", name="Create recruiter account").click()
+        await page.get_by_text("Recruiter account created").wait_for()
+        assert real_errors(page) == []
+
+        rec = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        await rec.goto("/host")
+        await rec.locator("#username, [name=username]").first.fill("hospital-hr")
+        await rec.locator("#password, [name=password]").first.fill("s3cret-pass")
+        await rec.locator("form button[type=submit]").first.click()
+        await rec.wait_for_url("**/recruiter")
+        box = rec.locator(f'article[data-oid="{o["id"]}"]')
+        await box.get_by_text("护士").wait_for()
+        assert await rec.locator(f'article[data-oid="{other["id"]}"]').count() == 0
+        await box.locator("select").select_option("contacted")
+        await rec.get_by_text("已保存").wait_for()
+        assert await a11y_problems(rec) == []
+        assert real_errors(rec) == []
+    r = await host.get(f"/api/broadcasts/{bid}/applications?opening_id={o['id']}")
+    assert [a["status"] for a in (await r.json())["applications"]] == ["contacted"]

@@ -188,7 +188,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
         "interviews.js",
         "reports.js",
     ),
-    "host_index.html": ("common.js", "host.js", "notifier.js"),
+    "host_index.html": ("common.js", "host.js", "notifier.js", "employers.js"),
     "screen.html": ("common.js", "live.js", "screen.js"),
     "me.html": ("common.js", "mine.js"),
     "recruiter.html": ("common.js", "recruiter.js"),
