@@ -92,6 +92,27 @@ class EmployerService:
             out.extend(o for o in st.ordered() if employer_key_of(o) == key)
         return out
 
+    async def card_fields(self, bid: str, name: str) -> dict[str, Any] | None:
+        """What a new or renamed card of `name` in broadcast `bid` takes from the record of that
+        name in the broadcast's organization: its id, and its check when verified."""
+        raw_org = await self.redis.hget(keys.broadcast(bid), "org")
+        org = raw_org.decode() if raw_org else "default"
+        eid = await self.redis.hget(keys.employer_names(org), name_key(name))
+        if eid is None:
+            return None
+        try:
+            record = await self.get(org, eid.decode())
+        except NotFound:
+            return None
+        if not record["verified"]:
+            return {"id": record["id"]}
+        return {
+            "id": record["id"],
+            "verified": True,
+            "verified_note": record["note"],
+            "verified_on": _day(int(record["at"])),
+        }
+
     async def verify(
         self, org: str, eid: str, *, verified: bool, note: Any, by: str
     ) -> dict[str, Any]:

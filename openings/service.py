@@ -88,6 +88,9 @@ class OpeningService:
         self.redis = redis
         self.log = log
         self._owners: dict[str, str] = {}
+        # (bid, employer name) -> the employer record's fields for the card, or None
+        # (openings/employers.py `EmployerService.card_fields`; set by web/api/employers.py)
+        self.employer_fields: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -218,6 +221,7 @@ class OpeningService:
         """Store already validated openings all at once (CSV import: all rows or none)."""
         if not rows:
             return []
+        rows = [await self._with_employer(bid, row) for row in rows]
         ids = await self._claim_ids(bid, len(rows))
         now = now_ms()
         made = [
@@ -251,12 +255,21 @@ class OpeningService:
 
         return await self._txn(bid, change)
 
+    async def _with_employer(self, bid: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its employer record's link and check, when the employer has one."""
+        emp = row.get("employer")
+        if self.employer_fields is None or not isinstance(emp, dict) or emp.get("id"):
+            return row
+        extra = await self.employer_fields(bid, str(emp.get("name", "")))
+        return {**row, "employer": {**emp, **extra}} if extra else row
+
     async def update(self, bid: str, oid: str, data: Any) -> Opening:
         async def change(st: State, p: Pipeline) -> Opening:
             old = st.openings.get(oid)
             if old is None:
                 raise NotFound("no such opening", code="opening_not_found")
-            new = old.replace(updated_at=now_ms(), **_fields(validate_opening(data, current=old)))
+            fields = await self._with_employer(bid, validate_opening(data, current=old))
+            new = old.replace(updated_at=now_ms(), **_fields(fields))
             p.hset(keys.openings(bid), oid, new.to_json())
             st.openings[oid] = new
             self._visibility(st, p, bid, old, new)

@@ -181,3 +181,22 @@ async def test_verified_mark_on_the_card(client: Any, viewers: Viewers) -> None:
         "PATCH", f"/api/broadcasts/{w.bid}/openings/{s['oa']}", json={"headcount": 3}
     )
     assert status == 200 and o["employer"]["verified_on"] == emp["verified_on"], o
+    # A card of the verified employer made afterwards carries the check too (matched by name).
+    status, later, _ = await w.host.request(
+        "POST",
+        f"/api/broadcasts/{w.bid}/openings",
+        json={
+            "title": "药剂师",
+            "employer": "鸡西市人民医院 ",
+            "city": "鸡西",
+            "salary_min": 4000,
+            "salary_max": 7000,
+            "status": "published",
+        },
+    )
+    assert status == 201, later
+    assert later["employer"]["id"] == s["ea"]
+    assert later["employer"]["verified_on"] == emp["verified_on"]
+    # B's card is not touched by A's check.
+    status, b, _ = await w.host.request("GET", f"/api/broadcasts/{w.bid}/openings/{w.oid}")
+    assert b["employer"]["verified_on"] == "" and b["employer"]["id"] == ""

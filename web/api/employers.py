@@ -126,7 +126,9 @@ async def recruiter_page(request: web.Request) -> web.Response:
 
 
 async def _employers_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[EMPLOYERS] = EmployerService(app[REDIS], app[BROADCASTS], app[OPENINGS])
+    svc = EmployerService(app[REDIS], app[BROADCASTS], app[OPENINGS])
+    app[EMPLOYERS] = svc
+    app[OPENINGS].employer_fields = svc.card_fields  # new cards of a verified employer
     yield
 
 
