@@ -6,7 +6,8 @@ Each stage is what the direct send path (stream/sendpath.py) does per packet per
 timed on its own in a tight loop over real objects: packing the 12-byte header, joining it
 with the extensions and the ~1,150-byte payload, SRTP protection with a libsrtp session
 (pylibsrtp, as aiortc uses), and the datagram leaving through a UDP socket on 127.0.0.1 to a
-socket nobody reads (uvloop's transport and the plain socket). The kernel's share of a
+socket nobody reads (uvloop's transport, the plain socket, and one UDP GSO sendmsg for a
+frame of six packets, as the direct path sends video). The kernel's share of a
 loopback send includes delivering it into the receiving socket, which a network card would
 take off this CPU.
 """
@@ -18,9 +19,15 @@ import asyncio
 import os
 import socket
 import struct
+import sys
 import time
+from pathlib import Path
 
 from pylibsrtp import Policy, Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from jobcast.stream.aiortc_internals import srtp_protector
 
 HEAD = struct.Struct("!BBHII")
 PAYLOAD = os.urandom(1150)
@@ -63,7 +70,14 @@ async def amain(n: int) -> dict[str, float]:
 
     out["header pack"] = timed(n, header)
     out["join header+ext+payload"] = timed(n, join)
-    out["srtp protect"] = timed(n, srtp_protect)
+    out["srtp protect (pylibsrtp Session.protect)"] = timed(n, srtp_protect)
+    fast = srtp_protector(_session())
+
+    def srtp_fast(k: int) -> None:
+        for _ in range(k):
+            fast(plain)
+
+    out["srtp protect (srtp_protector)"] = timed(n, srtp_fast)
 
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
@@ -88,6 +102,14 @@ async def amain(n: int) -> dict[str, float]:
             transport.sendto(data, addr)
 
     out[f"sendto ({type(loop).__module__.split('.')[0]} transport)"] = timed(n, uv_send)
+    six = data * 6
+    cmsg = [(socket.SOL_UDP, 103, struct.pack("=H", len(data)))]  # UDP_SEGMENT
+
+    def gso(k: int) -> None:
+        for _ in range(k // 6):
+            raw.sendmsg([six], cmsg, 0, addr)
+
+    out["sendmsg, UDP GSO of a 6-packet frame"] = timed(n, gso)
     transport.close()
     raw.close()
     sink.close()
