@@ -790,6 +790,7 @@ class Reminders:
     batch: int = 200
     sent: int = 0
     _task: asyncio.Task[None] | None = field(init=False, default=None, repr=False)
+    _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
         self._claim = self.redis.register_script(_CLAIM_LUA)
@@ -843,21 +844,29 @@ class Reminders:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="interview-reminders")
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._loop(self._stop), name="interview-reminders")
 
-    async def _loop(self) -> None:
-        while True:
+    async def _loop(self, stop: asyncio.Event) -> None:
+        # Stopped by the event, not only by cancelling: a cancel that lands inside the Redis
+        # client while it (re)connects can be absorbed there, and the loop must end anyway.
+        while not stop.is_set():
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis away for a moment: the next pass catches up
                 log.warning("interview reminders pass failed", exc_info=True)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the task: at once when it waits, else after the pass it is in."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stop.set()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            log.warning("interview reminders task did not stop")
