@@ -57,7 +57,11 @@ async def test_a_pinned_announcement_and_a_rejected_question(client, host, bid):
         await v.get_by_role("tab", name="聊天").click()
         await v.locator("#chat-pinned").filter(has_text="投递后请保持电话畅通").wait_for()
         # the host takes it down from the console
-        await console.locator("#console-chat-pinned").get_by_role("button", name="Unpin message").click()
+        await (
+            console.locator("#console-chat-pinned")
+            .get_by_role("button", name="Unpin message")
+            .click()
+        )
         await v.locator("#chat-pinned").wait_for(state="hidden")
 
         # A question held for review and rejected: its author is told, not left waiting.

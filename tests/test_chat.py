@@ -230,7 +230,7 @@ async def test_slow_mode_refuses_viewers_not_moderators(client, client_b, bid, m
     assert r.status == 200
     v = await viewers.open(client, bid)
     other = await viewers.open(client_b, bid)
-    assert v.of_type("snapshot")[0]["data"]["chat_settings"] ["slow_mode"] == 30
+    assert v.of_type("snapshot")[0]["data"]["chat_settings"]["slow_mode"] == 30
     await ok(v, "chat.send", {"text": "第一条"})
     e = await err(v, "chat.send", {"text": "第二条"})
     assert e["code"] == "slow_mode" and 0 < e["retry_after"] <= 30

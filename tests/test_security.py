@@ -153,9 +153,13 @@ async def _world(client: Any) -> World:
     return World(client, host, bid, o["id"], a["application_id"], applicant)
 
 
-def _fill(path: str, w: World, action: str = "mod.slow_mode") -> str:
+def _fill(path: str, w: World, action: str = "") -> str:
+    # each family of `{action}` routes with one of its own actions
+    action = action or ("poll.close" if "/polls/" in path else "mod.slow_mode")
     return (
         path.replace("{bid}", w.bid)
+        .replace("{nid}", "n0000000000000000")
+        .replace("{eid}", "e0000000")
         .replace("{oid}", w.oid)
         .replace("{aid}", w.aid)
         .replace("{action}", action)
