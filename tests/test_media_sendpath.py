@@ -211,3 +211,16 @@ async def test_a_viewer_whose_packets_cannot_leave_skips_to_a_keyframe(
         await v.close()
     await pub.delete()
     await pub.close()
+
+
+def test_gso_groups_are_runs_of_one_size_ending_with_a_shorter_one():
+    from jobcast.stream.sendpath import _gso_groups
+
+    def sizes(*n: int) -> list[bytes]:
+        return [b"x" * k for k in n]
+
+    # aiortc's H264 packetizer: the larger fragments first, one byte longer than the rest
+    assert _gso_groups(sizes(1201, 1201, 1200, 1200, 300)) == [(0, 3), (3, 5)]
+    assert _gso_groups(sizes(20, 1200, 1200)) == [(0, 1), (1, 3)]
+    assert _gso_groups(sizes(*[1200] * 40)) == [(0, 32), (32, 40)]  # 32 datagrams a call
+    assert _gso_groups(sizes(900)) == [(0, 1)]
