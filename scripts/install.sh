@@ -13,6 +13,8 @@ command -v redis-server >/dev/null || pkgs+=(redis-server)
 if [[ $want_test == 1 ]]; then
   command -v chromium >/dev/null || pkgs+=(chromium)
   command -v ip >/dev/null || pkgs+=(iproute2)
+  # nftables: the media tests drop a share of one viewer's packets (the kernel may lack netem)
+  command -v nft >/dev/null || pkgs+=(nftables)
   # A CJK font, so that screenshots taken by the browser tests show Chinese text.
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || pkgs+=(fonts-wqy-microhei)
 fi

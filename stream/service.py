@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -104,11 +103,7 @@ class MediaConfig:
     recordings_dir: Path = Path("./data/recordings")
     process: str = "local"
     egress_processes: int = 0  # -1: one per core when there is more than one core, else none
-    # how viewers' RTP is sent (viewers.SEND_PATHS); JOBCAST_MEDIA_SEND_PATH, the
-    # media_send_path setting, until the settings pass it here themselves
-    send_path: str = field(
-        default_factory=lambda: os.environ.get("JOBCAST_MEDIA_SEND_PATH", "direct")
-    )
+    send_path: str = "direct"  # how viewers' RTP is sent (viewers.SEND_PATHS)
     hls: HlsConfig | None = None  # None: no HLS
     hls_base_url: str = ""  # where viewers fetch /hls/ from ("": this server)
 

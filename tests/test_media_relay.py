@@ -112,16 +112,10 @@ async def test_viewer_joining_mid_stream_gets_a_picture(client, bid, stream_key)
     await pub.close()
 
 
-@pytest.fixture
-def aiortc_send_path(monkeypatch):
-    """The app gets aiortc's per-viewer senders (media_send_path = aiortc), the earlier path
-    whose queues the test below stalls; the direct path's lag rule is in test_media_sendpath."""
-    monkeypatch.setenv("JOBCAST_MEDIA_SEND_PATH", "aiortc")
-
-
-async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(
-    aiortc_send_path, client, bid, stream_key
-):
+# aiortc's per-viewer senders (the earlier path), whose queues this test stalls; the direct
+# path's lag rule is in test_media_sendpath.
+@pytest.mark.app_settings(media_send_path="aiortc")
+async def test_lagging_viewer_skips_to_a_keyframe_and_recovers(client, bid, stream_key):
     assert client.server.app[MEDIA].egress.send_path == "aiortc"
     pub = Publisher(client, bid, stream_key)
     await pub.publish()

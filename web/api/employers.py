@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 from jobcast.core import keys
-from jobcast.core.errors import Invalid
+from jobcast.core.errors import Forbidden, Invalid
 from jobcast.openings.employers import EmployerService
 from jobcast.web.access import auth
 from jobcast.web.access.orgs import ALL, DEFAULT
@@ -105,7 +105,7 @@ async def add_recruiter(request: web.Request) -> web.Response:
 async def recruiter_view(request: web.Request) -> web.Response:
     user = await require_host(request, host_only=False)
     if not user.is_recruiter:
-        raise Invalid("for recruiter accounts", code="not_recruiter")
+        raise Forbidden("for recruiter accounts", code="not_recruiter")
     svc = request.app[EMPLOYERS]
     employer = await svc.get(user.org, user.employer)
     openings = await svc.openings_of(user.org, user.employer_key)

@@ -92,6 +92,7 @@ def media_config(settings: Settings) -> MediaConfig:
         record=settings.media_record,
         recordings_dir=Path(settings.data_dir) / "recordings",
         egress_processes=settings.media_egress_processes,
+        send_path=settings.media_send_path,
         hls=HlsConfig(
             directory=Path(settings.data_dir) / "hls",
             segment_seconds=settings.hls_segment_seconds,
