@@ -423,9 +423,9 @@ class OpeningInput(Input):
         Field("", description="the last day (China time)")
     )
     tags: Annotated[list[str], _str_list(TAG_MAX, TAGS_MAX)] = Field(default_factory=list)
-    status: Annotated[
-        str, PlainValidator(_status, json_schema_input_type=one_of(*STATUSES))
-    ] = "draft"
+    status: Annotated[str, PlainValidator(_status, json_schema_input_type=one_of(*STATUSES))] = (
+        "draft"
+    )
 
     @model_validator(mode="before")
     @classmethod
