@@ -628,7 +628,9 @@ async def test_lineup_csv_import_edit_and_keyboard(app_factory, redis_url) -> No
         await v.keyboard.press("ArrowRight")
         assert await v.get_by_role("tab", name="聊天").get_attribute("aria-selected") == "true"
         assert await v.locator("#p-chat").is_visible()
-        await v.keyboard.press("End")
+        await v.keyboard.press("End")  # the last tab: the viewer's own applications
+        assert await v.locator("#t-mine").get_attribute("aria-selected") == "true"
+        await v.keyboard.press("ArrowLeft")
         assert await v.get_by_role("tab", name="问答").get_attribute("aria-selected") == "true"
         await v.keyboard.press("Home")
         assert await v.locator("#p-openings").is_visible()

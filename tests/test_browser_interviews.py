@@ -56,7 +56,7 @@ async def test_host_invites_and_the_phone_viewer_books_in_one_tap(client, host, 
         console = await _host_page(browser, base, bid)
         viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
-        await viewer.wait_for_function("document.documentElement.dataset.live === 'live'")
+        await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")
         aid = await viewer.evaluate(APPLY_JS, [opening["id"], application_body()])
         box = viewer.locator("#interviews")
         assert await box.is_hidden()

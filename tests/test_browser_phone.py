@@ -126,7 +126,7 @@ async def test_landscape_keeps_the_video_and_its_controls_on_screen(client, host
         await page.wait_for_function(
             "() => document.fullscreenElement === document.getElementById('stage')"
         )
-        assert await fs.get_attribute("aria-pressed") == "true"
+        await page.locator('#fs-btn[aria-pressed="true"]').wait_for()  # on fullscreenchange
         await fs.click()
         await page.wait_for_function("() => document.fullscreenElement === null")
         assert real_errors(page, "ERR_INTERNET") == []

@@ -54,7 +54,7 @@ async def test_phone_viewer_reports_a_card_and_the_host_clears_it(client, host, 
         console = await _host_page(browser, base, bid)
         viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
-        await viewer.wait_for_function("document.documentElement.dataset.live === 'live'")
+        await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")
         card = viewer.locator(f'#openings [data-opening="{o["id"]}"]').first
         await card.wait_for()
         # the verified mark: its date and note on a tap

@@ -120,8 +120,8 @@ async def test_one_connection_carries_events_bans_and_revocations_across_a_resta
         await logout_closes(sessions[0], client, consoles[0])
         conns = await pubsub_connections(own_redis.url)
         assert len(conns) == 1, conns
-        # this broadcast's public and host channels, the kicks, the media inbox
-        assert int(conns[0]["sub"]) == 4, conns
+        # this broadcast's public and host channels, the kicks, the private events, the media inbox
+        assert int(conns[0]["sub"]) == 5, conns
 
         await restart(own_redis, client)
 
