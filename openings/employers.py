@@ -24,6 +24,7 @@ from jobcast.core import keys
 from jobcast.core.broadcasts import BroadcastService
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.core.ids import new_id
+from jobcast.core.replies import text
 from jobcast.core.text import clean
 from jobcast.openings.models import CST, EMPLOYER_MAX, Opening
 from jobcast.openings.service import OpeningService, now_ms
@@ -67,7 +68,7 @@ class EmployerService:
             await self.redis.hset(keys.employers(org), eid, orjson.dumps(record))
             return record
         raw = await self.redis.hget(keys.employer_names(org), key)
-        return await self.get(org, raw.decode() if raw else "")
+        return await self.get(org, text(raw) if raw else "")
 
     async def get(self, org: str, eid: str) -> dict[str, Any]:
         raw = await self.redis.hget(keys.employers(org), eid) if eid else None
@@ -75,7 +76,8 @@ class EmployerService:
             raise NotFound("no such employer", code="employer_not_found")
         return orjson.loads(raw)
 
-    async def list(self, org: str) -> list[dict[str, Any]]:
+    async def all(self, org: str) -> list[dict[str, Any]]:
+        """Every employer record of the organization, by name."""
         rows = [orjson.loads(v) for v in (await self.redis.hvals(keys.employers(org)))]
         return sorted(rows, key=lambda r: r["name"])
 
@@ -96,12 +98,12 @@ class EmployerService:
         """What a new or renamed card of `name` in broadcast `bid` takes from the record of that
         name in the broadcast's organization: its id, and its check when verified."""
         raw_org = await self.redis.hget(keys.broadcast(bid), "org")
-        org = raw_org.decode() if raw_org else "default"
+        org = text(raw_org) if raw_org else "default"
         eid = await self.redis.hget(keys.employer_names(org), name_key(name))
         if eid is None:
             return None
         try:
-            record = await self.get(org, eid.decode())
+            record = await self.get(org, text(eid))
         except NotFound:
             return None
         if not record["verified"]:

@@ -136,8 +136,8 @@ async def list_mine(redis: Redis, vid: str) -> list[dict[str, Any]]:
             p.zrevrange(index, 0, MINE_MAX - 1, withscores=True)
         found = await p.execute()
     scores: dict[str, float] = {}
-    for rows in found:
-        for m, score in rows:
+    for ranked in found:
+        for m, score in ranked:
             scores[text(m)] = score
     order = sorted(scores, key=lambda m: -scores[m])[:MINE_MAX]
     async with redis.pipeline(transaction=False) as p:

@@ -25,6 +25,7 @@ from jobcast.core import keys
 from jobcast.core.errors import Conflict, Invalid, NotFound, RateLimited
 from jobcast.core.events import HOST, EventLog, Hole
 from jobcast.core.net import address_group
+from jobcast.core.replies import texts
 from jobcast.core.text import clean
 from jobcast.openings.service import OpeningService, now_ms
 from redis.asyncio import Redis
@@ -162,7 +163,7 @@ class ReportService:
     async def queue(self, bid: str) -> list[dict[str, Any]]:
         """The review queue: every reported opening of the broadcast, newest report first,
         with its count since the last review, reporters, reasons, latest notes and status."""
-        oids = [o.decode() for o in await self.redis.zrevrange(keys.report_queue(bid), 0, 499)]
+        oids = texts(await self.redis.zrevrange(keys.report_queue(bid), 0, 499))
         if not oids:
             return []
         state = await self.openings.state(bid)

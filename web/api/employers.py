@@ -46,7 +46,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/employers")
 async def list_employers(request: web.Request) -> web.Response:
     user = await require_host(request)
-    return json_response({"items": await request.app[EMPLOYERS].list(_org(user))})
+    return json_response({"items": await request.app[EMPLOYERS].all(_org(user))})
 
 
 @routes.post("/api/employers")
