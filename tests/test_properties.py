@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from jobcast.core import keys
 from jobcast.openings.csvio import HEADERS
+from jobcast.web.api import polls as polls_api
 from jobcast.web.api.openapi import CHAT_EXAMPLES, OPENING_EXAMPLE
 from jobcast.web.appkeys import REDIS, WS_ACTIONS
 
@@ -83,8 +84,11 @@ VIEWER_ACTIONS = {
     "card.pin": {"opening_id": "set per test"},
     "card.pin_next": {},
     "card.unpin": {},
+    "poll.vote": {"id": "1", "option": 0},
+    "poll.mine": {},
 }
-ACTIONS = {**VIEWER_ACTIONS, **CHAT_EXAMPLES}
+# The staff actions' bodies are the API document's examples (chat's and the polls').
+ACTIONS = {**VIEWER_ACTIONS, **CHAT_EXAMPLES, **polls_api.EXAMPLES}
 
 
 def _frames(actions: dict[str, dict[str, Any]]) -> st.SearchStrategy[bytes | str]:
