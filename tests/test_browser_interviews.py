@@ -103,6 +103,13 @@ async def test_host_invites_and_the_phone_viewer_books_in_one_tap(client, host, 
             "async (u) => (await fetch(u)).status", f"/api/me/interviews/{aid}/interview.ics"
         )
         assert status == 200
+        # ... and 我的投递 lists the application as invited, with the booked time and place
+        await viewer.get_by_role("tab", name="我的投递").click()
+        mine = viewer.locator(f'#mine-list .mine-item[data-aid="{aid}"]')
+        await mine.filter(has_text="鸡西市人才市场 3 楼").wait_for()
+        assert await mine.get_attribute("data-status") == "interview"
+        assert "煤矿机电技术员" in await mine.inner_text()
+        await viewer.get_by_role("tab", name="岗位").click()
         assert await a11y_problems(viewer) == []
         assert real_errors(viewer) == []
         assert real_errors(console) == []
