@@ -135,6 +135,7 @@ async def test_five_percent_loss_is_repaired_by_nack_without_a_keyframe_storm(
     quiet, ahead = time.monotonic(), len(lossy.frames)
     await lossy.wait_frames(ahead + 150, timeout=30)
     baseline = len([t for t in requests if t >= quiet])
+    quiet_span = time.monotonic() - quiet
     with loss_to_port(_port(lossy.offer), 5):
         start, before = time.monotonic(), len(lossy.frames)
         await lossy.wait_frames(before + 150, timeout=30)  # about 5 s of 30 fps
@@ -157,7 +158,8 @@ async def test_five_percent_loss_is_repaired_by_nack_without_a_keyframe_storm(
     assert _increasing(during)
     assert _coverage(during) > 0.9  # nearly every frame decoded: lost packets came back
     # a keyframe request per lost packet would be dozens; a spaced one or two more may happen
-    assert len(storm) <= baseline + 2
+    # compared as rates: the lossy stretch may take longer than the quiet one
+    assert len(storm) <= baseline * span / quiet_span + 2
     assert _coverage(clean.frames[before:]) > 0.9
     for v in (lossy, clean):
         await v.close()
