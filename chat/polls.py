@@ -15,7 +15,6 @@ at most two events per interval, and any one event carries the whole state.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import orjson
 from jobcast.chat.actor import Actor
 from jobcast.chat.messages import now_ms
+from jobcast.chat.ticker import FlushTicker
 from jobcast.core import keys
 from jobcast.core.errors import Conflict, Forbidden, Invalid, NotFound
 from jobcast.core.events import PUBLIC, EventLog, Hole
@@ -205,13 +205,13 @@ class PollService:
     log: EventLog
     interval: float  # seconds between two poll.results of a broadcast (0: one per vote)
     lineup: LineupFn | None = None
-    _bids: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _ticker: FlushTicker = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._vote = self.log.script(_VOTE_LUA)
         self._flush = self.log.script(_FLUSH_LUA)
         self._close = self.log.script(_CLOSE_LUA)
+        self._ticker = FlushTicker(self.flush, self.interval, "polls")
 
     def _results_event(self, bid: str) -> Any:
         data = {"id": Hole("id"), "totals": Hole("totals"), "voters": Hole("voters")}
@@ -377,7 +377,7 @@ class PollService:
         if code == -4:
             raise Invalid("no such option", code="bad_option", fields={"option": "no such option"})
         if code == 1:
-            self._bids[bid] = self._bids.get(bid, 0) + 1
+            self._ticker.touch(bid)
         return {
             "id": pid,
             "choice": option,
@@ -449,25 +449,8 @@ class PollService:
         )
         return int(n)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval / 2)
-            for bid, touches in list(self._bids.items()):
-                try:
-                    if await self.flush(bid) == 0 and self._bids.get(bid) == touches:
-                        del self._bids[bid]
-                except Exception as e:  # Redis down: keep the broadcast, try next tick
-                    log.warning("poll flush failed", extra={"bid": bid, "error": str(e)})
-
     def start(self) -> None:
-        if self.interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="jobcast-polls")
+        self._ticker.start()
 
     async def close_task(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._ticker.close()

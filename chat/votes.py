@@ -14,9 +14,9 @@ viewers voted and from how many addresses (chat/questions.py says why both are k
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from jobcast.chat.ticker import FlushTicker
 from jobcast.core import keys
 from jobcast.core.events import HOST, PUBLIC, EventLog, Hole
 from jobcast.core.net import address_group
@@ -59,14 +59,12 @@ class VoteCoalescer:
         self.redis = redis
         self.log = log_
         self.interval = interval
-        self._bids: dict[str, int] = {}  # broadcast id -> touches (a flush that saw nothing
-        # dirty forgets the broadcast only if no vote touched it meanwhile)
         self._script = log_.script(_FLUSH_LUA)
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = FlushTicker(self.flush, interval, "votes")
 
     def touch(self, bid: str) -> None:
         """A vote (or a question update) on `bid` happened here: keep flushing it."""
-        self._bids[bid] = self._bids.get(bid, 0) + 1
+        self._ticker.touch(bid)
 
     async def flush(self, bid: str) -> int:
         """Publish the dirty counts if this process holds this interval's turn.
@@ -97,25 +95,8 @@ class VoteCoalescer:
         )
         return int(n)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval / 2)
-            for bid, touches in list(self._bids.items()):
-                try:
-                    if await self.flush(bid) == 0 and self._bids.get(bid) == touches:
-                        del self._bids[bid]
-                except Exception as e:  # Redis down: keep the broadcast, try next tick
-                    log.warning("vote flush failed", extra={"bid": bid, "error": str(e)})
-
     def start(self) -> None:
-        if self.interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="jobcast-votes")
+        self._ticker.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._ticker.close()
