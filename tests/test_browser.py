@@ -281,8 +281,13 @@ async def test_full_scenario_host_and_two_viewers(app_factory, redis_url) -> Non
         await row.get_by_role("combobox").select_option("interview")
         # 邀请面试 asks for the interview's details first (the applicant is told them)
         await host.locator("#interview-dialog").get_by_label("Place").fill("鸡西市人才市场")
-        await host.get_by_role("button", name="Send invitation").click()
-        await host.locator("#toast").filter(has_text="Saved").wait_for()
+        # (the editor's earlier "Saved" is no proof: wait for this PATCH's own answer)
+        async with host.expect_response(
+            lambda r: "/applications/" in r.url and r.request.method == "PATCH"
+        ) as patched:
+            await host.get_by_role("button", name="Send invitation").click()
+        assert (await patched.value).status == 200
+        await host.locator("#toast.show").filter(has_text="Saved").wait_for()
         r = await api.get(f"/api/broadcasts/{bid}/applications")
         assert (await r.json())["applications"][0]["status"] == "interview"
         export = await host.request.get(f"/api/broadcasts/{bid}/applications.csv")
