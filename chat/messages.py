@@ -19,7 +19,7 @@ from jobcast.chat.errors import Held
 from jobcast.chat.filters import hold_reason
 from jobcast.chat.gate import Gate
 from jobcast.chat.review import ReviewQueue
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.core.errors import Invalid, NotFound
 from jobcast.core.events import EventLog, pipeline_script, queue_script
 from jobcast.core.text import clean
@@ -145,13 +145,7 @@ class ChatService:
 
     async def close(self) -> None:
         """Publish what is pending now (shutdown)."""
-        for task in list(self._flushers.values()):
-            task.cancel()
-        for task in list(self._flushers.values()):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop_all(list(self._flushers.values()))
 
     async def post(self, bid: str, actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
         """Post a message; returns its public form. Raises Held when it waits for review."""

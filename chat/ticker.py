@@ -9,6 +9,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from jobcast.core import tasks
+
 log = logging.getLogger("jobcast.chat")
 
 
@@ -39,10 +41,5 @@ class FlushTicker:
             self._task = asyncio.create_task(self._run(), name=f"jobcast-{self.name}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await tasks.stop(task)

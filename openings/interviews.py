@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import orjson
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.core.errors import Conflict, Invalid, NotFound
 from jobcast.core.events import HOST, EventLog, EventScript, Hole, pipeline_script, queue_script
 from jobcast.core.ids import is_valid_id, new_id
@@ -866,7 +866,4 @@ class Reminders:
         if task is None:
             return
         self._stop.set()
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=10)
-        if not done:
-            log.warning("interview reminders task did not stop")
+        await tasks.stop(task)

@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from jobcast.core import errors as core_errors
+from jobcast.core import tasks
 from jobcast.core.errors import JobcastError, Unavailable
 from jobcast.stream import errors as stream_errors
 from jobcast.stream.aiortc_internals import IcePolicy, Packetized
@@ -371,11 +372,7 @@ class EgressPool:
             if child.alive and child.writer is not None:
                 with contextlib.suppress(Exception):
                     await self._request(child, {"op": "shutdown"})
-        for child in self.children:
-            if child.task is not None:
-                child.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await child.task
+        await tasks.stop_all([c.task for c in self.children if c.task is not None])
 
     def __len__(self) -> int:
         return sum(len(c.viewers) for c in self.children)

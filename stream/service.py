@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.core.broadcasts import BroadcastService
 from jobcast.core.errors import Conflict, NotFound, RateLimited, Unauthorized
 from jobcast.core.events import HOST, EventLog
@@ -227,18 +227,14 @@ class MediaService:
     async def close(self) -> None:
         """Shut down: every peer connection closed, every live stream of ours ended."""
         self._closing = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await tasks.stop(self._heartbeat)
         for bid, stream in list(self.streams.items()):
             if stream.ingest is not None:
                 with contextlib.suppress(Exception):
                     await self._end(bid, stream.ingest.sid, "server_shutdown")
         await self.egress.close_all()
         await self.control.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await tasks.stop_all(list(self._tasks))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

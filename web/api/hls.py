@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.core.errors import Conflict, NotFound
 from jobcast.stream import replays
 from jobcast.stream.hls import INDEX, LIVE
@@ -194,8 +194,7 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(loop()) if app[SETTINGS].hls else None
     yield
-    if task is not None:
-        task.cancel()
+    await tasks.stop(task)
 
 
 def setup(app: web.Application) -> None:

@@ -22,7 +22,6 @@ votes, never who asked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import logging
@@ -32,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 from jobcast.chat.questions import decode as decode_question
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.core.errors import NotFound
 from jobcast.core.events import HOST, EventLog
 from jobcast.core.ids import is_valid_id
@@ -130,9 +129,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
         audience.run(app[SETTINGS].presence_interval), name="jobcast-audience"
     )
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await tasks.stop(task)
 
 
 # -- the report --------------------------------------------------------------------------------

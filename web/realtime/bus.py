@@ -22,6 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from jobcast.core import tasks as background
 from jobcast.core.errors import Unavailable
 from jobcast.web.realtime.pubsub import PubSubConnection
 from jobcast.web.runtime.metrics import Metrics
@@ -157,13 +158,7 @@ class Bus:
         self._closing = True
         tasks = [t for t in (self._task, self._resync_task) if t is not None]
         tasks.extend(self._hook_tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await background.stop_all(tasks)
         if self._conn:
             await self._conn.close()
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.web.realtime.hub import Hub
 from redis.asyncio import Redis
 
@@ -83,12 +83,7 @@ class Presence:
         self._task = asyncio.create_task(self.run(), name="jobcast-presence")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await tasks.stop(self._task)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for bid in self._written:

@@ -21,7 +21,6 @@ text. The contract is in docs/protocol.md, "Notifier".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -34,7 +33,7 @@ from typing import Any, Literal
 
 import aiohttp
 import orjson
-from jobcast.core import keys
+from jobcast.core import keys, tasks
 from jobcast.core.errors import NotFound
 from jobcast.web.runtime.notice_text import render
 from jobcast.web.runtime.settings import Settings
@@ -185,11 +184,8 @@ class Notifier:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="notifier")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await tasks.stop(task)
         if self._session is not None:
             await self._session.close()
             self._session = None
