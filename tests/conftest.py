@@ -29,6 +29,8 @@ from tests.helpers import Host, login
 from tests.openings_helpers import make_opening
 from tests.redisproc import RedisProcess
 
+pytest_plugins = ("tests.hangdump",)  # a test near its timeout prints its pending tasks
+
 # Event types only tests publish, `test.tick` and the like, to either audience (the event log
 # refuses a type nobody registered).
 register("test.*", "either", "published by tests only")

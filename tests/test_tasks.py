@@ -92,3 +92,30 @@ async def test_stop_all_cancels_together() -> None:
         await waiting.get()
     assert await tasks.stop_all(loops)
     assert all(t.cancelled() for t in loops)
+
+
+async def test_the_hang_dump_names_the_coroutine_a_task_waits_in() -> None:
+    """tests/hangdump.py (printed before a test's timeout) shows each pending task's awaits."""
+    import io
+
+    from tests.hangdump import dump_tasks
+
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    started = asyncio.Event()
+
+    async def inner_wait() -> None:
+        started.set()
+        await never
+
+    async def outer_close() -> None:
+        await inner_wait()
+
+    task = asyncio.create_task(outer_close(), name="stuck-close")
+    await started.wait()
+    out = io.StringIO()
+    assert dump_tasks(out) >= 2  # this test's own task too
+    text = out.getvalue()
+    assert "task stuck-close:" in text
+    block = text[text.index("task stuck-close:") :]
+    assert block.index("in outer_close") < block.index("in inner_wait") < block.index("waiting on")
+    assert await tasks.stop(task)
