@@ -172,3 +172,32 @@ async def test_the_editor_says_a_salary_range_is_required(client, host, bid):
         await error.filter(has_text="请填写薪资范围，不接受面议").wait_for()
         assert await _titles(host, bid) == {}
         assert real_errors(page) == []
+
+
+async def test_a_file_chosen_right_after_cancelling_a_preview_still_imports(client, host, bid):
+    """The dialog's close event comes a task after Cancel: the next file, chosen before it
+    arrives, must still be the one 导入 sends (under load CI clicked 导入 and nothing came)."""
+    require_browser()
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await _host_console(browser, base, bid)
+        await _choose(page, "bad.csv", BAD)
+        dialog = page.locator("#csv-dialog")
+        await dialog.locator("#csv-errors").filter(has_text="第 3 行").wait_for()
+        # Cancel, then the next file in the same task: its change runs before the close event
+        await page.evaluate(
+            """(text) => {
+                document.getElementById("csv-cancel").click();
+                const input = document.getElementById("csv-file");
+                const dt = new DataTransfer();
+                dt.items.add(new File([text], "good.csv", { type: "text/csv" }));
+                input.files = dt.files;
+                input.dispatchEvent(new Event("change", { bubbles: true }));
+            }""",
+            GOOD.decode("utf-8"),
+        )
+        await dialog.locator("#csv-rows tr").filter(has_text="导入草稿乙").wait_for()
+        await dialog.get_by_role("button", name="导入", exact=True).click()
+        await page.locator("#csv-result").filter(has_text="已导入 2 个岗位").wait_for()
+        assert await _titles(host, bid) == {"导入草稿甲": "published", "导入草稿乙": "published"}
+        assert real_errors(page) == []

@@ -191,6 +191,7 @@
   };
   const csvText = (v) => CSV_WORDS[String(v).trim()] || JC.fieldText(v);
   let csvPending = null;   // the file previewed, sent again when the host confirms
+  let csvShown = null;     // the file the open preview shows
   function csvProblems(rep, r) {
     // by the column's name in the file (its usual Chinese name if absent), not the field's
     const col = (k) => (k === "row" ? "" : (rep.columns && (rep.columns[k] || rep.columns[k.split(".")[0]])) || k);
@@ -234,6 +235,7 @@
     second.classList.add("primary");
     csvPublish.parentNode.append(csvCancel, first, second);
     csvPublish.disabled = csvDrafts.disabled = bad.length > 0;
+    csvShown = csvPending;
     if (!csvDialog.open) csvDialog.showModal();
     (bad.length ? csvCancel : second).focus();
   }
@@ -278,7 +280,8 @@
     csvPublish.addEventListener("click", () => csvImport(false));
     csvDrafts.addEventListener("click", () => csvImport(true));
     csvCancel.addEventListener("click", () => csvDialog.close());
-    csvDialog.addEventListener("close", () => { csvPending = null; });
+    // "close" comes a task after close(): a file chosen meanwhile is not the one closed
+    csvDialog.addEventListener("close", () => { if (csvPending === csvShown) csvPending = null; });
   }
 
   // -- applications --------------------------------------------------------------------------------
