@@ -132,6 +132,8 @@ async def test_five_percent_loss_is_repaired_by_nack_without_a_keyframe_storm(
     await lossy.wait_frames(15, timeout=15)
     await clean.wait_frames(15, timeout=15)
     # the same stretch without loss first: the keyframe requests the publisher gets anyway
+    # (about one a second: the HLS writer asks for one per 1 s segment, as aiortc's encoder
+    # sends keyframes rarely on its own, and requests are spaced by media_keyframe_interval)
     quiet, ahead = time.monotonic(), len(lossy.frames)
     await lossy.wait_frames(ahead + 150, timeout=30)
     baseline = len([t for t in requests if t >= quiet])
