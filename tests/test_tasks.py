@@ -77,8 +77,14 @@ async def test_a_task_that_failed_is_logged_and_counts_as_stopped(caplog) -> Non
 @pytest.mark.parametrize("ended", ["none", "done", "cancelled"])
 async def test_stop_on_a_task_that_is_not_running(ended: str) -> None:
     task = None
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def body() -> None:
+        if ended == "cancelled":
+            await never
+
     if ended != "none":
-        task = asyncio.create_task(asyncio.sleep(0 if ended == "done" else 3600))
+        task = asyncio.create_task(body())
         if ended == "cancelled":
             task.cancel()
         await asyncio.wait({task})
