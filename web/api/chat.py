@@ -13,8 +13,8 @@ viewer's open sockets (after an `error` event `banned`) and a time-out tells the
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from jobcast.chat import actions as chat_actions
@@ -22,10 +22,10 @@ from jobcast.chat.actor import Actor
 from jobcast.chat.config import ChatConfig
 from jobcast.chat.service import ChatRoom
 from jobcast.core.actions import Action, Caller, given
-from jobcast.core.errors import Invalid, NotFound
-from jobcast.web.access.requests import host_user, read_json
+from jobcast.core.errors import NotFound
+from jobcast.web.access.requests import host_user
 from jobcast.web.api import schemas
-from jobcast.web.api.actions import declare, http_caller
+from jobcast.web.api.actions import StaffActions, declare
 from jobcast.web.api.openings import OPENINGS
 from jobcast.web.appkeys import (
     BROADCASTS,
@@ -36,7 +36,6 @@ from jobcast.web.appkeys import (
 )
 from jobcast.web.jsonutil import json_response
 from jobcast.web.runtime.settings import Settings
-from pydantic import BaseModel
 
 log = logging.getLogger("jobcast.chat")
 routes = web.RouteTableDef()
@@ -99,28 +98,8 @@ VIEWER = (
 
 # -- host and moderator actions (the host socket and the JSON API) ---------------------------
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _staff(
-    name: str,
-    model: type[M],
-    summary: str,
-    reply: type[BaseModel],
-    run: Callable[[ChatRoom, str, M, Actor], Awaitable[dict[str, Any]]],
-) -> Action[M]:
-    async def handler(caller: Caller, data: M) -> dict[str, Any]:
-        return await run(caller.app[CHAT], caller.bid, data, actor_of(caller))
-
-    return Action(
-        name,
-        model,
-        "staff",
-        handler,
-        summary=summary,
-        reply=reply,
-        http=("POST", f"/api/broadcasts/{{bid}}/chat/{name}"),
-    )
+_FAMILY = StaffActions("chat", CHAT, actor_of)
+_staff = _FAMILY.action
 
 
 # Each is served by the host socket and by `POST /api/broadcasts/{bid}/chat/<name>`.
@@ -233,18 +212,9 @@ ACTIONS: tuple[Action[Any], ...] = (*VIEWER, *STAFF.values())
 # -- JSON API ---------------------------------------------------------------------------------
 
 
-@routes.post("/api/broadcasts/{bid}/chat/{action}")
-async def staff_action(request: web.Request) -> web.Response:
-    """`POST /api/broadcasts/{id}/chat/<action>` with the action's data as the JSON body, for
-    every host/moderator action (`mod.ban`, `question.answer`, ...)."""
-    action = STAFF.get(request.match_info["action"])
-    if action is None:
-        raise NotFound("no such chat action", code="unknown_action")
-    caller = await http_caller(request, action)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise Invalid("expected a JSON object", fields={"body": "must be an object"})
-    return json_response(await action(caller, body))
+# `POST /api/broadcasts/{id}/chat/<action>` with the action's data as the JSON body, for every
+# host/moderator action (`mod.ban`, `question.answer`, ...).
+_FAMILY.serve(routes)
 
 
 @routes.get("/api/broadcasts/{bid}/chat")

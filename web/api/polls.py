@@ -9,22 +9,19 @@ moderators start, close and remove polls over the host socket or
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from jobcast.chat import actions as chat_actions
 from jobcast.chat.polls import PollService
 from jobcast.core.actions import Action, Caller, NoData, given
-from jobcast.core.errors import Invalid, NotFound
-from jobcast.web.access.requests import read_json
 from jobcast.web.access.requests import viewer_id as request_viewer_id
-from jobcast.web.api.actions import declare, http_caller
+from jobcast.web.api.actions import StaffActions, declare
 from jobcast.web.api.chat import actor_of
 from jobcast.web.api.openings import OPENINGS
 from jobcast.web.appkeys import BROADCASTS, EVENT_LOG, REDIS, SETTINGS, SNAPSHOT_PARTS
 from jobcast.web.jsonutil import json_response
-from pydantic import BaseModel
 
 routes = web.RouteTableDef()
 
@@ -63,29 +60,8 @@ VIEWER = (
 
 # -- hosts and moderators ---------------------------------------------------------------------
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _staff(
-    name: str,
-    model: type[M],
-    summary: str,
-    reply: type[BaseModel],
-    run: Callable[[PollService, str, M, Any], Awaitable[dict[str, Any]]],
-) -> Action[M]:
-    async def handler(caller: Caller, data: M) -> dict[str, Any]:
-        return await run(caller.app[POLLS], caller.bid, data, actor_of(caller))
-
-    return Action(
-        name,
-        model,
-        "staff",
-        handler,
-        summary=summary,
-        reply=reply,
-        http=("POST", f"/api/broadcasts/{{bid}}/polls/{name}"),
-    )
-
+_FAMILY = StaffActions("polls", POLLS, actor_of, noun="poll")
+_staff = _FAMILY.action
 
 STAFF: dict[str, Action[Any]] = {
     a.name: a
@@ -131,17 +107,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-@routes.post("/api/broadcasts/{bid}/polls/{action}")
-async def staff_action(request: web.Request) -> web.Response:
-    """`POST /api/broadcasts/{id}/polls/<action>` with the action's data as the JSON body."""
-    action = STAFF.get(request.match_info["action"])
-    if action is None:
-        raise NotFound("no such poll action", code="unknown_action")
-    caller = await http_caller(request, action)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise Invalid("expected a JSON object", fields={"body": "must be an object"})
-    return json_response(await action(caller, body))
+# `POST /api/broadcasts/{id}/polls/<action>` with the action's data as the JSON body.
+_FAMILY.serve(routes)
 
 
 @routes.get("/api/broadcasts/{bid}/poll")
