@@ -7,6 +7,7 @@ microphone, and plain 127.0.0.1 ICE candidates instead of mDNS names.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -89,6 +90,43 @@ async def new_page(
         "console",
         lambda m: page.errors.append(m.text) if m.type == "error" else None,
     )
+    return page
+
+
+# The login form's words and the page after it, by the page's language.
+_LOGIN_WORDS = {
+    "en": ("Username", "Password", "Log in", "New broadcast"),
+    "zh-CN": ("用户名", "密码", "登录", "新建直播"),
+}
+
+
+async def log_in(page: Any, user: str = "host1", password: str = "s3cret-pass") -> None:
+    """Sign in through /host's form as a host does (the labels in the page's language)."""
+    lang = await page.evaluate("() => navigator.language")
+    username, pw, button, heading = _LOGIN_WORDS["en" if lang.startswith("en") else "zh-CN"]
+    await page.goto("/host")
+    await page.get_by_label(username).fill(user)
+    await page.get_by_label(pw).fill(password)
+    await page.get_by_role("button", name=button).click()
+    await page.get_by_role("heading", name=heading).wait_for()
+
+
+async def host_console(
+    browser: Any,
+    base_url: str,
+    bid: str,
+    *,
+    lang: str = "en",
+    viewport: dict[str, int] = DESKTOP,
+    ready: str = "#lineup li[data-opening]",
+) -> Any:
+    """A host's console of broadcast `bid`, signed in through the form, once `ready` shows
+    (the snapshot is in). Confirm dialogs are accepted."""
+    page = await new_page(browser, base_url, viewport=viewport, lang=lang)
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await log_in(page)
+    await page.goto(f"/host/b/{bid}")
+    await page.locator(ready).first.wait_for()
     return page
 
 

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.browserkit import DESKTOP, PHONE, chromium, new_page, real_errors, require_browser
+from tests.browserkit import (
+    PHONE,
+    chromium,
+    host_console,
+    new_page,
+    real_errors,
+    require_browser,
+)
 from tests.openings_helpers import make_opening
 
 pytestmark = pytest.mark.browser
@@ -34,19 +41,6 @@ GOOD = (
     "导入草稿甲,鸡西示例公司,鸡西市,4000,6000,2099-12-31,发布\n"
     "导入草稿乙,鸡西示例公司,密山市,3500,5000,2099-12-31,发布\n"
 ).encode("utf-8")
-
-
-async def _host_console(browser: Any, base: str, bid: str) -> Any:
-    page = await new_page(browser, base, viewport=DESKTOP, lang="zh-CN")
-    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
-    await page.goto("/host")
-    await page.get_by_label("用户名").fill("host1")
-    await page.get_by_label("密码").fill("s3cret-pass")
-    await page.get_by_role("button", name="登录").click()
-    await page.get_by_role("heading", name="新建直播").wait_for()
-    await page.goto(f"/host/b/{bid}")
-    await page.locator("#lineup li.empty").wait_for()  # the snapshot is in
-    return page
 
 
 async def _download(page: Any, link: str) -> tuple[str, bytes]:
@@ -72,7 +66,7 @@ async def test_the_host_downloads_the_templates_previews_and_imports_drafts(clie
     require_browser()
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        page = await _host_console(browser, base, bid)
+        page = await host_console(browser, base, bid, lang="zh-CN", ready="#lineup li.empty")
 
         # both templates: a file with the Chinese headers, GBK for Excel and UTF-8 with a BOM
         name, gbk = await _download(page, "模板 (Excel/GBK)")
@@ -145,7 +139,7 @@ async def test_a_file_that_cannot_be_read_says_why_and_opens_no_preview(client, 
     require_browser()
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        page = await _host_console(browser, base, bid)
+        page = await host_console(browser, base, bid, lang="zh-CN", ready="#lineup li.empty")
         await _choose(page, "名单.csv", "姓名,电话\n王芳,13800138000\n".encode("gbk"))
         out = page.locator("#csv-result")
         await out.get_by_text("无法导入此文件").wait_for()
@@ -159,7 +153,7 @@ async def test_the_editor_says_a_salary_range_is_required(client, host, bid):
     require_browser()
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        page = await _host_console(browser, base, bid)
+        page = await host_console(browser, base, bid, lang="zh-CN", ready="#lineup li.empty")
         await page.get_by_role("button", name="新增岗位").click()
         dialog = page.locator("#opening-dialog")
         await dialog.locator("#of-title").fill("司机")
@@ -180,7 +174,7 @@ async def test_a_file_chosen_right_after_cancelling_a_preview_still_imports(clie
     require_browser()
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        page = await _host_console(browser, base, bid)
+        page = await host_console(browser, base, bid, lang="zh-CN", ready="#lineup li.empty")
         await _choose(page, "bad.csv", BAD)
         dialog = page.locator("#csv-dialog")
         await dialog.locator("#csv-errors").filter(has_text="第 3 行").wait_for()

@@ -8,16 +8,14 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 
 from tests.browserkit import (
-    DESKTOP,
     a11y_problems,
     chromium,
+    host_console,
     new_page,
     real_errors,
     require_browser,
@@ -35,25 +33,12 @@ APPLY_JS = """async ([oid, body]) => {
 }"""
 
 
-async def _host_page(browser: Any, base: str, bid: str) -> Any:
-    page = await new_page(browser, base, viewport=DESKTOP, lang="en")
-    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
-    await page.goto("/host")
-    await page.get_by_label("Username").fill("host1")
-    await page.get_by_label("Password").fill("s3cret-pass")
-    await page.get_by_role("button", name="Log in").click()
-    await page.get_by_role("heading", name="New broadcast").wait_for()
-    await page.goto(f"/host/b/{bid}")
-    await page.locator("#lineup li[data-opening]").first.wait_for()
-    return page
-
-
 async def test_host_invites_and_the_phone_viewer_books_in_one_tap(client, host, bid):
     require_browser()
     opening = await make_opening(host, bid, title="煤矿机电技术员")
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        console = await _host_page(browser, base, bid)
+        console = await host_console(browser, base, bid)
         viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
         await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")

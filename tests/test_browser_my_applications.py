@@ -7,14 +7,12 @@ Run inside a loopback-only network namespace like CI does (scripts/test.sh).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.browserkit import (
-    DESKTOP,
     a11y_problems,
     chromium,
+    host_console,
     new_page,
     real_errors,
     require_browser,
@@ -27,18 +25,6 @@ PHONE = {"width": 390, "height": 844}
 PLACE = "鸡西市人才市场三楼302"
 
 
-async def _console(browser: Any, base: str, bid: str) -> Any:
-    page = await new_page(browser, base, viewport=DESKTOP, lang="en")
-    await page.goto("/host")
-    await page.get_by_label("Username").fill("host1")
-    await page.get_by_label("Password").fill("s3cret-pass")
-    await page.get_by_role("button", name="Log in").click()
-    await page.get_by_role("heading", name="New broadcast").wait_for()
-    await page.goto(f"/host/b/{bid}")
-    await page.locator("#lineup li[data-opening]").first.wait_for()
-    return page
-
-
 async def test_the_applicant_sees_the_interview_invitation_live_and_after_a_reload(
     client, host, bid
 ):
@@ -46,7 +32,7 @@ async def test_the_applicant_sees_the_interview_invitation_live_and_after_a_relo
     job = await make_opening(host, bid, title="煤矿机电技术员")
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        console = await _console(browser, base, bid)
+        console = await host_console(browser, base, bid)
         viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
         await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")

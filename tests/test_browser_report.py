@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jobcast.web.api.report import AUDIENCE
 
-from tests.browserkit import DESKTOP, chromium, new_page, real_errors, require_browser
+from tests.browserkit import DESKTOP, chromium, log_in, new_page, real_errors, require_browser
 from tests.openings_helpers import applicant, application_body, make_opening
 from tests.waiting import wait_until
 
@@ -42,14 +42,6 @@ def _text(pdf: bytes) -> str:
     return "".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(pdf)).pages)
 
 
-async def _login(page: Any) -> None:
-    await page.goto("/host")
-    await page.get_by_label("用户名").fill("host1")
-    await page.get_by_label("密码").fill("s3cret-pass")
-    await page.get_by_role("button", name="登录").click()
-    await page.get_by_role("heading", name="新建直播").wait_for()
-
-
 async def test_the_host_prints_the_report_with_its_charts(client, host, bid, viewers):
     require_browser()
     pytest.importorskip("pypdf")
@@ -73,7 +65,7 @@ async def test_the_host_prints_the_report_with_its_charts(client, host, bid, vie
         assert (await host.post(f"/api/broadcasts/{bid}/end")).status == 200
 
         page = await new_page(browser, base, viewport=DESKTOP)
-        await _login(page)
+        await log_in(page)
         await page.goto(f"/host/b/{bid}")
         await page.get_by_role("link", name="活动报告").click()
         await page.get_by_role("heading", name=re.compile("活动报告")).wait_for()
