@@ -19,6 +19,23 @@ def test_every_msgid_is_translated_in_both_languages() -> None:
         assert i18n.missing(lang, found) == [], lang
 
 
+def test_the_catalogues_hold_exactly_the_texts_the_code_uses() -> None:
+    """`i18n update` rewrites both catalogues from what it extracts: a text the server picks
+    from a table at run time (a notice's message, the report's funnel steps) is marked with
+    N_ so that it is extracted, kept and checked like the rest."""
+    from jobcast.web.api.report import FUNNEL_LABELS
+    from jobcast.web.runtime import notice_text
+
+    found = i18n.extract()
+    server = i18n.extract("py")
+    assert notice_text.msgids() <= set(server)
+    assert set(FUNNEL_LABELS.values()) <= set(server)
+    assert "The broadcast starts in 10 minutes" in server  # a literal gettext in web/ too
+    assert all(p.startswith("web/") for places in found.values() for p in places)
+    for lang in i18n.LANGS:
+        assert {m.id for m in i18n.read_catalog(lang) if m.id} == set(found), lang
+
+
 def test_js_dictionary_has_script_strings_only_and_translates() -> None:
     import orjson
 

@@ -43,6 +43,7 @@ from jobcast.web.api.openings import OPENINGS
 from jobcast.web.appkeys import BROADCASTS, EVENT_LOG, HUB, PRESENCE, REDIS, SETTINGS
 from jobcast.web.jsonutil import json_response
 from jobcast.web.pages import charts, i18n
+from jobcast.web.pages.i18n import N_
 from jobcast.web.realtime.hub import Hub
 from jobcast.web.realtime.presence import Presence
 from redis.asyncio import Redis
@@ -370,11 +371,11 @@ async def report_page(request: web.Request) -> web.Response:
 
 
 FUNNEL_LABELS = {
-    "views": "Viewers",
-    "card": "Saw a card",
-    "apply": "Applied",
-    "interview": "Interview",
-    "hired": "Hired",
+    "views": N_("Viewers"),
+    "card": N_("Saw a card"),
+    "apply": N_("Applied"),
+    "interview": N_("Interview"),
+    "hired": N_("Hired"),
 }
 
 

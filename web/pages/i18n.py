@@ -37,9 +37,15 @@ LOCALE = WEB / "locale"
 TEMPLATES = WEB / "templates"
 STATIC = WEB / "static"
 DOMAIN = "messages"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 METHOD_MAP = [("**.html", "jinja2"), ("**.js", "javascript")]
 JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "silent": "false"}
+
+
+def N_(message: str) -> str:
+    """Mark `message` for the catalogue where it is translated later (a table of msgids
+    that code picks from at run time): `update` and `check` find it."""
+    return message
 
 
 def po_path(lang: str) -> Path:
@@ -86,13 +92,16 @@ def translations() -> dict[str, Translations]:
 
 
 def extract(kind: str = "all") -> dict[str, list[str]]:
-    """msgid -> where it is used ("web/pages/static/live.js:12"), from templates and/or scripts."""
+    """msgid -> where it is used ("web/pages/static/live.js:12"), from templates, scripts
+    and/or the Python code under web/ (`kind`: all, templates, js or py)."""
     found: dict[str, list[str]] = {}
     dirs: list[tuple[Path, list[tuple[str, str]]]] = []
     if kind in ("all", "templates"):
         dirs.append((TEMPLATES, [("**.html", "jinja2")]))
     if kind in ("all", "js"):
         dirs.append((STATIC, [("**.js", "javascript")]))
+    if kind in ("all", "py"):  # the server's own texts (calendar files, notices, the report)
+        dirs.append((WEB.parent, [("**.py", "python")]))
     for base, method_map in dirs:
         for filename, lineno, message, _comments, _ctx in extract_from_dir(
             str(base),
@@ -103,9 +112,8 @@ def extract(kind: str = "all") -> dict[str, list[str]]:
             ids = message if isinstance(message, tuple) else (message,)
             for mid in ids:
                 if mid:
-                    found.setdefault(mid, []).append(
-                        f"{base.relative_to(WEB.parent)}/{filename}:{lineno}"
-                    )
+                    where = (base.relative_to(WEB.parent.parent) / filename).as_posix()
+                    found.setdefault(mid, []).append(f"{where}:{lineno}")
     return found
 
 

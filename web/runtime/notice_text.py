@@ -14,33 +14,42 @@ from datetime import datetime
 from typing import Any
 
 from jobcast.openings.models import CST
-from jobcast.web.pages.i18n import DEFAULT_LANG, LANGS, translations
+from jobcast.web.pages.i18n import DEFAULT_LANG, LANGS, N_, translations
 
 # application.status: one message per status the applicant can see (the words before
 # "submitted" and "not_selected" were "new" and "rejected"; both are read).
 STATUS_MESSAGES: dict[str, str] = {
-    "submitted": "Your application for %(title)s at %(employer)s has been received.",
-    "viewed": "%(employer)s has viewed your application for %(title)s.",
-    "contacted": "%(employer)s will contact you about your application for %(title)s.",
-    "interview": "%(employer)s invites you to an interview for %(title)s. Choose a time on the"
-    " Jobcast page.",
-    "hired": "Congratulations: %(employer)s offers you the job %(title)s.",
-    "not_selected": "%(employer)s did not select your application for %(title)s this time."
-    " Thank you for applying.",
+    "submitted": N_("Your application for %(title)s at %(employer)s has been received."),
+    "viewed": N_("%(employer)s has viewed your application for %(title)s."),
+    "contacted": N_("%(employer)s will contact you about your application for %(title)s."),
+    "interview": N_(
+        "%(employer)s invites you to an interview for %(title)s. Choose a time on the Jobcast page."
+    ),
+    "hired": N_("Congratulations: %(employer)s offers you the job %(title)s."),
+    "not_selected": N_(
+        "%(employer)s did not select your application for %(title)s this time."
+        " Thank you for applying."
+    ),
 }
 OLD_STATUSES = {"new": "submitted", "rejected": "not_selected"}
 # The invitation when the host gave the interview's time.
-INTERVIEW_AT = "%(employer)s invites you to an interview for %(title)s on %(when)s."
+INTERVIEW_AT = N_("%(employer)s invites you to an interview for %(title)s on %(when)s.")
 # Every other kind, and a status without a message of its own.
 KIND_MESSAGES: dict[str, str] = {
-    "application.status": "The status of your application for %(title)s at %(employer)s changed.",
-    "interview.booked": "Interview booked: %(title)s at %(employer)s, %(when)s.",
-    "interview.cancelled": "Your interview for %(title)s at %(employer)s on %(when)s is cancelled.",
-    "interview.reminder": "Reminder: your interview for %(title)s at %(employer)s is at %(when)s.",
+    "application.status": N_(
+        "The status of your application for %(title)s at %(employer)s changed."
+    ),
+    "interview.booked": N_("Interview booked: %(title)s at %(employer)s, %(when)s."),
+    "interview.cancelled": N_(
+        "Your interview for %(title)s at %(employer)s on %(when)s is cancelled."
+    ),
+    "interview.reminder": N_(
+        "Reminder: your interview for %(title)s at %(employer)s is at %(when)s."
+    ),
 }
-OTHER = "There is news about your application on Jobcast."
-PLACE = "Place: %(place)s"
-LINK = "Link: %(link)s"
+OTHER = N_("There is news about your application on Jobcast.")
+PLACE = N_("Place: %(place)s")
+LINK = N_("Link: %(link)s")
 
 
 def msgids() -> set[str]:
