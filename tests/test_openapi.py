@@ -418,6 +418,12 @@ def test_real_answers_match_their_components():
     rows = "岗位名称,单位名称,工作地点,薪资\n电工,鸡西矿业,鸡西市,4k-6k\n,,,\n焊工,,鸡西市,x\n"
     report = parse_openings(rows.encode())
     checks.append(("ImportReport", report.public(dry_run=True)))
+    # every field the preview sends is declared (the schema alone would allow extra ones)
+    from jobcast.web.api import schemas
+
+    assert set(report.public(dry_run=True)) <= set(schemas.ImportReport.model_fields)
+    for row in report.rows:
+        assert set(row) <= set(schemas.ImportRow.model_fields), row
     stored = {
         "id": "a1b2c3d4e5",
         "opening_id": card.id,

@@ -131,6 +131,15 @@ class ImportRow(Output):
     title: str
     ok: bool
     errors: dict[str, str] = Field(None, description="each bad field (rows that are not ok)")
+    # the preview the host checks: as stored for a valid row, as the file has it for a bad one
+    employer: str = ""
+    city: str = ""
+    salary: str = Field("", description="'min-max' yuan a month, or the file's text")
+    deadline: str = Field("", description="YYYY-MM-DD, or the file's text if unreadable")
+    deadline_ms: int = Field(0, description="end of the deadline day, ms (0: none or unread)")
+    status: Literal["draft", "published", "closed", ""] = Field(
+        "", description="the row's status once imported ('' if the cell is unreadable)"
+    )
 
 
 class ImportReport(Output):
@@ -141,6 +150,10 @@ class ImportReport(Output):
     valid: int
     invalid: int
     ignored_columns: list[str]
+    columns: dict[str, str] = Field(
+        description="field -> the file's own column name (or its usual Chinese name): "
+        "errors are shown by column"
+    )
     rows: list[ImportRow]
     created: list[Id]
 
