@@ -33,6 +33,7 @@ ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 PHONE = {"width": 360, "height": 740}
+PHONE_390 = {"width": 390, "height": 844}  # the phone of the issue reports (zh-CN and en-US)
 DESKTOP = {"width": 1280, "height": 800}
 DOC_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 # Where `screenshot` writes: a temporary folder, unless pytest runs with `--screenshots`

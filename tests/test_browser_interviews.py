@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.browserkit import (
+    PHONE_390,
     a11y_problems,
     chromium,
     host_console,
@@ -23,8 +24,6 @@ from tests.browserkit import (
 from tests.openings_helpers import application_body, make_opening
 
 pytestmark = pytest.mark.browser
-
-PHONE = {"width": 390, "height": 844}
 
 APPLY_JS = """async ([oid, body]) => {
   const r = await JC.viewer.api("POST", "/api/openings/" + oid + "/applications", body,
@@ -39,7 +38,7 @@ async def test_host_invites_and_the_phone_viewer_books_in_one_tap(client, host, 
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
         console = await host_console(browser, base, bid)
-        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        viewer = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
         await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")
         aid = await viewer.evaluate(APPLY_JS, [opening["id"], application_body()])

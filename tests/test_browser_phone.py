@@ -12,13 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.browserkit import chromium, new_page, real_errors, require_browser
+from tests.browserkit import PHONE_390, chromium, new_page, real_errors, require_browser
 from tests.openings_helpers import make_opening
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
-
-PHONE_390 = {"width": 390, "height": 844}
 
 
 async def _fill_apply(page: Any, oid: str) -> None:

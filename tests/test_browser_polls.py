@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browserkit import (
+    PHONE_390,
     a11y_problems,
     chromium,
     host_console,
@@ -21,8 +22,6 @@ from tests.openings_helpers import make_opening
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
-
 
 async def test_host_starts_a_poll_a_phone_viewer_taps_and_both_see_the_results(client, host, bid):
     require_browser()
@@ -33,7 +32,7 @@ async def test_host_starts_a_poll_a_phone_viewer_taps_and_both_see_the_results(c
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
         console = await host_console(browser, base, bid)
-        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        viewer = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
         await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")
         card = viewer.locator("#poll")

@@ -11,6 +11,7 @@ import pytest
 
 from tests.browserkit import (
     DESKTOP,
+    PHONE_390,
     a11y_problems,
     chromium,
     host_console,
@@ -21,8 +22,6 @@ from tests.browserkit import (
 from tests.openings_helpers import applicant, application_body, make_opening
 
 pytestmark = pytest.mark.browser
-
-PHONE = {"width": 390, "height": 844}
 
 
 async def test_phone_viewer_reports_a_card_and_the_host_clears_it(client, host, bid):
@@ -37,7 +36,7 @@ async def test_phone_viewer_reports_a_card_and_the_host_clears_it(client, host, 
     base = str(client.make_url("/")).rstrip("/")
     async with chromium() as browser:
         console = await host_console(browser, base, bid)
-        viewer = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        viewer = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
         await viewer.goto(f"/b/{bid}")
         await viewer.wait_for_function("() => document.documentElement.dataset.live === 'live'")
         card = viewer.locator(f'#openings [data-opening="{o["id"]}"]').first
@@ -103,7 +102,7 @@ async def test_host_verifies_an_employer_and_its_recruiter_updates_an_applicant(
         await page.get_by_text("Recruiter account created").wait_for()
         assert real_errors(page) == []
 
-        rec = await new_page(browser, base, viewport=PHONE, lang="zh-CN")
+        rec = await new_page(browser, base, viewport=PHONE_390, lang="zh-CN")
         await rec.goto("/host")
         await rec.locator("#username, [name=username]").first.fill("hospital-hr")
         await rec.locator("#password, [name=password]").first.fill("s3cret-pass")

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.browserkit import chromium, new_page, real_errors, require_browser
+from tests.browserkit import PHONE_390, chromium, new_page, real_errors, require_browser
 from tests.openings_helpers import make_opening
 
 pytestmark = pytest.mark.browser
 
-PHONE_390 = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 768}
 
 
