@@ -79,11 +79,18 @@ async def test_the_applicant_sees_the_interview_invitation_live_and_after_a_relo
         await item.get_by_text(PLACE, exact=False).wait_for()
         assert await a11y_problems(viewer) == []
 
-        # and on /me, from the same phone
+        # and on /me, from the same phone (its timers on a clock the test moves)
+        await viewer.clock.install()
         await viewer.goto("/me")
         await viewer.get_by_role("heading", name="我的投递").wait_for()
         await item.locator(".badge").get_by_text("邀请面试").wait_for()
         await item.get_by_text(PLACE, exact=False).wait_for()
+        # /me has no socket: a status changed meanwhile shows within its 30 s refresh
+        aid = await row.get_attribute("data-app")
+        r = await host.patch(f"/api/broadcasts/{bid}/applications/{aid}", {"status": "hired"})
+        assert r.status == 200, await r.text()
+        await viewer.clock.fast_forward(31_000)
+        await item.locator(".badge").get_by_text("已录用").wait_for()
         for el in ("#mp-phone", "#mp-send"):
             box = await viewer.locator(el).bounding_box()
             assert box is not None and box["height"] >= 44, (el, box)

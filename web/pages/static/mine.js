@@ -63,6 +63,7 @@
     if (p) { p.textContent = list && list.length ? _("Confirmed numbers: %(n)s", { n: list.join(", ") }) : ""; p.hidden = !(list && list.length); }
   }
   let loading = null;
+  const REFRESH_MS = 30000;
   async function load() {
     if (loading) return loading;
     loading = (async () => {
@@ -83,8 +84,10 @@
     V.live.on("synced", load);  // private events are not replayed: read the list again
   } else {
     load();
-    // /me has no socket: read again when the page comes back into view
+    // /me has no socket: read again when the page comes back into view, and every
+    // REFRESH_MS while it is in view (a status changes while the applicant looks)
     document.addEventListener("visibilitychange", () => { if (!document.hidden) load(); });
+    setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
   }
 
   // -- confirming a number from another device (the /me page) ------------------------------
